@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * catalog.h - the catalog API (prefix cat_): accounts, scopes, DIDs, RSEs,
+ * protocols, replicas, limits and usage, behind one opaque handle.
+ *
+ * This header is the seam of DESIGN.md: the SQLite store (catalog/store.c)
+ * implements it today; a PostgreSQL back-end and a Rucio REST client are to
+ * sit behind the same calls, so fs/, daemons/ and tools/ never know which one
+ * they hold.  Names and semantics follow Rucio (shared/reference/rucio.md).
+ *
+ * Conventions
+ *  - Every call returns enum dm_status; on failure the handle's error record
+ *    (cat_error()) holds Rucio's exception class name and a message naming
+ *    what was wrong.  Every change is one transaction: a failed call leaves
+ *    the catalog exactly as it was.
+ *  - Calls act as the handle's issuer account (cat_set_issuer(); "root" by
+ *    default).  Admin-only calls check the `admin` account attribute.
+ *  - Listings stream through a callback, row by row, in constant memory.  The
+ *    row pointers are valid only during the callback.  A callback returning
+ *    non-zero stops the listing (the call then returns DM_OK).
+ *  - A handle is used by one thread at a time; open one per thread.
+ */
+#ifndef CAT_CATALOG_H
+#define CAT_CATALOG_H
+
+#include <stdint.h>
+
+#include "dm.h"
+
+struct cat_db;
+
+/* ---- limits from Rucio's schemas ---- */
+#define CAT_SCOPE_MAX 25
+#define CAT_NAME_MAX 250
+#define CAT_ACCOUNT_MAX 25
+#define CAT_RSE_MAX 255
+
+/* ---- open / bootstrap ---- */
+enum cat_open_flags {
+	CAT_OPEN_CREATE = 1 << 0, /* create the file and schema if missing */
+	CAT_OPEN_READONLY = 1 << 1,
+};
+enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
+			struct dm_err *err);
+void cat_close(struct cat_db *db);
+const struct dm_err *cat_error(const struct cat_db *db);
+/* Create the schema (if needed) and the root account with its userpass
+ * identity (Rucio's bootstrap: root, SERVICE, attribute admin=true). */
+enum dm_status cat_bootstrap(struct cat_db *db, const char *root_user,
+			     const char *root_password);
+enum dm_status cat_set_issuer(struct cat_db *db, const char *account);
+const char *cat_issuer(const struct cat_db *db);
+int cat_issuer_is_admin(struct cat_db *db);
+
+/* ---- validation (Rucio's patterns and lengths) ----
+ * Each returns DM_OK or DM_EINVAL with the error filled (class
+ * InputValidationError / InvalidObject naming the offending value). */
+enum dm_status cat_validate_scope(const char *s, struct dm_err *err);
+enum dm_status cat_validate_name(const char *s, struct dm_err *err);
+enum dm_status cat_validate_account(const char *s, struct dm_err *err);
+enum dm_status cat_validate_rse(const char *s, struct dm_err *err);
+enum dm_status cat_validate_adler32(const char *s, struct dm_err *err);
+enum dm_status cat_validate_md5(const char *s, struct dm_err *err);
+/* Split "scope:name" into parts (buffers of CAT_SCOPE_MAX+1, CAT_NAME_MAX+1). */
+enum dm_status cat_parse_did(const char *did, char *scope, char *name, struct dm_err *err);
+
+/* ---- accounts ---- */
+enum cat_account_type { CAT_ACCOUNT_USER, CAT_ACCOUNT_GROUP, CAT_ACCOUNT_SERVICE };
+const char *cat_account_type_name(enum cat_account_type t);
+int cat_account_type_parse(const char *s, enum cat_account_type *t);
+struct cat_account {
+	const char *account;
+	enum cat_account_type type;
+	const char *status; /* ACTIVE, SUSPENDED, DELETED */
+	const char *email;
+	int64_t created_at;
+};
+typedef int (*cat_account_cb)(void *ud, const struct cat_account *a);
+enum dm_status cat_account_add(struct cat_db *db, const char *account,
+			       enum cat_account_type type, const char *email);
+enum dm_status cat_account_get(struct cat_db *db, const char *account,
+			       cat_account_cb cb, void *ud);
+enum dm_status cat_account_list(struct cat_db *db, cat_account_cb cb, void *ud);
+enum dm_status cat_account_attr_set(struct cat_db *db, const char *account,
+				    const char *key, const char *value);
+enum dm_status cat_account_attr_del(struct cat_db *db, const char *account, const char *key);
+typedef int (*cat_kv_cb)(void *ud, const char *key, const char *value);
+enum dm_status cat_account_attr_list(struct cat_db *db, const char *account,
+				     cat_kv_cb cb, void *ud);
+/* 1 if the account has the attribute, 0 if not, <0 on error. */
+int cat_account_has_attr(struct cat_db *db, const char *account, const char *key);
+/* userpass identities: sha256(salt || password) with 255 random salt bytes. */
+enum dm_status cat_identity_add_userpass(struct cat_db *db, const char *account,
+					 const char *username, const char *password,
+					 const char *email);
+/* On success writes the account of the identity (buffer CAT_ACCOUNT_MAX+1). */
+enum dm_status cat_identity_check_userpass(struct cat_db *db, const char *username,
+					   const char *password, char *account);
+
+/* ---- scopes ---- */
+typedef int (*cat_scope_cb)(void *ud, const char *scope, const char *account);
+enum dm_status cat_scope_add(struct cat_db *db, const char *scope, const char *account);
+/* account NULL: all scopes. */
+enum dm_status cat_scope_list(struct cat_db *db, const char *account, cat_scope_cb cb, void *ud);
+
+/* ---- DIDs ---- */
+enum cat_did_type { CAT_DID_FILE, CAT_DID_DATASET, CAT_DID_CONTAINER };
+const char *cat_did_type_name(enum cat_did_type t);
+int cat_did_type_parse(const char *s, enum cat_did_type *t);
+struct cat_did {
+	const char *scope;
+	const char *name;
+	enum cat_did_type type;
+	const char *account;
+	int is_open;          /* collections */
+	int monotonic;
+	uint64_t bytes;       /* files: size; collections: sum over files (dynamic) */
+	uint64_t length;      /* collections: number of direct children */
+	const char *adler32;  /* files; NULL if unknown */
+	const char *md5;      /* files; NULL if unknown */
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t expired_at;   /* 0 = no lifetime */
+	int64_t closed_at;
+	const char *availability; /* AVAILABLE, LOST, DELETED */
+};
+typedef int (*cat_did_cb)(void *ud, const struct cat_did *d);
+/* Add a DATASET or CONTAINER (files come with replicas: cat_replicas_add).
+ * lifetime in seconds, 0 = none. */
+enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *name,
+			   enum cat_did_type type, int64_t lifetime);
+enum dm_status cat_did_get(struct cat_db *db, const char *scope, const char *name,
+			   cat_did_cb cb, void *ud);
+struct cat_did_ref {
+	const char *scope;
+	const char *name;
+};
+/* Attach children to a collection with Rucio's rules: DATASET takes FILEs,
+ * CONTAINER takes DATASETs and CONTAINERs, never to a closed collection, no
+ * cycles.  A child already attached is FileAlreadyExists/DuplicateContent
+ * unless CAT_IGNORE_DUPLICATE. */
+enum cat_attach_flags { CAT_IGNORE_DUPLICATE = 1 << 0 };
+enum dm_status cat_did_attach(struct cat_db *db, const char *scope, const char *name,
+			      const struct cat_did_ref *children, size_t n, unsigned flags);
+enum dm_status cat_did_detach(struct cat_db *db, const char *scope, const char *name,
+			      const struct cat_did_ref *children, size_t n);
+enum dm_status cat_did_set_open(struct cat_db *db, const char *scope, const char *name,
+				int open);
+/* Lifetime in seconds from now; 0 clears it. */
+enum dm_status cat_did_set_lifetime(struct cat_db *db, const char *scope, const char *name,
+				    int64_t lifetime);
+/* List DIDs of a scope whose name matches a wildcard pattern ('*'), of the
+ * types in type_mask (1 << CAT_DID_*). */
+enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pattern,
+			    unsigned type_mask, cat_did_cb cb, void *ud);
+/* DIDs of a scope that have no parent (the top of the scope's tree). */
+enum dm_status cat_did_list_roots(struct cat_db *db, const char *scope,
+				  cat_did_cb cb, void *ud);
+/* Direct children of a collection, ordered by (scope, name). */
+enum dm_status cat_did_list_content(struct cat_db *db, const char *scope, const char *name,
+				    cat_did_cb cb, void *ud);
+/* All files under a DID, recursively (a file lists itself). */
+enum dm_status cat_did_list_files(struct cat_db *db, const char *scope, const char *name,
+				  cat_did_cb cb, void *ud);
+/* Direct parents of a DID. */
+enum dm_status cat_did_list_parents(struct cat_db *db, const char *scope, const char *name,
+				    cat_did_cb cb, void *ud);
+/* Generic key/value metadata.  "lifetime" goes to cat_did_set_lifetime. */
+enum dm_status cat_did_meta_set(struct cat_db *db, const char *scope, const char *name,
+				const char *key, const char *value);
+enum dm_status cat_did_meta_del(struct cat_db *db, const char *scope, const char *name,
+				const char *key);
+enum dm_status cat_did_meta_list(struct cat_db *db, const char *scope, const char *name,
+				 cat_kv_cb cb, void *ud);
+
+/* ---- RSEs ---- */
+struct cat_rse {
+	const char *id;   /* 32 hex */
+	const char *rse;  /* name */
+	const char *rse_type; /* DISK, TAPE */
+	int deterministic;
+	int volatile_;
+	int staging_area;
+	int availability_read;
+	int availability_write;
+	int availability_delete;
+	const char *city;
+	const char *country_name;
+	const char *continent;
+	const char *region_code;
+	const char *time_zone;
+	const char *isp;
+	const char *asn;
+	double latitude;
+	double longitude;
+	const char *qos_class;
+};
+typedef int (*cat_rse_cb)(void *ud, const struct cat_rse *r);
+struct cat_rse_opts {
+	const char *rse_type; /* NULL = DISK */
+	int non_deterministic;
+	int volatile_;
+	int staging_area;
+	const char *city, *country_name, *continent, *region_code, *time_zone, *isp, *asn;
+};
+enum dm_status cat_rse_add(struct cat_db *db, const char *rse, const struct cat_rse_opts *o);
+enum dm_status cat_rse_get(struct cat_db *db, const char *rse, cat_rse_cb cb, void *ud);
+enum dm_status cat_rse_list(struct cat_db *db, cat_rse_cb cb, void *ud);
+/* Update a setting: availability_read/write/delete, deterministic, volatile,
+ * staging_area, rse_type, city, ... (Rucio's update_rse keys). */
+enum dm_status cat_rse_update(struct cat_db *db, const char *rse, const char *key,
+			      const char *value);
+enum dm_status cat_rse_attr_set(struct cat_db *db, const char *rse, const char *key,
+				const char *value);
+enum dm_status cat_rse_attr_del(struct cat_db *db, const char *rse, const char *key);
+enum dm_status cat_rse_attr_list(struct cat_db *db, const char *rse, cat_kv_cb cb, void *ud);
+/* Value of one attribute into out (size n); DM_ENOENT if the RSE lacks it. */
+enum dm_status cat_rse_attr_get(struct cat_db *db, const char *rse, const char *key,
+				char *out, size_t n);
+/* Evaluate an RSE expression (catalog/rse_expr.h grammar) over the catalog's
+ * RSEs; calls cb for each matching RSE in name order.  An empty result is
+ * InvalidRSEExpression. */
+enum dm_status cat_rse_expr_list(struct cat_db *db, const char *expression,
+				 cat_rse_cb cb, void *ud);
+
+/* Protocols.  Priorities: -1 = operation disabled (Rucio's null), 0 = best. */
+enum cat_proto_op {
+	CAT_OP_READ, CAT_OP_WRITE, CAT_OP_DELETE, CAT_OP_TPC_READ, CAT_OP_TPC_WRITE,
+	CAT_OP_COUNT
+};
+enum cat_domain { CAT_LAN, CAT_WAN, CAT_DOMAIN_COUNT };
+struct cat_protocol {
+	const char *scheme;
+	const char *hostname;
+	int port;
+	const char *prefix;
+	const char *impl;
+	int prio[CAT_DOMAIN_COUNT][CAT_OP_COUNT];
+	const char *extended_attributes; /* JSON or NULL */
+};
+typedef int (*cat_protocol_cb)(void *ud, const struct cat_protocol *p);
+/* Set every priority of *p to -1 except wan/lan read, write, delete and wan tpc = 1. */
+void cat_protocol_defaults(struct cat_protocol *p);
+enum dm_status cat_protocol_add(struct cat_db *db, const char *rse, const struct cat_protocol *p);
+enum dm_status cat_protocol_del(struct cat_db *db, const char *rse, const char *scheme,
+				const char *hostname, int port);
+enum dm_status cat_protocol_list(struct cat_db *db, const char *rse, cat_protocol_cb cb, void *ud);
+
+/* ---- LFN -> PFN ----
+ * Deterministic path of scope:name on an RSE with the RSE's lfn2pfn_algorithm
+ * attribute ("hash" by default, or "identity"), e.g. "mock/3c/26/file1". */
+enum dm_status cat_lfn2path(const char *algorithm, const char *scope, const char *name,
+			    struct dm_buf *out, struct dm_err *err);
+/* Full PFN: scheme://host:port + prefix + path.  file:// has no port. */
+void cat_pfn_join(const struct cat_protocol *p, const char *path, struct dm_buf *out);
+/* PFN of scope:name on rse for an operation, with the best protocol for it
+ * (lowest priority in the domain; scheme restricts when not NULL). */
+enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope,
+			   const char *name, const char *scheme, enum cat_proto_op op,
+			   struct dm_buf *out);
+
+/* ---- replicas ---- */
+enum cat_replica_state {
+	CAT_REPLICA_AVAILABLE, CAT_REPLICA_UNAVAILABLE, CAT_REPLICA_COPYING,
+	CAT_REPLICA_BEING_DELETED, CAT_REPLICA_BAD, CAT_REPLICA_TEMPORARY_UNAVAILABLE,
+};
+const char *cat_replica_state_name(enum cat_replica_state s);
+int cat_replica_state_parse(const char *s, enum cat_replica_state *st);
+struct cat_replica {
+	const char *scope;
+	const char *name;
+	const char *rse;
+	const char *rse_id;
+	uint64_t bytes;
+	const char *adler32;
+	const char *md5;
+	const char *path;  /* non-deterministic RSEs, else NULL */
+	enum cat_replica_state state;
+	int64_t lock_cnt;
+	int64_t tombstone; /* 0 = none (never eligible for deletion), 1 = OBSOLETE */
+	int64_t created_at;
+	int64_t accessed_at;
+};
+typedef int (*cat_replica_cb)(void *ud, const struct cat_replica *r);
+struct cat_file_in {
+	const char *scope;
+	const char *name;
+	uint64_t bytes;
+	const char *adler32; /* required */
+	const char *md5;     /* optional */
+	const char *pfn;     /* optional; must match the deterministic PFN */
+	int state;           /* enum cat_replica_state, or -1 for AVAILABLE */
+};
+enum cat_replica_flags {
+	CAT_REPLICA_IGNORE_AVAILABILITY = 1 << 0,
+};
+/* Register replicas on an RSE, creating file DIDs that do not exist (an
+ * existing file with other bytes/adler32 is FileConsistencyMismatch);
+ * replicas that exist already are skipped.  If ds_scope/ds_name are given the
+ * files are also attached to that dataset (duplicates ignored).  One
+ * transaction. */
+enum dm_status cat_replicas_add(struct cat_db *db, const char *rse, const struct cat_file_in *f,
+				size_t n, const char *ds_scope, const char *ds_name,
+				unsigned flags);
+/* Bulk registration for millions of rows: begin, add row by row, commit.
+ * Everything between begin and commit is one transaction; abort (or an
+ * error from add) rolls it all back.  Memory stays constant. */
+struct cat_bulk;
+enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds_scope,
+			      const char *ds_name, unsigned flags, struct cat_bulk **out);
+enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f);
+enum dm_status cat_bulk_commit(struct cat_bulk *b, uint64_t *files_added);
+void cat_bulk_abort(struct cat_bulk *b);
+enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const char *scope,
+				     const char *name, enum cat_replica_state st);
+enum dm_status cat_replica_del(struct cat_db *db, const char *rse, const char *scope,
+			       const char *name);
+/* Replicas of every file under a DID (rse NULL: all RSEs); states: mask of
+ * 1 << CAT_REPLICA_*, 0 = AVAILABLE only. Ordered by (scope, name, rse). */
+enum dm_status cat_replica_list(struct cat_db *db, const char *scope, const char *name,
+				const char *rse, unsigned state_mask,
+				cat_replica_cb cb, void *ud);
+
+/* ---- limits and usage ---- */
+/* bytes -1 = unlimited. */
+enum dm_status cat_account_limit_set(struct cat_db *db, const char *account, const char *rse,
+				     int64_t bytes);
+enum dm_status cat_account_limit_get(struct cat_db *db, const char *account, const char *rse,
+				     int64_t *bytes, int *is_set);
+struct cat_usage {
+	const char *account;
+	const char *rse;
+	uint64_t files;
+	uint64_t bytes;
+	int64_t limit;       /* -1 unlimited */
+	int limit_set;
+};
+typedef int (*cat_usage_cb)(void *ud, const struct cat_usage *u);
+enum dm_status cat_account_usage_list(struct cat_db *db, const char *account,
+				      cat_usage_cb cb, void *ud);
+/* Usage counters are applied asynchronously as in Rucio (abacus); this folds
+ * pending deltas into account/RSE usage now. */
+enum dm_status cat_usage_refresh(struct cat_db *db);
+enum dm_status cat_rse_usage_list(struct cat_db *db, const char *rse, cat_usage_cb cb, void *ud);
+
+#endif

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * xfer.h - the transfer layer (prefix xfer_): storage protocols behind one
+ * vtable chosen by URL scheme.  Back-ends: file:// (POSIX), root:// (XrdCl
+ * through the extern "C" shim xrdcl_shim.h, the only C++ in the tree),
+ * https:// and davs:// (libcurl).
+ *
+ * A struct xfer_ctx holds configuration and the connection caches; every call
+ * is thread-safe on a shared context, connections are reused, and every
+ * operation ends within its timeout with DM_ETIMEDOUT (never hangs).
+ * Errors fill a struct dm_err with a message naming the URL and the cause;
+ * a missing remote file is DM_ENOENT (class SourceNotFound), permission
+ * denied DM_EPERM, an unknown scheme DM_ENOTSUP (RSEProtocolNotSupported).
+ *
+ * This layer knows nothing of the catalog: it moves bytes.  The safe upload
+ * protocol (temp name, verify, rename, then register) and download fall-over
+ * live in transfer/ops.c on top of these calls.
+ */
+#ifndef XFER_H
+#define XFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dm.h"
+
+struct xfer_config {
+	const char *ca_path;      /* directory of CA certificates (https, root TLS) */
+	const char *ca_file;      /* or one CA bundle file */
+	const char *client_cert;  /* X.509 client certificate (PEM) */
+	const char *client_key;   /* its key */
+	const char *bearer_token; /* "Authorization: Bearer <token>" for https */
+	int insecure;             /* skip TLS peer verification (tests only) */
+	int timeout_s;            /* whole-operation timeout for small ops (default 60) */
+	int connect_timeout_s;    /* connect timeout (default 10) */
+	int stall_timeout_s;      /* no progress for this long ends a stream (default 30) */
+	int parallel;             /* default number of operations in flight (default 8) */
+};
+
+struct xfer_ctx;
+enum dm_status xfer_ctx_new(const struct xfer_config *cfg, struct xfer_ctx **out,
+			    struct dm_err *err);
+void xfer_ctx_free(struct xfer_ctx *ctx);
+
+struct xfer_stat {
+	uint64_t size;
+	int is_dir;
+};
+
+/* Stream result: bytes moved and checksums computed on the fly. */
+struct xfer_result {
+	uint64_t bytes;
+	char adler32[9];
+	char md5[33]; /* empty string when not computed */
+};
+
+enum dm_status xfer_stat(struct xfer_ctx *ctx, const char *url, struct xfer_stat *st,
+			 struct dm_err *err);
+/* Read up to len bytes at off into buf; *got is what was read (short only at EOF). */
+enum dm_status xfer_pread(struct xfer_ctx *ctx, const char *url, void *buf, size_t len,
+			  uint64_t off, size_t *got, struct dm_err *err);
+/* Stream url into local_path (created/truncated), computing adler32 and md5. */
+enum dm_status xfer_get(struct xfer_ctx *ctx, const char *url, const char *local_path,
+			struct xfer_result *res, struct dm_err *err);
+/* Write local_path to url, creating parent directories on the storage. */
+enum dm_status xfer_put(struct xfer_ctx *ctx, const char *local_path, const char *url,
+			struct dm_err *err);
+enum dm_status xfer_delete(struct xfer_ctx *ctx, const char *url, struct dm_err *err);
+/* Rename within one storage (both URLs on the same endpoint). */
+enum dm_status xfer_rename(struct xfer_ctx *ctx, const char *from, const char *to,
+			   struct dm_err *err);
+/* Server-side checksum; type "adler32" (or "md5"). out: lowercase hex. */
+enum dm_status xfer_checksum(struct xfer_ctx *ctx, const char *url, const char *type,
+			     char *out, size_t outlen, struct dm_err *err);
+/* Third-party copy src -> dst (XRootD TPC, HTTP COPY); DM_ENOTSUP if the pair
+ * of schemes cannot do it. */
+enum dm_status xfer_tpc(struct xfer_ctx *ctx, const char *src, const char *dst,
+			struct dm_err *err);
+
+/* Many operations at once: up to `parallel` in flight on shared connections.
+ * Each job's status and error are written into the job. */
+enum xfer_job_kind { XFER_JOB_GET, XFER_JOB_PUT, XFER_JOB_TPC, XFER_JOB_DELETE };
+struct xfer_job {
+	enum xfer_job_kind kind;
+	const char *src;        /* url (GET, TPC, DELETE) or local path (PUT) */
+	const char *dst;        /* local path (GET) or url (PUT, TPC) */
+	struct xfer_result res; /* GET */
+	enum dm_status status;
+	struct dm_err err;
+};
+void xfer_run_jobs(struct xfer_ctx *ctx, struct xfer_job *jobs, size_t n, int parallel);
+
+/* Scheme of a URL into out ("root", "https", ...); 0 on success. */
+int xfer_url_scheme(const char *url, char *out, size_t n);
+int xfer_scheme_supported(const char *scheme);
+
+#endif
