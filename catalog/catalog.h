@@ -108,6 +108,7 @@ enum cat_did_type { CAT_DID_FILE, CAT_DID_DATASET, CAT_DID_CONTAINER };
 const char *cat_did_type_name(enum cat_did_type t);
 int cat_did_type_parse(const char *s, enum cat_did_type *t);
 struct cat_did {
+	int64_t id;           /* catalog-local surrogate key (stable; inode material) */
 	const char *scope;
 	const char *name;
 	enum cat_did_type type;
@@ -156,9 +157,13 @@ enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pa
 /* DIDs of a scope that have no parent (the top of the scope's tree). */
 enum dm_status cat_did_list_roots(struct cat_db *db, const char *scope,
 				  cat_did_cb cb, void *ud);
-/* Direct children of a collection, ordered by (scope, name). */
+/* Direct children of a collection in attachment order (ascending id), in
+ * constant memory; the _from variant resumes after the child with id
+ * after_id (a readdir cursor). */
 enum dm_status cat_did_list_content(struct cat_db *db, const char *scope, const char *name,
 				    cat_did_cb cb, void *ud);
+enum dm_status cat_did_list_content_from(struct cat_db *db, int64_t parent_id, int64_t after_id,
+					 cat_did_cb cb, void *ud);
 /* All files under a DID, recursively (a file lists itself). */
 enum dm_status cat_did_list_files(struct cat_db *db, const char *scope, const char *name,
 				  cat_did_cb cb, void *ud);

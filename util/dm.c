@@ -4,7 +4,6 @@
  * See dm.h for the conventions.  Checksums use zlib (adler32) and OpenSSL
  * (md5, sha256, random bytes), both of which every didfs binary links anyway.
  */
-#define _GNU_SOURCE
 #include "dm.h"
 
 #include <ctype.h>

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * catalog_i.h - internals shared by the files of catalog/ (not exported).
+ *
+ * The SQLite store keeps Rucio's tables with two departures that do not show
+ * through the API: DIDs and RSEs have integer surrogate keys (dids.id,
+ * rses.num) so that replicas and contents rows stay small and bulk inserts
+ * fast, and timestamps are integer seconds since the epoch.
+ *
+ * Transactions: every public call that changes anything runs inside
+ * cat_tx_begin()/cat_tx_end(); cat_tx_end() commits on DM_OK and rolls back
+ * otherwise, so a failed call leaves the catalog untouched.  Calls nest: only
+ * the outermost begin/end touches SQLite.
+ */
+#ifndef CAT_CATALOG_I_H
+#define CAT_CATALOG_I_H
+
+#include <sqlite3.h>
+
+#include "catalog.h"
+
+#define CAT_STMT_CACHE 96
+
+struct cat_db {
+	sqlite3 *db;
+	char *path;
+	struct dm_err err;
+	char issuer[CAT_ACCOUNT_MAX + 1];
+	int issuer_admin; /* -1 unknown, 0, 1 */
+	int tx_depth;
+	struct {
+		const char *sql; /* identity of a static SQL string */
+		sqlite3_stmt *st;
+	} cache[CAT_STMT_CACHE];
+	int ncache;
+};
+
+/* Record an error on the handle and return st. */
+enum dm_status cat_fail(struct cat_db *db, enum dm_status st, const char *cls,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Record the SQLite error of the handle (DatabaseException). */
+enum dm_status cat_dberr(struct cat_db *db, const char *what);
+
+/* A cached prepared statement for a static SQL string, reset and with
+ * bindings cleared.  NULL on error (recorded on the handle). */
+sqlite3_stmt *cat_stmt(struct cat_db *db, const char *sql);
+enum dm_status cat_exec(struct cat_db *db, const char *sql);
+
+enum dm_status cat_tx_begin(struct cat_db *db);
+enum dm_status cat_tx_end(struct cat_db *db, enum dm_status rc);
+
+/* Look-ups of surrogate keys; DM_ENOENT recorded with Rucio's class names
+ * (ScopeNotFound, DataIdentifierNotFound, RSENotFound, AccountNotFound). */
+enum dm_status cat_scope_check(struct cat_db *db, const char *scope, char *owner);
+enum dm_status cat_account_check(struct cat_db *db, const char *account);
+enum dm_status cat_did_id(struct cat_db *db, const char *scope, const char *name,
+			  int64_t *id, enum cat_did_type *type);
+enum dm_status cat_rse_num(struct cat_db *db, const char *rse, int64_t *num);
+/* Issuer must be admin, or own the scope (when scope != NULL). */
+enum dm_status cat_require_admin(struct cat_db *db, const char *what);
+enum dm_status cat_require_scope_owner(struct cat_db *db, const char *scope, const char *what);
+
+/* Text column or NULL. */
+static inline const char *cat_col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+const char *cat_did_type_code(enum cat_did_type t);
+int cat_did_type_from_code(const char *code, enum cat_did_type *t);
+const char *cat_replica_state_code(enum cat_replica_state s);
+int cat_replica_state_from_code(const char *code, enum cat_replica_state *s);
+
+/* Queue account/RSE usage deltas (applied by cat_usage_refresh). */
+enum dm_status cat_counter_rse(struct cat_db *db, int64_t rse_num, int64_t files, int64_t bytes);
+enum dm_status cat_counter_account(struct cat_db *db, const char *account, int64_t rse_num,
+				   int64_t files, int64_t bytes);
+
+/* Queue a collection for the judge-evaluator ('A' attach, 'D' detach). */
+enum dm_status cat_queue_updated_did(struct cat_db *db, int64_t id, const char *action);
+/* Evaluate an RSE expression over the catalog: nums[i]/match[i] per RSE. */
+enum dm_status cat_rse_expr_match(struct cat_db *db, const char *expression, int allow_empty,
+				  int64_t **nums, uint8_t **match, size_t *n, size_t *count);
+
+#endif
