@@ -103,6 +103,7 @@ struct cat_bulk {
 	int64_t now;
 	uint64_t files_added, replicas_added, bytes_added, attached;
 	int failed;
+	int fk_off;
 	/* write PFN prefixes that a given pfn may start with (deterministic RSEs) */
 	struct cat_protocol *protos;
 	char **proto_strs;
@@ -141,6 +142,13 @@ static int keep_proto(void *ud, const struct cat_protocol *p)
 	return 0;
 }
 
+static void bulk_restore_fk(struct cat_bulk *b)
+{
+	if (b->fk_off)
+		sqlite3_exec(b->db->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+	b->fk_off = 0;
+}
+
 static void bulk_free(struct cat_bulk *b)
 {
 	for (int i = 0; i < B_NSTMT; i++)
@@ -167,8 +175,17 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 	b->db = db;
 	b->now = dm_now();
 	dm_buf_init(&b->tmp, 0);
+	/* Every reference a bulk row makes is checked or created by this code
+	 * (scope checked per distinct scope, DID ids taken from the insert, the
+	 * RSE and dataset looked up once), so SQLite's per-row foreign-key
+	 * lookups are switched off for the outermost bulk transaction. */
+	if (db->tx_depth == 0) {
+		sqlite3_exec(db->db, "PRAGMA foreign_keys=OFF", NULL, NULL, NULL);
+		b->fk_off = 1;
+	}
 	rc = cat_tx_begin(db);
 	if (rc) {
+		bulk_restore_fk(b);
 		bulk_free(b);
 		return rc;
 	}
@@ -248,6 +265,7 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 	return DM_OK;
 fail:
 	cat_tx_end(db, rc);
+	bulk_restore_fk(b);
 	bulk_free(b);
 	return rc;
 }
@@ -447,6 +465,7 @@ enum dm_status cat_bulk_commit(struct cat_bulk *b, uint64_t *files_added)
 		b->st[i] = NULL;
 	}
 	rc = cat_tx_end(db, rc);
+	bulk_restore_fk(b);
 	bulk_free(b);
 	return rc;
 }
@@ -460,6 +479,7 @@ void cat_bulk_abort(struct cat_bulk *b)
 		b->st[i] = NULL;
 	}
 	cat_tx_end(b->db, DM_EINVAL);
+	bulk_restore_fk(b);
 	bulk_free(b);
 }
 

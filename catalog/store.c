@@ -14,6 +14,7 @@
 #include "catalog_i.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,6 +250,14 @@ enum dm_status cat_tx_end(struct cat_db *db, enum dm_status rc)
 	return rc;
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+	/* No global memory statistics: they take a global mutex per malloc. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 			struct dm_err *err)
 {
@@ -257,6 +266,7 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 	enum dm_status rc;
 
 	*out = NULL;
+	pthread_once(&sqlite_once, sqlite_setup);
 	if (flags & CAT_OPEN_READONLY)
 		oflags |= SQLITE_OPEN_READONLY;
 	else
