@@ -35,6 +35,11 @@ struct xfer_config {
 	int connect_timeout_s;    /* connect timeout (default 10) */
 	int stall_timeout_s;      /* no progress for this long ends a stream (default 30) */
 	int parallel;             /* default number of operations in flight (default 8) */
+	/* Added with the back-ends (0 = default): */
+	size_t chunk_bytes;       /* request size of streamed get/put (default 8 MiB) */
+	int chunks_in_flight;     /* requests outstanding per stream (default 4) */
+	int no_md5;               /* xfer_get computes adler32 only (res.md5 = "") */
+	int tpc_timeout_s;        /* whole third-party copy (default 1800) */
 };
 
 struct xfer_ctx;
@@ -59,7 +64,8 @@ enum dm_status xfer_stat(struct xfer_ctx *ctx, const char *url, struct xfer_stat
 /* Read up to len bytes at off into buf; *got is what was read (short only at EOF). */
 enum dm_status xfer_pread(struct xfer_ctx *ctx, const char *url, void *buf, size_t len,
 			  uint64_t off, size_t *got, struct dm_err *err);
-/* Stream url into local_path (created/truncated), computing adler32 and md5. */
+/* Stream url into local_path (created/truncated), computing adler32 and md5.
+ * On failure the partial local file is removed. */
 enum dm_status xfer_get(struct xfer_ctx *ctx, const char *url, const char *local_path,
 			struct xfer_result *res, struct dm_err *err);
 /* Write local_path to url, creating parent directories on the storage. */
@@ -77,8 +83,9 @@ enum dm_status xfer_checksum(struct xfer_ctx *ctx, const char *url, const char *
 enum dm_status xfer_tpc(struct xfer_ctx *ctx, const char *src, const char *dst,
 			struct dm_err *err);
 
-/* Many operations at once: up to `parallel` in flight on shared connections.
- * Each job's status and error are written into the job. */
+/* Many operations at once: up to `parallel` in flight on shared connections
+ * (parallel <= 0: the context's default).  Each job's status and error are
+ * written into the job; xfer_run_jobs returns when all have ended. */
 enum xfer_job_kind { XFER_JOB_GET, XFER_JOB_PUT, XFER_JOB_TPC, XFER_JOB_DELETE };
 struct xfer_job {
 	enum xfer_job_kind kind;
@@ -93,5 +100,35 @@ void xfer_run_jobs(struct xfer_ctx *ctx, struct xfer_job *jobs, size_t n, int pa
 /* Scheme of a URL into out ("root", "https", ...); 0 on success. */
 int xfer_url_scheme(const char *url, char *out, size_t n);
 int xfer_scheme_supported(const char *scheme);
+
+/* ---- added with the back-ends ------------------------------------------ */
+
+/* A URL split into its parts.  scheme is lower-cased; host has no [] around
+ * an IPv6 literal and is "" for file:///path; port is 0 when absent; path
+ * starts at the first '/' after the authority (root://h:1094//a/b keeps
+ * "//a/b"; "" when the URL has no path) and excludes the query; query
+ * excludes the '?'.  Fails with DM_EINVAL (InputValidationError) naming the
+ * URL when it has no "scheme://", a bad port, or a part longer than its
+ * field. */
+struct xfer_url {
+	char scheme[16];
+	char host[256];
+	int port;
+	char path[4096];
+	char query[1024];
+};
+enum dm_status xfer_url_parse(const char *url, struct xfer_url *u, struct dm_err *err);
+
+/* Back-end that serves a scheme: "file", "root" (root, xroot, roots, xroots),
+ * "http" (http, https, dav, davs); NULL when unknown or not built in. */
+const char *xfer_scheme_backend(const char *scheme);
+
+/* Whether xfer_tpc can copy from a src URL scheme to a dst URL scheme
+ * (root<->root, https/davs<->https/davs, file<->file). */
+int xfer_tpc_possible(const char *src_scheme, const char *dst_scheme);
+
+/* Create a directory and its missing parents on the storage (no error if it
+ * exists). */
+enum dm_status xfer_mkdir_p(struct xfer_ctx *ctx, const char *url, struct dm_err *err);
 
 #endif
