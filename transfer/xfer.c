@@ -318,6 +318,10 @@ enum dm_status xfer_errno_status(int e, int dest, const char **cls)
 	case ENOMEM:
 		st = DM_ENOMEM;
 		break;
+	case EBADMSG:
+		st = DM_ECONFLICT;
+		c = "FileConsistencyMismatch";
+		break;
 	case ENOSPC:
 	case EDQUOT:
 		st = DM_EQUOTA;

@@ -7,8 +7,10 @@
  * context and all of them share one CURLSH holding the connection cache,
  * TLS sessions and DNS, so many threads reuse each other's keep-alive
  * connections.  Every request has a connect timeout, small requests a
- * whole-request timeout, and streams a stall limit (CURLOPT_LOW_SPEED_*),
- * so nothing waits forever on a dead or stuck server.
+ * whole-request timeout, and streams a stall limit: a progress callback
+ * ends a request that moved no byte for stall_timeout_s (curl's own
+ * CURLOPT_LOW_SPEED_* averages over several seconds and reacts late; it
+ * stays as a backstop), so nothing waits forever on a dead or stuck server.
  *
  * Operations: PROPFIND Depth 0 (falling back to HEAD) for stat, ranged GET,
  * streaming GET into the download sink, PUT (on 409 Conflict the parents
@@ -143,6 +145,11 @@ struct hreq {
 	/* upload */
 	int fd;
 	uint64_t fsize, fpos;
+	/* stall detection */
+	int stall_s;
+	curl_off_t last_bytes;
+	double last_move;
+	int stalled;
 };
 
 /* http(s) URL for a dav(s)/http(s) one: caller frees. */
@@ -276,6 +283,27 @@ static int on_seek(void *arg, curl_off_t off, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct hreq *r = arg;
+	curl_off_t moved = dlnow + ulnow;
+	double now = dm_now_f();
+
+	(void)dltotal;
+	(void)ultotal;
+	if (moved != r->last_bytes || r->last_move == 0) {
+		r->last_bytes = moved;
+		r->last_move = now;
+		return 0;
+	}
+	if (now - r->last_move > (double)r->stall_s) {
+		r->stalled = 1;
+		return 1;
+	}
+	return 0;
+}
+
 static CURL *pool_take(struct xfer_http_state *s)
 {
 	CURL *h = NULL;
@@ -334,6 +362,10 @@ static enum dm_status req_begin(struct hreq *r, struct xfer_ctx *ctx, const char
 	curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_s);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_TIME, (long)c->stall_timeout_s);
+	r->stall_s = c->stall_timeout_s;
+	curl_easy_setopt(r->h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(r->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(r->h, CURLOPT_XFERINFODATA, r);
 	if (whole > 0)
 		curl_easy_setopt(r->h, CURLOPT_TIMEOUT, (long)whole);
 	curl_easy_setopt(r->h, CURLOPT_USERAGENT, "didfs-xfer/0.1");
@@ -428,6 +460,9 @@ static enum dm_status req_perform(struct hreq *r, const char *what, const char *
 		return r->sink_st; /* the sink keeps its reason */
 	if (cc == CURLE_WRITE_ERROR && r->mode == BODY_RANGE && r->range_done)
 		cc = CURLE_OK;
+	if (cc == CURLE_ABORTED_BY_CALLBACK && r->stalled)
+		return dm_seterr(err, DM_ETIMEDOUT, "ServiceUnavailable",
+				 "%s %s: timed out: no data moved for %d s", what, url, r->stall_s);
 	if (cc != CURLE_OK) {
 		const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
 
@@ -493,8 +528,10 @@ static enum dm_status req_perform(struct hreq *r, const char *what, const char *
 		e = EIO;
 		break;
 	}
-	st = xfer_errno_status(e, dest, &cls);
 	body_line(r, line, sizeof(line));
+	if (strstr(line, "read/only") || strstr(line, "read-only"))
+		e = EROFS; /* XrdHttp answers 500 for a read-only export */
+	st = xfer_errno_status(e, dest, &cls);
 	return dm_seterr(err, st, cls, "%s %s: HTTP %ld%s%s", what, url, r->code,
 			 line[0] ? ": " : "", line);
 }
@@ -1029,8 +1066,8 @@ static enum dm_status http_tpc(struct xfer_ctx *ctx, const char *src, const stru
 		dm_buf_release(&tok);
 	}
 	/* performance markers keep the answer flowing; allow some slack */
-	curl_easy_setopt(r.h, CURLOPT_LOW_SPEED_TIME,
-			 (long)(ctx->cfg.stall_timeout_s < 60 ? 60 : ctx->cfg.stall_timeout_s));
+	r.stall_s = ctx->cfg.stall_timeout_s < 60 ? 60 : ctx->cfg.stall_timeout_s;
+	curl_easy_setopt(r.h, CURLOPT_LOW_SPEED_TIME, (long)r.stall_s);
 	dm_buf_addf(&what, "third-party copy from %s to", src);
 	rc = req_perform(&r, what.s, dst, 1, NULL, err);
 	if (rc == DM_ENOTSUP) {

@@ -46,6 +46,9 @@ int status_errno(const XRootDStatus &st)
 	case errErrorResponse: {
 		int e = XProtocol::toErrno((int)st.errNo);
 
+		// XRootD reports a read-only export as a generic FS error
+		if (st.GetErrorMessage().find("read/only") != std::string::npos)
+			return EROFS;
 		switch (e) {
 		case ENOENT: case EACCES: case EEXIST: case EISDIR: case ENOTSUP:
 		case EINVAL: case ENAMETOOLONG: case ENOSPC: case EDQUOT: case EROFS:
@@ -66,6 +69,8 @@ int status_errno(const XRootDStatus &st)
 		return ECONNREFUSED;
 	case errInvalidAddr:
 		return EHOSTUNREACH;
+	case errCheckSumError:
+		return EBADMSG;
 	case errNotSupported:
 	case errNotImplemented:
 	case errQueryNotSupported:
@@ -426,7 +431,8 @@ out:
 	for (auto &sl : slots)
 		free(sl.buf);
 	if (f.IsOpen()) {
-		XRootDStatus c = f.Close(tmo(open_timeout_s));
+		// after a failure the server may be gone: do not wait long on it
+		XRootDStatus c = f.Close(tmo(rc ? 1 : open_timeout_s));
 		(void)c;
 	}
 	if (bytes)
@@ -542,7 +548,7 @@ out:
 		// make that explicit so nothing partial stays behind.
 		URL u(url);
 		FileSystem fs(u);
-		XRootDStatus c = f.Close(tmo(open_timeout_s));
+		XRootDStatus c = f.Close(tmo(1));
 		(void)c;
 		if (rc != ETIMEDOUT && rc != ECONNREFUSED) {
 			XRootDStatus r = fs.Rm(u.GetPath(), tmo(open_timeout_s));
