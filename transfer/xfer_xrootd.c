@@ -4,7 +4,9 @@
  * on top of the XrdCl shim.  It maps the shim's errno values to dm_status
  * and Rucio exception classes, and keeps a small cache of open read handles
  * so that the block reads of a mount (many xfer_pread calls on one file)
- * cost one request each instead of open + read + close.  A cached handle
+ * cost one request each instead of open + read + close.  root://h:p/path
+ * (one slash, a relative path to XRootD) is taken to mean the absolute
+ * root://h:p//path, as Rucio's PFNs intend.  A cached handle
  * that fails is dropped and the read retried once on a fresh open, so a
  * restarted server is picked up again.
  */
@@ -72,6 +74,26 @@ static void xrd_ctx_free(struct xfer_ctx *ctx)
 	ctx->xrd = NULL;
 }
 
+/* XRootD reads root://host:port/rel as a relative path, which servers
+ * refuse; Rucio's PFNs mean an absolute one (root://host:port//abs).  Add
+ * the missing slash.  Returns a new string. */
+static char *canon(const char *url)
+{
+	const char *auth = strstr(url, "://");
+	const char *path;
+	struct dm_buf b = DM_BUF_INIT;
+
+	if (!auth)
+		return dm_xstrdup(url);
+	path = auth + 3 + strcspn(auth + 3, "/?#");
+	if (*path != '/' || path[1] == '/')
+		return dm_xstrdup(url);
+	dm_buf_add(&b, url, (size_t)(path - url));
+	dm_buf_addc(&b, '/');
+	dm_buf_adds(&b, path);
+	return dm_buf_detach(&b);
+}
+
 static enum dm_status xerr(const char *url, const struct xrdcl_err *e, int dest,
 			   struct dm_err *err)
 {
@@ -90,13 +112,19 @@ static enum dm_status xrd_stat(struct xfer_ctx *ctx, const char *url, const stru
 {
 	struct xrdcl_err e = { 0 };
 	struct xrdcl_stat xs = { 0 };
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_stat(url, ctx->cfg.timeout_s, &xs, &e) != 0)
-		return xerr(url, &e, 0, err);
+	if (xrdcl_stat(cu, ctx->cfg.timeout_s, &xs, &e) != 0) {
+		rc = xerr(url, &e, 0, err);
+		goto out;
+	}
 	st->size = xs.size;
 	st->is_dir = xs.is_dir;
-	return DM_OK;
+out:
+	free(cu);
+	return rc;
 }
 
 /* Take a cached handle for url (refs++), or NULL. */
@@ -179,28 +207,33 @@ static enum dm_status xrd_pread(struct xfer_ctx *ctx, const char *url, const str
 	struct xrdcl_err e = { 0 };
 	struct xrd_handle *h;
 	struct xrdcl_file *f, *evicted, *to_close;
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 	int r;
 
-	h = handle_get(s, url);
+	h = handle_get(s, cu);
 	if (h) {
 		r = xrdcl_pread(h->f, buf, len, off, ctx->cfg.stall_timeout_s, got, &e);
 		to_close = handle_put(s, h, r != 0);
 		if (to_close)
-			xrdcl_close(to_close, ctx->cfg.connect_timeout_s, NULL);
+			xrdcl_close(to_close, 1, NULL);
 		if (r == 0)
-			return DM_OK;
+			goto out;
 		/* a stale handle (server restarted, connection lost): retry */
 		memset(&e, 0, sizeof(e));
 	}
-	r = xrdcl_open_read(url, ctx->cfg.timeout_s, &f, NULL, &e);
-	if (r != 0)
-		return xerr(url, &e, 0, err);
+	r = xrdcl_open_read(cu, ctx->cfg.timeout_s, &f, NULL, &e);
+	if (r != 0) {
+		rc = xerr(url, &e, 0, err);
+		goto out;
+	}
 	r = xrdcl_pread(f, buf, len, off, ctx->cfg.stall_timeout_s, got, &e);
 	if (r != 0) {
-		xrdcl_close(f, ctx->cfg.connect_timeout_s, NULL);
-		return xerr(url, &e, 0, err);
+		xrdcl_close(f, 1, NULL);
+		rc = xerr(url, &e, 0, err);
+		goto out;
 	}
-	h = handle_add(s, url, f, &evicted);
+	h = handle_add(s, cu, f, &evicted);
 	if (evicted)
 		xrdcl_close(evicted, ctx->cfg.connect_timeout_s, NULL);
 	if (!h) {
@@ -210,7 +243,9 @@ static enum dm_status xrd_pread(struct xfer_ctx *ctx, const char *url, const str
 		if (to_close)
 			xrdcl_close(to_close, ctx->cfg.connect_timeout_s, NULL);
 	}
-	return DM_OK;
+out:
+	free(cu);
+	return rc;
 }
 
 struct sink_wrap {
@@ -232,39 +267,48 @@ static enum dm_status xrd_get(struct xfer_ctx *ctx, const char *url, const struc
 {
 	struct xrdcl_err e = { 0 };
 	struct sink_wrap w = { sink, arg, DM_OK };
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 	int r;
 
 	xrd_state(ctx);
-	r = xrdcl_get(url, ctx->cfg.timeout_s, ctx->cfg.stall_timeout_s, ctx->cfg.chunk_bytes,
+	r = xrdcl_get(cu, ctx->cfg.timeout_s, ctx->cfg.stall_timeout_s, ctx->cfg.chunk_bytes,
 		      ctx->cfg.chunks_in_flight, sink_tramp, &w, NULL, &e);
 	if (r == -1 && w.st != DM_OK)
-		return w.st;
-	if (r != 0)
-		return xerr(url, &e, 0, err);
-	return DM_OK;
+		rc = w.st; /* the sink keeps its reason */
+	else if (r != 0)
+		rc = xerr(url, &e, 0, err);
+	free(cu);
+	return rc;
 }
 
 static enum dm_status xrd_put(struct xfer_ctx *ctx, int fd, uint64_t size, const char *local_path,
 			      const char *url, const struct xfer_url *u, struct dm_err *err)
 {
 	struct xrdcl_err e = { 0 };
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_put(url, fd, size, ctx->cfg.timeout_s, ctx->cfg.stall_timeout_s,
+	if (xrdcl_put(cu, fd, size, ctx->cfg.timeout_s, ctx->cfg.stall_timeout_s,
 		      ctx->cfg.chunk_bytes, ctx->cfg.chunks_in_flight, &e) != 0)
-		return xerr(url, &e, 1, err);
-	return DM_OK;
+		rc = xerr(url, &e, 1, err);
+	free(cu);
+	return rc;
 }
 
 static enum dm_status xrd_del(struct xfer_ctx *ctx, const char *url, const struct xfer_url *u,
 			      struct dm_err *err)
 {
 	struct xrdcl_err e = { 0 };
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_rm(url, ctx->cfg.timeout_s, &e) != 0)
-		return xerr(url, &e, 0, err);
-	return DM_OK;
+	if (xrdcl_rm(cu, ctx->cfg.timeout_s, &e) != 0)
+		rc = xerr(url, &e, 0, err);
+	free(cu);
+	return rc;
 }
 
 static enum dm_status xrd_rename(struct xfer_ctx *ctx, const char *from,
@@ -273,13 +317,17 @@ static enum dm_status xrd_rename(struct xfer_ctx *ctx, const char *from,
 {
 	struct xrdcl_err e = { 0 };
 	const char *cls;
-	enum dm_status st;
+	char *cf = canon(from), *ct = canon(to);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_mv(from, to, ctx->cfg.timeout_s, &e) == 0)
-		return DM_OK;
-	st = xfer_errno_status(e.err, 0, &cls);
-	return dm_seterr(err, st, cls, "rename %s -> %s: %s", from, to, e.msg);
+	if (xrdcl_mv(cf, ct, ctx->cfg.timeout_s, &e) != 0) {
+		rc = xfer_errno_status(e.err, 0, &cls);
+		dm_seterr(err, rc, cls, "rename %s -> %s: %s", from, to, e.msg);
+	}
+	free(cf);
+	free(ct);
+	return rc;
 }
 
 static enum dm_status xrd_checksum(struct xfer_ctx *ctx, const char *url,
@@ -287,15 +335,19 @@ static enum dm_status xrd_checksum(struct xfer_ctx *ctx, const char *url,
 				   size_t outlen, struct dm_err *err)
 {
 	struct xrdcl_err e = { 0 };
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_checksum(url, type, out, outlen, ctx->cfg.timeout_s, &e) != 0) {
+	if (xrdcl_checksum(cu, type, out, outlen, ctx->cfg.timeout_s, &e) != 0) {
 		if (e.err == ENOTSUP)
-			return dm_seterr(err, DM_ENOTSUP, "RSEChecksumUnavailable", "%s: %s", url,
-					 e.msg);
-		return xerr(url, &e, 0, err);
+			rc = dm_seterr(err, DM_ENOTSUP, "RSEChecksumUnavailable", "%s: %s", url,
+				       e.msg);
+		else
+			rc = xerr(url, &e, 0, err);
 	}
-	return DM_OK;
+	free(cu);
+	return rc;
 }
 
 static enum dm_status xrd_tpc(struct xfer_ctx *ctx, const char *src, const struct xfer_url *su,
@@ -303,24 +355,31 @@ static enum dm_status xrd_tpc(struct xfer_ctx *ctx, const char *src, const struc
 {
 	struct xrdcl_err e = { 0 };
 	const char *cls;
-	enum dm_status st;
+	char *cs = canon(src), *cd = canon(dst);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_tpc(src, dst, ctx->cfg.timeout_s, ctx->cfg.tpc_timeout_s, 1, &e) == 0)
-		return DM_OK;
-	st = xfer_errno_status(e.err, 0, &cls);
-	return dm_seterr(err, st, cls, "third-party copy %s -> %s: %s", src, dst, e.msg);
+	if (xrdcl_tpc(cs, cd, ctx->cfg.timeout_s, ctx->cfg.tpc_timeout_s, 1, &e) != 0) {
+		rc = xfer_errno_status(e.err, 0, &cls);
+		dm_seterr(err, rc, cls, "third-party copy %s -> %s: %s", src, dst, e.msg);
+	}
+	free(cs);
+	free(cd);
+	return rc;
 }
 
 static enum dm_status xrd_mkdir_p(struct xfer_ctx *ctx, const char *url, const struct xfer_url *u,
 				  struct dm_err *err)
 {
 	struct xrdcl_err e = { 0 };
+	char *cu = canon(url);
+	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
-	if (xrdcl_mkdir_p(url, ctx->cfg.timeout_s, &e) != 0)
-		return xerr(url, &e, 1, err);
-	return DM_OK;
+	if (xrdcl_mkdir_p(cu, ctx->cfg.timeout_s, &e) != 0)
+		rc = xerr(url, &e, 1, err);
+	free(cu);
+	return rc;
 }
 
 const struct xfer_backend xfer_xrootd_backend = {
