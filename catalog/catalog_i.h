@@ -81,5 +81,8 @@ enum dm_status cat_queue_updated_did(struct cat_db *db, int64_t id, const char *
 /* Evaluate an RSE expression over the catalog: nums[i]/match[i] per RSE. */
 enum dm_status cat_rse_expr_match(struct cat_db *db, const char *expression, int allow_empty,
 				  int64_t **nums, uint8_t **match, size_t *n, size_t *count);
+/* Remove one replica row, queue the RSE counter, and delete the file DID
+ * when its last replica is gone (Rucio). */
+enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes);
 
 #endif

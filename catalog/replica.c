@@ -506,6 +506,63 @@ enum dm_status cat_replicas_add(struct cat_db *db, const char *rse, const struct
 /* ------------------------------------------------------------------ */
 /* single replicas                                                     */
 
+enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes)
+{
+	sqlite3_stmt *st = cat_stmt(db, "DELETE FROM replicas WHERE did_id=? AND rse_num=?");
+	enum dm_status rc;
+	int64_t left = 1;
+
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, did);
+	sqlite3_bind_int64(st, 2, num);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return cat_dberr(db, "deleting a replica");
+	if (sqlite3_changes(db->db) == 0)
+		return DM_OK;
+	rc = cat_counter_rse(db, num, -1, -bytes);
+	if (rc)
+		return rc;
+	/* Last replica gone: Rucio detaches the file and deletes its DID,
+	 * unless it is LOST (kept to remember it). */
+	st = cat_stmt(db, "SELECT count(*) FROM replicas WHERE did_id=?");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, did);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		left = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (left)
+		return DM_OK;
+	st = cat_stmt(db, "SELECT 1 FROM dids WHERE id=? AND did_type='F' AND availability!='L'");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, did);
+	left = sqlite3_step(st) != SQLITE_ROW;
+	sqlite3_reset(st);
+	if (left)
+		return DM_OK;
+	{
+		static const char *const cleanup[] = {
+			"DELETE FROM contents WHERE child_id=?",
+			"DELETE FROM did_meta WHERE did_id=?",
+			"DELETE FROM requests WHERE did_id=? AND state NOT IN ('Q','S')",
+			"DELETE FROM dids WHERE id=? AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.did_id=dids.id)"
+			" AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.did_id=dids.id)"
+			" AND NOT EXISTS (SELECT 1 FROM rules r WHERE r.did_id=dids.id)",
+		};
+		for (unsigned i = 0; i < DM_ARRAY_SIZE(cleanup); i++) {
+			st = cat_stmt(db, cleanup[i]);
+			if (!st)
+				return db->err.code;
+			sqlite3_bind_int64(st, 1, did);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				return cat_dberr(db, "deleting a file without replicas");
+		}
+	}
+	return DM_OK;
+}
+
 static enum dm_status replica_key(struct cat_db *db, const char *rse, const char *scope,
 				  const char *name, int64_t *did, int64_t *num)
 {
@@ -557,7 +614,7 @@ enum dm_status cat_replica_del(struct cat_db *db, const char *rse, const char *s
 {
 	enum dm_status rc = cat_tx_begin(db);
 	sqlite3_stmt *st;
-	int64_t did, num, bytes = 0, locks = 0, left = 0;
+	int64_t did, num, bytes = 0, locks = 0;
 	int r;
 
 	if (rc)
@@ -591,46 +648,7 @@ enum dm_status cat_replica_del(struct cat_db *db, const char *rse, const char *s
 			      scope, name, rse, (long long)locks);
 		goto out;
 	}
-	st = cat_stmt(db, "DELETE FROM replicas WHERE did_id=? AND rse_num=?");
-	if (!st) {
-		rc = db->err.code;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, num);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = cat_dberr(db, "deleting a replica");
-		goto out;
-	}
-	rc = cat_counter_rse(db, num, -1, -bytes);
-	if (rc)
-		goto out;
-	/* Last replica gone: Rucio detaches the file and deletes its DID. */
-	st = cat_stmt(db, "SELECT count(*) FROM replicas WHERE did_id=?");
-	if (!st) {
-		rc = db->err.code;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, did);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		left = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (left == 0) {
-		rc = cat_exec(db, "SAVEPOINT s");
-		st = cat_stmt(db, "DELETE FROM contents WHERE child_id=?");
-		if (st) {
-			sqlite3_bind_int64(st, 1, did);
-			sqlite3_step(st);
-		}
-		st = cat_stmt(db, "DELETE FROM dids WHERE id=? AND did_type='F' AND availability!='L'");
-		if (st) {
-			sqlite3_bind_int64(st, 1, did);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = cat_dberr(db, "deleting a file without replicas");
-		}
-		if (rc == DM_OK)
-			rc = cat_exec(db, "RELEASE s");
-	}
+	rc = cat_replica_remove_row(db, did, num, bytes);
 out:
 	return cat_tx_end(db, rc);
 }

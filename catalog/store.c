@@ -112,6 +112,67 @@ static const char *const migrations[] = {
 	"CREATE TABLE updated_rse_counters("
 	"  id INTEGER PRIMARY KEY, rse_num INTEGER NOT NULL,"
 	"  files INTEGER NOT NULL, bytes INTEGER NOT NULL);",
+	/* 2: the rule engine (issue: rules, locks, requests, daemons) */
+	"CREATE TABLE rules("
+	"  id TEXT PRIMARY KEY, did_id INTEGER NOT NULL REFERENCES dids(id),"
+	"  account TEXT NOT NULL, state TEXT NOT NULL, error TEXT,"
+	"  rse_expression TEXT NOT NULL, copies INTEGER NOT NULL, grouping TEXT NOT NULL,"
+	"  weight TEXT, locked INTEGER NOT NULL DEFAULT 0, source_replica_expression TEXT,"
+	"  activity TEXT NOT NULL, purge_replicas INTEGER NOT NULL DEFAULT 0,"
+	"  ignore_availability INTEGER NOT NULL DEFAULT 0,"
+	"  ignore_account_limit INTEGER NOT NULL DEFAULT 0, comments TEXT,"
+	"  notification TEXT NOT NULL DEFAULT 'N', priority INTEGER NOT NULL DEFAULT 3,"
+	"  locks_ok_cnt INTEGER NOT NULL DEFAULT 0, locks_replicating_cnt INTEGER NOT NULL DEFAULT 0,"
+	"  locks_stuck_cnt INTEGER NOT NULL DEFAULT 0, expires_at INTEGER, stuck_at INTEGER,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	"  UNIQUE(did_id, account, rse_expression, copies));"
+	"CREATE INDEX rules_state_idx ON rules(state);"
+	"CREATE INDEX rules_account_idx ON rules(account);"
+	"CREATE INDEX rules_expires_idx ON rules(expires_at) WHERE expires_at IS NOT NULL;"
+	"CREATE TABLE locks("
+	"  rule_id TEXT NOT NULL, did_id INTEGER NOT NULL, rse_num INTEGER NOT NULL,"
+	"  account TEXT NOT NULL, bytes INTEGER NOT NULL, state TEXT NOT NULL,"
+	"  repair_cnt INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL, PRIMARY KEY(rule_id, did_id, rse_num)) WITHOUT ROWID;"
+	"CREATE INDEX locks_did_rse_idx ON locks(did_id, rse_num);"
+	"CREATE INDEX locks_rule_state_idx ON locks(rule_id, state);"
+	"CREATE TABLE dataset_locks("
+	"  rule_id TEXT NOT NULL, did_id INTEGER NOT NULL, rse_num INTEGER NOT NULL,"
+	"  account TEXT NOT NULL, state TEXT NOT NULL, length INTEGER, bytes INTEGER,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY(rule_id, did_id, rse_num)) WITHOUT ROWID;"
+	"CREATE TABLE requests("
+	"  id TEXT PRIMARY KEY, request_type TEXT NOT NULL DEFAULT 'T', did_id INTEGER NOT NULL,"
+	"  dest_rse_num INTEGER NOT NULL, source_rse_num INTEGER, rule_id TEXT, activity TEXT,"
+	"  state TEXT NOT NULL, retry_count INTEGER NOT NULL DEFAULT 0, err_msg TEXT,"
+	"  bytes INTEGER, adler32 TEXT, md5 TEXT, account TEXT, priority INTEGER NOT NULL DEFAULT 3,"
+	"  last_processed_by TEXT, requested_at INTEGER, submitted_at INTEGER,"
+	"  transferred_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX requests_did_dest_idx ON requests(did_id, dest_rse_num);"
+	"CREATE INDEX requests_state_idx ON requests(state, priority, requested_at);"
+	"CREATE TABLE requests_history("
+	"  id TEXT PRIMARY KEY, did_id INTEGER NOT NULL, dest_rse_num INTEGER NOT NULL,"
+	"  source_rse_num INTEGER, rule_id TEXT, activity TEXT, state TEXT NOT NULL,"
+	"  retry_count INTEGER NOT NULL, err_msg TEXT, bytes INTEGER, account TEXT,"
+	"  last_processed_by TEXT, requested_at INTEGER, submitted_at INTEGER,"
+	"  transferred_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX requests_history_rule_idx ON requests_history(rule_id);"
+	"CREATE TABLE distances("
+	"  src_rse_num INTEGER NOT NULL, dest_rse_num INTEGER NOT NULL, distance INTEGER NOT NULL,"
+	"  PRIMARY KEY(src_rse_num, dest_rse_num)) WITHOUT ROWID;"
+	"CREATE TABLE heartbeats("
+	"  executable TEXT NOT NULL, hostname TEXT NOT NULL, pid INTEGER NOT NULL,"
+	"  thread_id INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY(executable, hostname, pid, thread_id)) WITHOUT ROWID;"
+	"CREATE TABLE bad_replicas("
+	"  did_id INTEGER NOT NULL, rse_num INTEGER NOT NULL, reason TEXT, state TEXT NOT NULL,"
+	"  account TEXT, created_at INTEGER NOT NULL);"
+	"CREATE TABLE rse_limits("
+	"  rse_num INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,"
+	"  PRIMARY KEY(rse_num, name)) WITHOUT ROWID;"
+	"CREATE TABLE messages("
+	"  id INTEGER PRIMARY KEY, event_type TEXT NOT NULL, payload TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);",
 };
 
 static enum dm_status migrate(struct cat_db *db)
@@ -250,6 +311,18 @@ enum dm_status cat_tx_end(struct cat_db *db, enum dm_status rc)
 	return rc;
 }
 
+/* didfs_hash(text): FNV-1a, for splitting work between daemon instances
+ * (Rucio partitions on a hash of the id or name). */
+static void sql_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *s = sqlite3_value_text(argv[0]);
+	uint32_t h = 2166136261u;
+
+	for (; s && *s; s++)
+		h = (h ^ *s) * 16777619u;
+	sqlite3_result_int64(ctx, (sqlite3_int64)h);
+}
+
 static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
 static void sqlite_setup(void)
@@ -285,6 +358,8 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 		return DM_ENOENT;
 	}
 	sqlite3_busy_timeout(db->db, 30000);
+	sqlite3_create_function(db->db, "didfs_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				sql_hash, NULL, NULL);
 	sqlite3_extended_result_codes(db->db, 0);
 	rc = cat_exec(db, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;"
 			  "PRAGMA temp_store=MEMORY");
