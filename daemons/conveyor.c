@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * conveyor.c - the conveyor: claims QUEUED transfer requests, copies each
+ * file to its destination RSE, verifies it there and reports the outcome
+ * (Rucio's submitter, poller and finisher in one, with the transfer done by
+ * didfs itself instead of FTS).
+ *
+ * Threads.  The loop thread owns the catalog handle: it requeues orphans,
+ * claims requests, plans them (sources best first, PFNs), hands them to a
+ * pool of conveyor.parallel worker threads and records what comes back
+ * (cat_replica_declare_bad, cat_req_finish).  Workers only touch storage,
+ * through one shared transfer context.  At most conveyor.parallel requests
+ * are claimed at a time, so every claimed request is being worked on and a
+ * stop never strands one (memory is bounded by that number too); --once
+ * claims one chunk (conveyor.chunk_size) and sees it through.
+ *
+ * One transfer (a worker):
+ *   0. final PFN already there with the right size and adler32 (a conveyor
+ *      died after its rename, before recording DONE): done, nothing copied;
+ *   1. for each source, best first, within a time budget:
+ *      a. third-party copy (source TPC_READ and destination TPC_WRITE
+ *         protocols with schemes xfer_tpc_possible accepts) to
+ *         "<final>.rucio.upload"; or, if TPC is impossible or failed and
+ *         conveyor.tpc_fallback, stream: get the source into a local file
+ *         (checksummed on the fly: a mismatch there proves the source bad)
+ *         and put it to "<final>.rucio.upload";
+ *      b. verify size and adler32 AT THE DESTINATION (server checksum of the
+ *         temporary file; read back when the server has none);
+ *      c. rename to the final PFN.
+ *      A mismatch after a TPC is blamed on the source when the source's own
+ *      checksum is wrong too (or unavailable): the source is declared BAD and
+ *      the next source is tried.  The temporary file is removed on every
+ *      failure.
+ *   2. outcome DONE (with the source used), FAILED (reasons of every source;
+ *      the catalog counts retries) or NO_SOURCES.
+ * Invariants: nothing is ever written under the final name except by a
+ * rename of a verified file, so a kill at any moment leaves at worst a
+ * "<final>.rucio.upload" that the next attempt of the same request
+ * overwrites and removes; the replica row is the catalog's (state COPYING
+ * since the rule placed it), DONE only flips it to AVAILABLE, so a request
+ * redone after a kill can never register a replica twice.
+ */
+#include "daemon_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONV_MAX_SOURCES 16
+#define TMP_SUFFIX ".rucio.upload"
+#define LOCAL_PREFIX "didfs-conveyor-"
+
+enum attempt {
+	ATT_OK,      /* copied, verified, renamed */
+	ATT_BAD_SRC, /* the source's data is wrong: declare it BAD */
+	ATT_FAIL,    /* anything else */
+};
+
+struct conv_src {
+	char rse[CAT_RSE_MAX + 1];
+	int distance;
+	char *read_url; /* READ protocol PFN (streamed copy), or NULL */
+	char *tpc_url;  /* TPC_READ PFN matching the destination's TPC scheme, or NULL */
+	int bad;        /* outcome: proved corrupted */
+	char bad_reason[256];
+};
+
+struct conv_job {
+	struct conv_job *next;
+	/* the request */
+	char id[33];
+	char scope[CAT_SCOPE_MAX + 1];
+	char name[CAT_NAME_MAX + 1];
+	char dest_rse[CAT_RSE_MAX + 1];
+	uint64_t bytes;
+	char adler32[9];
+	char md5[33];
+	int retry_count;
+	/* the plan */
+	char *dst_url;     /* final PFN, WRITE protocol */
+	char *dst_tpc_url; /* final PFN, TPC_WRITE protocol, or NULL */
+	int nsrc;
+	struct conv_src src[CONV_MAX_SOURCES];
+	int tpc, tpc_fallback;
+	double budget;     /* seconds a worker may spend on it */
+	unsigned long seq; /* local temporary file number */
+	/* the outcome */
+	enum cat_req_state outcome;
+	int used;          /* index of the source that served, -1 */
+	const char *mode;  /* "tpc", "streamed", "already at destination" */
+	struct dm_buf errors;
+	double seconds;
+};
+
+struct conveyor {
+	struct xfer_ctx *xfer;
+	struct dmn_config xcfg; /* settings the context and the workers were built with */
+	pthread_t *tids;
+	int nworkers;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv, done_cv;
+	struct conv_job *todo, *todo_tail;
+	struct conv_job *done;
+	int quit;
+	int inflight; /* claimed and not yet recorded */
+	double last_requeue;
+	unsigned long seq;
+	int pid;
+	/* claiming: requests copied out of the claim callback */
+	struct conv_job **claimed;
+	int nclaimed, claim_cap;
+};
+
+/* ---- small helpers ---- */
+
+static char *url_with_suffix(const char *url, const char *suffix)
+{
+	struct dm_buf b = DM_BUF_INIT;
+
+	dm_buf_addf(&b, "%s%s", url, suffix);
+	return dm_buf_detach(&b);
+}
+
+static void job_free(struct conv_job *j)
+{
+	if (!j)
+		return;
+	free(j->dst_url);
+	free(j->dst_tpc_url);
+	for (int i = 0; i < j->nsrc; i++) {
+		free(j->src[i].read_url);
+		free(j->src[i].tpc_url);
+	}
+	dm_buf_release(&j->errors);
+	free(j);
+}
+
+static void add_error(struct conv_job *j, const char *rse, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_error(struct conv_job *j, const char *rse, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->errors.len)
+		dm_buf_adds(&j->errors, "; ");
+	if (rse)
+		dm_buf_addf(&j->errors, "from %s: ", rse);
+	va_start(ap, fmt);
+	dm_buf_vaddf(&j->errors, fmt, ap);
+	va_end(ap);
+}
+
+static void remove_quietly(struct xfer_ctx *x, const char *url)
+{
+	struct dm_err e;
+
+	(void)xfer_delete(x, url, &e);
+}
+
+/* Size and adler32 of a file at url as its storage sees it.  Returns 0 when
+ * they match, 1 on a mismatch (why filled), -1 when it cannot be checked. */
+static int verify_at(struct xfer_ctx *x, const char *url, uint64_t bytes, const char *adler,
+		     char *why, size_t whylen, struct dm_err *err)
+{
+	struct xfer_stat st;
+	char sum[80];
+	enum dm_status rc;
+
+	rc = xfer_stat(x, url, &st, err);
+	if (rc != DM_OK)
+		return -1;
+	if (st.size != bytes) {
+		snprintf(why, whylen, "size %llu, expected %llu", (unsigned long long)st.size,
+			 (unsigned long long)bytes);
+		return 1;
+	}
+	if (!adler || !adler[0])
+		return 0;
+	rc = xfer_checksum(x, url, "adler32", sum, sizeof sum, err);
+	if (rc == DM_ENOTSUP) {
+		/* no server-side checksum: read it back */
+		struct xfer_result res;
+
+		rc = xfer_get(x, url, "/dev/null", &res, err);
+		if (rc != DM_OK)
+			return -1;
+		dm_strlcpy(sum, res.adler32, sizeof sum);
+	} else if (rc != DM_OK) {
+		return -1;
+	}
+	if (strcasecmp(sum, adler) != 0) {
+		snprintf(why, whylen, "adler32 %s, expected %s", sum, adler);
+		return 1;
+	}
+	return 0;
+}
+
+/* Rename the verified temporary file to the final name. */
+static enum attempt finish_copy(struct xfer_ctx *x, struct conv_job *j, struct conv_src *s,
+				const char *tmp, const char *final)
+{
+	struct dm_err e = { 0 };
+
+	if (xfer_rename(x, tmp, final, &e) != DM_OK) {
+		add_error(j, s->rse, "rename to the final name failed: %s", e.msg);
+		remove_quietly(x, tmp);
+		return ATT_FAIL;
+	}
+	return ATT_OK;
+}
+
+static enum attempt copy_tpc(struct xfer_ctx *x, struct conv_job *j, struct conv_src *s)
+{
+	char *tmp = url_with_suffix(j->dst_tpc_url, TMP_SUFFIX);
+	char why[160] = "";
+	struct dm_err e = { 0 };
+	enum attempt a = ATT_FAIL;
+	int v;
+
+	remove_quietly(x, tmp); /* a leftover of an attempt that was killed */
+	if (xfer_tpc(x, s->tpc_url, tmp, &e) != DM_OK) {
+		add_error(j, s->rse, "third-party copy failed: %s", e.msg);
+		remove_quietly(x, tmp);
+		goto out;
+	}
+	v = verify_at(x, tmp, j->bytes, j->adler32, why, sizeof why, &e);
+	if (v < 0) {
+		add_error(j, s->rse, "cannot verify the copy at the destination: %s", e.msg);
+		remove_quietly(x, tmp);
+		goto out;
+	}
+	if (v > 0) {
+		char swhy[160] = "";
+		struct dm_err se = { 0 };
+		int sv;
+
+		remove_quietly(x, tmp);
+		/* whose fault: ask the source for its own checksum */
+		sv = verify_at(x, s->tpc_url, j->bytes, j->adler32, swhy, sizeof swhy, &se);
+		if (sv == 0) {
+			add_error(j, s->rse, "copy corrupted in transit (%s at the destination)", why);
+		} else {
+			snprintf(s->bad_reason, sizeof s->bad_reason,
+				 "checksum mismatch: %s at the destination after third-party copy%s%s",
+				 why, sv > 0 ? "; source has " : "", sv > 0 ? swhy : "");
+			add_error(j, s->rse, "%s", s->bad_reason);
+			s->bad = 1;
+			a = ATT_BAD_SRC;
+		}
+		goto out;
+	}
+	a = finish_copy(x, j, s, tmp, j->dst_tpc_url);
+	if (a == ATT_OK)
+		j->mode = "tpc";
+out:
+	free(tmp);
+	return a;
+}
+
+static enum attempt copy_streamed(struct xfer_ctx *x, struct conv_job *j, struct conv_src *s,
+				  const char *tmp_dir, int pid)
+{
+	char local[DMN_PATH_MAX + 64];
+	char *tmp = url_with_suffix(j->dst_url, TMP_SUFFIX);
+	char why[160] = "";
+	struct xfer_result res;
+	struct dm_err e = { 0 };
+	enum attempt a = ATT_FAIL;
+	int v;
+
+	snprintf(local, sizeof local, "%s/" LOCAL_PREFIX "%d-%lu", tmp_dir, pid, j->seq);
+	if (xfer_get(x, s->read_url, local, &res, &e) != DM_OK) {
+		add_error(j, s->rse, "reading the source failed: %s", e.msg);
+		goto out;
+	}
+	if (res.bytes != j->bytes || (j->adler32[0] && strcasecmp(res.adler32, j->adler32))) {
+		snprintf(s->bad_reason, sizeof s->bad_reason,
+			 "checksum mismatch: source data has %llu bytes, adler32 %s; expected %llu, %s",
+			 (unsigned long long)res.bytes, res.adler32, (unsigned long long)j->bytes,
+			 j->adler32);
+		add_error(j, s->rse, "%s", s->bad_reason);
+		s->bad = 1;
+		a = ATT_BAD_SRC;
+		goto out;
+	}
+	remove_quietly(x, tmp);
+	if (xfer_put(x, local, tmp, &e) != DM_OK) {
+		add_error(j, s->rse, "writing the destination failed: %s", e.msg);
+		remove_quietly(x, tmp);
+		goto out;
+	}
+	v = verify_at(x, tmp, j->bytes, j->adler32, why, sizeof why, &e);
+	if (v != 0) {
+		if (v < 0)
+			add_error(j, s->rse, "cannot verify the copy at the destination: %s", e.msg);
+		else
+			add_error(j, s->rse, "copy corrupted at the destination (%s)", why);
+		remove_quietly(x, tmp);
+		goto out;
+	}
+	a = finish_copy(x, j, s, tmp, j->dst_url);
+	if (a == ATT_OK)
+		j->mode = "streamed";
+out:
+	unlink(local);
+	free(tmp);
+	return a;
+}
+
+/* Everything a worker does for one request. */
+static void transfer(struct conveyor *cv, struct conv_job *j)
+{
+	double t0 = dm_now_f();
+	char why[160];
+	struct dm_err e = { 0 };
+	int tried = 0;
+
+	j->used = -1;
+	j->outcome = CAT_REQ_FAILED;
+	/* 0. done already by a conveyor that died before recording it? */
+	if (verify_at(cv->xfer, j->dst_url, j->bytes, j->adler32, why, sizeof why, &e) == 0) {
+		j->outcome = CAT_REQ_DONE;
+		j->mode = "already at destination";
+		goto out;
+	}
+	for (int i = 0; i < j->nsrc; i++) {
+		struct conv_src *s = &j->src[i];
+		enum attempt a = ATT_FAIL;
+
+		if (tried && dm_now_f() - t0 > j->budget) {
+			add_error(j, NULL, "time budget of %.0f s spent", j->budget);
+			break;
+		}
+		int can_tpc = j->tpc && j->dst_tpc_url && s->tpc_url;
+
+		if (can_tpc) {
+			tried = 1;
+			a = copy_tpc(cv->xfer, j, s);
+		}
+		/* a source proved bad is not read again; a failed TPC may stream */
+		if (a == ATT_FAIL && s->read_url && (!can_tpc || j->tpc_fallback)) {
+			tried = 1;
+			a = copy_streamed(cv->xfer, j, s, cv->xcfg.tmp_dir, cv->pid);
+		}
+		if (a == ATT_OK) {
+			j->outcome = CAT_REQ_DONE;
+			j->used = i;
+			break;
+		}
+	}
+	if (j->outcome != CAT_REQ_DONE && !tried)
+		add_error(j, NULL, "no source has a protocol to copy from");
+out:
+	j->seconds = dm_now_f() - t0;
+}
+
+/* ---- the worker pool ---- */
+
+static void *worker_main(void *arg)
+{
+	struct conveyor *cv = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&cv->mu);
+	for (;;) {
+		struct conv_job *j;
+
+		while (!cv->todo && !cv->quit)
+			pthread_cond_wait(&cv->work_cv, &cv->mu);
+		if (!cv->todo)
+			break;
+		j = cv->todo;
+		cv->todo = j->next;
+		if (!cv->todo)
+			cv->todo_tail = NULL;
+		pthread_mutex_unlock(&cv->mu);
+		transfer(cv, j);
+		pthread_mutex_lock(&cv->mu);
+		j->next = cv->done;
+		cv->done = j;
+		pthread_cond_signal(&cv->done_cv);
+	}
+	pthread_mutex_unlock(&cv->mu);
+	return NULL;
+}
+
+static void pool_stop(struct conveyor *cv)
+{
+	pthread_mutex_lock(&cv->mu);
+	cv->quit = 1;
+	pthread_cond_broadcast(&cv->work_cv);
+	pthread_mutex_unlock(&cv->mu);
+	for (int i = 0; i < cv->nworkers; i++)
+		pthread_join(cv->tids[i], NULL);
+	free(cv->tids);
+	cv->tids = NULL;
+	cv->nworkers = 0;
+	cv->quit = 0;
+	xfer_ctx_free(cv->xfer);
+	cv->xfer = NULL;
+}
+
+static enum dm_status pool_start(struct dmn_loop *l, struct conveyor *cv)
+{
+	struct dm_err e = { 0 };
+
+	if (dmn_xfer_new(&l->cfg, &cv->xfer, &e) != DM_OK) {
+		dm_log(DM_LOG_ERROR, l->name, "transfer settings refused: %s", e.msg);
+		return e.code ? e.code : DM_EINVAL;
+	}
+	cv->xcfg = l->cfg;
+	cv->tids = dm_xcalloc((size_t)l->cfg.parallel, sizeof *cv->tids);
+	for (int i = 0; i < l->cfg.parallel; i++) {
+		if (pthread_create(&cv->tids[i], NULL, worker_main, cv) != 0)
+			break;
+		cv->nworkers++;
+	}
+	if (cv->nworkers == 0) {
+		pool_stop(cv);
+		dm_log(DM_LOG_ERROR, l->name, "cannot start transfer threads");
+		return DM_ENOMEM;
+	}
+	return DM_OK;
+}
+
+/* Local temporary files of conveyors of this machine that were killed. */
+static void clean_local_leftovers(struct dmn_loop *l, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t plen = strlen(LOCAL_PREFIX);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		int64_t pid;
+		char pidstr[24], path[DMN_PATH_MAX + 300];
+		const char *p, *dash;
+
+		if (strncmp(de->d_name, LOCAL_PREFIX, plen))
+			continue;
+		p = de->d_name + plen;
+		dash = strchr(p, '-');
+		if (!dash || (size_t)(dash - p) >= sizeof pidstr)
+			continue;
+		memcpy(pidstr, p, (size_t)(dash - p));
+		pidstr[dash - p] = 0;
+		if (dm_parse_i64(pidstr, &pid) || pid <= 0 || pid == l->pid)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0)
+			dm_log(DM_LOG_INFO, l->name, "removed %s, left by a conveyor that died", path);
+	}
+	closedir(d);
+}
+
+/* ---- the loop thread: claim, plan, record ---- */
+
+static int claim_cb(void *ud, const struct cat_request *r)
+{
+	struct conveyor *cv = ud;
+	struct conv_job *j = dm_xcalloc(1, sizeof *j);
+
+	dm_strlcpy(j->id, r->id, sizeof j->id);
+	dm_strlcpy(j->scope, r->scope, sizeof j->scope);
+	dm_strlcpy(j->name, r->name, sizeof j->name);
+	dm_strlcpy(j->dest_rse, r->dest_rse, sizeof j->dest_rse);
+	j->bytes = r->bytes;
+	dm_strlcpy(j->adler32, r->adler32 ? r->adler32 : "", sizeof j->adler32);
+	dm_strlcpy(j->md5, r->md5 ? r->md5 : "", sizeof j->md5);
+	j->retry_count = r->retry_count;
+	j->used = -1;
+	dm_buf_init(&j->errors, 4000); /* Rucio's err_msg is 4000 characters */
+	if (cv->nclaimed == cv->claim_cap) {
+		cv->claim_cap = cv->claim_cap ? 2 * cv->claim_cap : 16;
+		cv->claimed = dm_xrealloc(cv->claimed, (size_t)cv->claim_cap * sizeof *cv->claimed);
+	}
+	cv->claimed[cv->nclaimed++] = j;
+	return 0;
+}
+
+struct src_list {
+	struct conv_job *j;
+	int max;
+};
+
+static int source_cb(void *ud, const char *rse, int distance)
+{
+	struct src_list *sl = ud;
+	struct conv_src *s;
+
+	if (sl->j->nsrc >= sl->max)
+		return 1;
+	s = &sl->j->src[sl->j->nsrc++];
+	dm_strlcpy(s->rse, rse, sizeof s->rse);
+	s->distance = distance;
+	return 0;
+}
+
+static char *pfn(struct cat_db *db, const char *rse, const char *scope, const char *name,
+		 const char *scheme, enum cat_proto_op op)
+{
+	struct dm_buf b = DM_BUF_INIT;
+
+	if (cat_lfn2pfn(db, rse, scope, name, scheme, op, &b) != DM_OK) {
+		dm_buf_release(&b);
+		return NULL;
+	}
+	return dm_buf_detach(&b);
+}
+
+/* Scheme of the best protocol of rse for op (scheme restricts), or -1. */
+static int proto_scheme(struct cat_db *db, const char *rse, enum cat_proto_op op,
+			const char *want, char *out, size_t n)
+{
+	struct cat_protocol p;
+	struct dm_buf b = DM_BUF_INIT;
+	int rc = -1;
+
+	memset(&p, 0, sizeof p);
+	if (cat_rse_protocol_for(db, rse, op, want, &p, &b) == DM_OK && p.scheme) {
+		dm_strlcpy(out, p.scheme, n);
+		rc = 0;
+	}
+	dm_buf_release(&b);
+	return rc;
+}
+
+/* Fill the plan; 0 when the job can go to a worker, else the job's outcome
+ * is already decided (NO_SOURCES or FAILED with errors). */
+static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
+{
+	struct src_list sl = { j, l->cfg.max_sources < CONV_MAX_SOURCES ? l->cfg.max_sources
+									 : CONV_MAX_SOURCES };
+	char dscheme[32] = "";
+	int usable = 0;
+
+	j->tpc = l->cfg.tpc;
+	j->tpc_fallback = l->cfg.tpc_fallback;
+	j->budget = (double)l->cfg.request_max_age / 2;
+	j->seq = ++cv->seq;
+	if (cat_req_sources(l->db, j->id, source_cb, &sl) != DM_OK) {
+		add_error(j, NULL, "listing sources failed: %s", cat_error(l->db)->msg);
+		j->outcome = CAT_REQ_FAILED;
+		return -1;
+	}
+	if (j->nsrc == 0) {
+		add_error(j, NULL, "no AVAILABLE replica of %s:%s on a readable RSE", j->scope,
+			  j->name);
+		j->outcome = CAT_REQ_NO_SOURCES;
+		return -1;
+	}
+	j->dst_url = pfn(l->db, j->dest_rse, j->scope, j->name, NULL, CAT_OP_WRITE);
+	if (!j->dst_url) {
+		add_error(j, NULL, "no destination PFN on %s: %s", j->dest_rse, cat_error(l->db)->msg);
+		j->outcome = CAT_REQ_FAILED;
+		return -1;
+	}
+	if (j->tpc && proto_scheme(l->db, j->dest_rse, CAT_OP_TPC_WRITE, NULL, dscheme,
+				   sizeof dscheme) == 0)
+		j->dst_tpc_url = pfn(l->db, j->dest_rse, j->scope, j->name, dscheme,
+				     CAT_OP_TPC_WRITE);
+	for (int i = 0; i < j->nsrc; i++) {
+		struct conv_src *s = &j->src[i];
+		char sscheme[32];
+
+		s->read_url = pfn(l->db, s->rse, j->scope, j->name, NULL, CAT_OP_READ);
+		if (j->dst_tpc_url) {
+			if (proto_scheme(l->db, s->rse, CAT_OP_TPC_READ, NULL, sscheme,
+					 sizeof sscheme) == 0 &&
+			    xfer_tpc_possible(sscheme, dscheme))
+				s->tpc_url = pfn(l->db, s->rse, j->scope, j->name, sscheme,
+						 CAT_OP_TPC_READ);
+			else if (proto_scheme(l->db, s->rse, CAT_OP_TPC_READ, dscheme, sscheme,
+					      sizeof sscheme) == 0)
+				s->tpc_url = pfn(l->db, s->rse, j->scope, j->name, sscheme,
+						 CAT_OP_TPC_READ);
+		}
+		if (s->read_url || s->tpc_url)
+			usable++;
+	}
+	if (!usable) {
+		add_error(j, NULL, "none of the %d source RSE(s) has a read or third-party-copy "
+			  "protocol", j->nsrc);
+		j->outcome = CAT_REQ_FAILED;
+		return -1;
+	}
+	return 0;
+}
+
+/* Record a job's outcome in the catalog and log it; frees the job. */
+static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
+{
+	const char *src = j->used >= 0 ? j->src[j->used].rse : NULL;
+	char hb[32];
+	enum dm_status rc;
+
+	for (int i = 0; i < j->nsrc; i++) {
+		struct conv_src *s = &j->src[i];
+
+		if (!s->bad)
+			continue;
+		rc = cat_replica_declare_bad(l->db, s->rse, j->scope, j->name, s->bad_reason);
+		if (rc == DM_OK)
+			dm_log(DM_LOG_WARN, l->name, "replica %s:%s on %s declared BAD: %s", j->scope,
+			       j->name, s->rse, s->bad_reason);
+		else
+			dm_log(DM_LOG_ERROR, l->name, "declaring %s:%s on %s BAD failed: %s",
+			       j->scope, j->name, s->rse, cat_error(l->db)->msg);
+	}
+	rc = cat_req_finish(l->db, j->id, j->outcome, src,
+			    j->outcome == CAT_REQ_DONE ? NULL : j->errors.s, l->cfg.max_retries);
+	if (rc != DM_OK) {
+		const struct dm_err *e = cat_error(l->db);
+
+		dm_log(DM_LOG_ERROR, l->name, "recording request %s (%s:%s -> %s, %s) failed: %s: %s",
+		       j->id, j->scope, j->name, j->dest_rse, cat_req_state_name(j->outcome),
+		       e->cls, e->msg);
+	} else if (j->outcome == CAT_REQ_DONE) {
+		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.1f s (%s) transfer done, request %s",
+		       src ? src : "-", j->dest_rse, j->scope, j->name,
+		       dmn_human_bytes(j->bytes, hb), j->seconds, j->mode ? j->mode : "?", j->id);
+	} else {
+		dm_log(DM_LOG_WARN, l->name, "%s:%s -> %s %s (attempt %d of %d), request %s: %s",
+		       j->scope, j->name, j->dest_rse,
+		       j->outcome == CAT_REQ_NO_SOURCES ? "has no sources" : "failed",
+		       j->retry_count + 1, l->cfg.max_retries, j->id, j->errors.s);
+	}
+	cv->inflight--;
+	job_free(j);
+}
+
+/* Record every job the workers handed back. */
+static int drain_done(struct dmn_loop *l, struct conveyor *cv)
+{
+	struct conv_job *list, *next;
+	int n = 0;
+
+	pthread_mutex_lock(&cv->mu);
+	list = cv->done;
+	cv->done = NULL;
+	pthread_mutex_unlock(&cv->mu);
+	for (; list; list = next) {
+		next = list->next;
+		record(l, cv, list);
+		n++;
+	}
+	return n;
+}
+
+/* Wait up to seconds for a worker to hand a job back. */
+static void wait_done(struct conveyor *cv, double seconds)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)(seconds * 1e9);
+	while (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cv->mu);
+	while (!cv->done) {
+		if (pthread_cond_timedwait(&cv->done_cv, &cv->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&cv->mu);
+}
+
+static void submit(struct conveyor *cv, struct conv_job *j)
+{
+	pthread_mutex_lock(&cv->mu);
+	j->next = NULL;
+	if (cv->todo_tail)
+		cv->todo_tail->next = j;
+	else
+		cv->todo = j;
+	cv->todo_tail = j;
+	pthread_cond_signal(&cv->work_cv);
+	pthread_mutex_unlock(&cv->mu);
+}
+
+static enum dm_status conveyor_init(struct dmn_loop *l)
+{
+	struct conveyor *cv = dm_xcalloc(1, sizeof *cv);
+	pthread_condattr_t ca;
+	enum dm_status rc;
+
+	pthread_mutex_init(&cv->mu, NULL);
+	pthread_cond_init(&cv->work_cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cv->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	cv->pid = l->pid;
+	l->state = cv;
+	clean_local_leftovers(l, l->cfg.tmp_dir);
+	rc = pool_start(l, cv);
+	return rc;
+}
+
+static enum dm_status conveyor_cycle(struct dmn_loop *l, int *more)
+{
+	struct conveyor *cv = l->state;
+	enum dm_status rc = DM_OK;
+	int claimed = 0, recorded, free_slots;
+
+	/* new transfer settings or pool size: rebuild once idle */
+	if (cv->inflight == 0 && (dmn_xfer_config_differs(&cv->xcfg, &l->cfg) ||
+				  cv->xcfg.parallel != l->cfg.parallel ||
+				  strcmp(cv->xcfg.tmp_dir, l->cfg.tmp_dir))) {
+		pool_stop(cv);
+		rc = pool_start(l, cv);
+		if (rc != DM_OK)
+			return rc;
+		dm_log(DM_LOG_INFO, l->name, "transfer settings applied (%d in flight)",
+		       cv->nworkers);
+	}
+	recorded = drain_done(l, cv);
+	/* requests held by conveyors that are gone go back to the queue */
+	if (dm_now_f() - cv->last_requeue >= l->cfg.heartbeat_interval) {
+		int n = 0;
+
+		cv->last_requeue = dm_now_f();
+		if (cat_req_requeue_orphans(l->db, l->executable, l->cfg.request_max_age, &n) !=
+		    DM_OK)
+			dm_log(DM_LOG_ERROR, l->name, "requeueing orphaned requests failed: %s",
+			       cat_error(l->db)->msg);
+		else if (n > 0)
+			dm_log(DM_LOG_INFO, l->name,
+			       "%d request(s) of a conveyor that is gone put back in the queue", n);
+	}
+	/* --once: one chunk, seen through by the pool; else never more claimed
+	 * than workers, so nothing claimed waits unstarted */
+	free_slots = (l->once ? l->cfg.chunk[l->kind] : cv->nworkers) - cv->inflight;
+	if (free_slots > l->cfg.chunk[l->kind])
+		free_slots = l->cfg.chunk[l->kind];
+	if (free_slots > 0 && !dmn_stopping()) {
+		cv->nclaimed = 0;
+		rc = cat_req_claim(l->db, l->worker_name, free_slots, l->index, l->total, claim_cb,
+				   cv);
+		claimed = cv->nclaimed;
+		cv->inflight += claimed;
+		for (int i = 0; i < cv->nclaimed; i++) {
+			struct conv_job *j = cv->claimed[i];
+
+			if (plan(l, cv, j) == 0)
+				submit(cv, j);
+			else
+				record(l, cv, j);
+		}
+		cv->nclaimed = 0;
+		if (rc != DM_OK)
+			return rc;
+	}
+	if (cv->inflight > 0) {
+		/* in --once, see this batch through */
+		do {
+			wait_done(cv, claimed || recorded ? 0.05 : 0.5);
+			recorded += drain_done(l, cv);
+		} while (l->once && cv->inflight > 0);
+	}
+	*more = cv->inflight > 0 || claimed > 0 || recorded > 0;
+	return DM_OK;
+}
+
+static void conveyor_fini(struct dmn_loop *l)
+{
+	struct conveyor *cv = l->state;
+
+	if (!cv)
+		return;
+	if (cv->inflight > 0)
+		dm_log(DM_LOG_INFO, l->name, "waiting for %d transfer(s) in flight", cv->inflight);
+	while (cv->inflight > 0 && cv->nworkers > 0) {
+		wait_done(cv, 0.5);
+		drain_done(l, cv);
+	}
+	pool_stop(cv);
+	drain_done(l, cv);
+	free(cv->claimed);
+	pthread_mutex_destroy(&cv->mu);
+	pthread_cond_destroy(&cv->work_cv);
+	pthread_cond_destroy(&cv->done_cv);
+	free(cv);
+	l->state = NULL;
+}
+
+const struct dmn_def dmn_conveyor_def = { DMN_CONVEYOR, conveyor_init, conveyor_cycle,
+					  conveyor_fini };
