@@ -108,5 +108,13 @@ int cli_set_account_limit(struct cli *c, int argc, char **argv);
 int cli_get_account_limits(struct cli *c, int argc, char **argv);
 int cli_list_account_usage(struct cli *c, int argc, char **argv);
 int cli_list_rse_usage(struct cli *c, int argc, char **argv);
+int cli_add_rule(struct cli *c, int argc, char **argv);
+int cli_list_rules(struct cli *c, int argc, char **argv);
+int cli_rule_info(struct cli *c, int argc, char **argv);
+int cli_delete_rule(struct cli *c, int argc, char **argv);
+int cli_update_rule(struct cli *c, int argc, char **argv);
+int cli_list_transfers(struct cli *c, int argc, char **argv);
+int cli_add_distance(struct cli *c, int argc, char **argv);
+int cli_daemon(struct cli *c, int argc, char **argv);
 
 #endif

@@ -58,6 +58,14 @@ static const struct cli_command commands[] = {
 	{ "get-account-limits", cli_get_account_limits, "ACCOUNT", "show an account's limits" },
 	{ "list-account-usage", cli_list_account_usage, "ACCOUNT", "show an account's usage and limits per RSE" },
 	{ "list-rse-usage", cli_list_rse_usage, "[RSE]", "show RSE usage" },
+	{ "add-rule", cli_add_rule, "DID... COPIES RSE_EXPRESSION [--grouping ALL|DATASET|NONE] [--lifetime S] [--weight W] [--locked] [--source-replica-expression E] [--activity A] [--comment C] [--asynchronous] [--purge-replicas] [--ignore-availability] [--notify Y|N|C|P] [--priority N]", "add a replication rule; prints the rule id(s)" },
+	{ "list-rules", cli_list_rules, "[DID] [--account A] [--file DID]", "list replication rules" },
+	{ "rule-info", cli_rule_info, "RULE_ID [--locks]", "show a rule and its locks per RSE (--locks: every lock)" },
+	{ "delete-rule", cli_delete_rule, "RULE_ID [--purge-replicas] [--now | --delay SECONDS]", "delete a rule now (or let it expire after --delay for the judge-cleaner)" },
+	{ "update-rule", cli_update_rule, "RULE_ID [--lifetime S|none] [--locked true|false] [--comment C] [--activity A] [--priority N] [--state STUCK|SUSPENDED] [--stuck] [--suspend] [--purge-replicas true|false] [--source-replica-expression E]", "update a rule's settings" },
+	{ "list-transfers", cli_list_transfers, "[--state QUEUED,SUBMITTED,DONE,FAILED,NO_SOURCES,LOST] [--rule RULE_ID]", "list transfer requests" },
+	{ "add-distance", cli_add_distance, "SRC_RSE DST_RSE DISTANCE", "set the distance between two RSEs (source ranking)" },
+	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
 };
 
 static const struct cli_command *current;
