@@ -84,5 +84,8 @@ enum dm_status cat_rse_expr_match(struct cat_db *db, const char *expression, int
 /* Remove one replica row, queue the RSE counter, and delete the file DID
  * when its last replica is gone (Rucio). */
 enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes);
+/* Rucio's update_replicas_states: AVAILABLE turns the replica's locks OK,
+ * UNAVAILABLE turns them STUCK (rule.c). */
+enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state);
 
 #endif

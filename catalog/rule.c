@@ -610,9 +610,9 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 	if (exists && (state == 'A' || state == 'T')) {
 		ls = CAT_LOCK_OK;
 	} else if (exists && state == 'C') {
-		/* an in-flight copy is reused; make sure it has a request */
+		/* an in-flight copy (a transfer or an upload) is reused, as Rucio
+		 * does: the lock waits for the replica to become AVAILABLE */
 		ls = CAT_LOCK_REPLICATING;
-		need_request = 1;
 	} else if (has_source(x, f->id, rse)) {
 		ls = CAT_LOCK_REPLICATING;
 		need_request = 1;
@@ -2471,6 +2471,15 @@ out:
 	free(states);
 	id_list_free(&rules);
 	return rc;
+}
+
+enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state)
+{
+	if (state == 'A')
+		return locks_transition(db, did, rse, 'O', NULL);
+	if (state == 'U')
+		return locks_transition(db, did, rse, 'S', "the replica was declared unavailable");
+	return DM_OK;
 }
 
 enum dm_status cat_req_finish(struct cat_db *db, const char *id, enum cat_req_state state,

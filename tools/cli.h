@@ -104,6 +104,8 @@ int cli_delete_metadata(struct cli *c, int argc, char **argv);
 int cli_add_replicas(struct cli *c, int argc, char **argv);
 int cli_list_file_replicas(struct cli *c, int argc, char **argv);
 int cli_delete_replica(struct cli *c, int argc, char **argv);
+int cli_upload(struct cli *c, int argc, char **argv);
+int cli_download(struct cli *c, int argc, char **argv);
 int cli_set_account_limit(struct cli *c, int argc, char **argv);
 int cli_get_account_limits(struct cli *c, int argc, char **argv);
 int cli_list_account_usage(struct cli *c, int argc, char **argv);

@@ -53,6 +53,8 @@ static const struct cli_command commands[] = {
 	{ "delete-metadata", cli_delete_metadata, "SCOPE:NAME --key K", "delete a metadata key" },
 	{ "add-replicas", cli_add_replicas, "--rse RSE (--list FILE | --walk DIR | SCOPE:NAME BYTES ADLER32...) [--scope S] [--dataset SCOPE:NAME] [--md5] [--state S]", "register data already on storage, in bulk" },
 	{ "list-file-replicas", cli_list_file_replicas, "SCOPE:NAME [--rses EXPRESSION] [--all-states] [--pfns] [--scheme S]", "list the replicas of the files under a DID" },
+	{ "upload", cli_upload, "FILE... --rse RSE [--scope S] [--dataset SCOPE:NAME] [--lifetime S] [--name N] [--ca-path D] [--token T] [--timeout S]", "upload files to an RSE and register them (Rucio's safe upload)" },
+	{ "download", cli_download, "DID... [--dir D] [--rse EXPRESSION] [--no-subdir] [--parallel N] [--ca-path D] [--token T] [--timeout S]", "download files from their best replicas, verified" },
 	{ "delete-replica", cli_delete_replica, "--rse RSE SCOPE:NAME", "delete a replica from the catalog (admin)" },
 	{ "set-account-limit", cli_set_account_limit, "ACCOUNT RSE BYTES", "set a local account limit (BYTES: 10G, 500M, -1/infinity)" },
 	{ "get-account-limits", cli_get_account_limits, "ACCOUNT", "show an account's limits" },

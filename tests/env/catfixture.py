@@ -79,13 +79,27 @@ class Didfs:
         return Didfs(self.catalog, account, self.cwd)
 
     def dump(self):
-        """Every row of every table: to prove a failed command changed nothing."""
+        """Every row of every table (usage-delta queues by their net sums):
+        to prove a failed command changed nothing."""
         import sqlite3
         con = sqlite3.connect(self.catalog)
         try:
             tables = [r[0] for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-            return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}"))) for t in tables}
+            out = {}
+            for t in tables:
+                if t == "updated_rse_counters":
+                    # a queue of usage deltas: what counts is their net sum
+                    q = ("SELECT rse_num, sum(files), sum(bytes) FROM updated_rse_counters"
+                         " GROUP BY rse_num HAVING sum(files)!=0 OR sum(bytes)!=0")
+                elif t == "updated_account_counters":
+                    q = ("SELECT account, rse_num, sum(files), sum(bytes) FROM"
+                         " updated_account_counters GROUP BY account, rse_num"
+                         " HAVING sum(files)!=0 OR sum(bytes)!=0")
+                else:
+                    q = f"SELECT * FROM {t}"
+                out[t] = sorted(map(repr, con.execute(q)))
+            return out
         finally:
             con.close()
 
@@ -94,4 +108,19 @@ class Didfs:
 def didfs(tmp_path):
     d = Didfs(tmp_path / "catalog.db", cwd=str(tmp_path))
     d("init")
+    return d
+
+
+@pytest.fixture
+def lake(tmp_path, request):
+    """A fresh catalog with the session's XRootD servers (the `rses`
+    fixture) registered as RSEs XRD1..XRD3 (tier 1, 1, 2), the scope
+    user.root, and the CA in $X509_CERT_DIR for https.  Returns the Didfs
+    runner with .rses set."""
+    rses = request.getfixturevalue("rses")
+    d = Didfs(tmp_path / "catalog.db", cwd=str(tmp_path))
+    rses.register(d.catalog, d.bin)
+    d("add-scope", "user.root")
+    os.environ["X509_CERT_DIR"] = rses.ca_dir
+    d.rses = rses
     return d
