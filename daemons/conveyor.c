@@ -538,6 +538,14 @@ static int proto_scheme(struct cat_db *db, const char *rse, enum cat_proto_op op
 	return rc;
 }
 
+static int describe_replica(void *ud, const struct cat_replica *r)
+{
+	struct dm_buf *b = ud;
+
+	dm_buf_addf(b, "%s%s %s", b->len ? ", " : "", r->rse, cat_replica_state_name(r->state));
+	return 0;
+}
+
 /* Fill the plan; 0 when the job can go to a worker, else the job's outcome
  * is already decided (NO_SOURCES or FAILED with errors). */
 static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
@@ -557,8 +565,14 @@ static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 		return -1;
 	}
 	if (j->nsrc == 0) {
-		add_error(j, NULL, "no AVAILABLE replica of %s:%s on a readable RSE", j->scope,
-			  j->name);
+		struct dm_buf others = DM_BUF_INIT;
+
+		/* say what there is instead: "XRD3 BAD, XRD1 COPYING" */
+		dm_buf_init(&others, 512);
+		cat_replica_list(l->db, j->scope, j->name, NULL, ~0u, describe_replica, &others);
+		add_error(j, NULL, "no AVAILABLE replica of %s:%s on a readable RSE%s%s%s", j->scope,
+			  j->name, others.len ? " (replicas: " : "", others.s, others.len ? ")" : "");
+		dm_buf_release(&others);
 		j->outcome = CAT_REQ_NO_SOURCES;
 		return -1;
 	}
