@@ -16,6 +16,12 @@
  *   - errors are InvalidRSEExpression: "Problem with parentheses.",
  *     "Expression does not comply to RSE Expression syntax",
  *     "RSE Expression resulted in an empty set."
+ *     (messages start with Rucio's text and then quote the expression)
+ *   - limits of ours: at most 3000 bytes (Rucio's column width) and 256
+ *     levels of nested parentheses, both InvalidRSEExpression
+ *   - a column value RSE.from_str() refuses ("deterministic=yes",
+ *     "rse_type=tape") is InvalidObject, as in Rucio: "Invalid boolean
+ *     value: yes", "Invalid rse_type: tape"
  */
 #ifndef CAT_RSE_EXPR_H
 #define CAT_RSE_EXPR_H
