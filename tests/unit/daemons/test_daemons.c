@@ -342,7 +342,7 @@ static void test_once_over_file_rses(void)
 	 * copy (caught at the destination, blamed on the source after asking
 	 * it for its checksum) */
 	for (int k = 1; k <= 2; k++) {
-		char adler[9], name[8];
+		char adler[9], name[16];
 		struct cat_file_in f = { 0 };
 		size_t len = 3000;
 
