@@ -1286,7 +1286,8 @@ static void *pf_worker(void *arg)
 
 /* ---- reading ---- */
 
-/* Read n bytes at inoff of block idx into dst. */
+/* Read n bytes at inoff of block idx into dst.  Called with bc->lock held
+ * (so a hit costs one more lock round trip, to unpin); returns without it. */
 static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_t idx,
 				 char *dst, uint32_t inoff, uint32_t n, struct dm_err *err)
 {
@@ -1298,7 +1299,6 @@ static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_
 	int counted = 0, have, bad;
 	char *buf;
 
-	pthread_mutex_lock(&bc->lock);
 	for (;;) {
 		nd = node_find(bc, e, idx);
 		if (!nd || nd->state == B_PRESENT)
@@ -1402,13 +1402,14 @@ enum dm_status fs_bc_read(struct fs_bc *bc, struct fs_bc_file *f, void *buf, siz
 	}
 	gen = e->bad_gen;
 	pf_observe(bc, f, off, len);
-	pthread_mutex_unlock(&bc->lock);
 
 	for (pos = off; pos < end;) {
 		uint64_t idx = pos / e->bsize, bstart = idx * e->bsize;
 		uint64_t bend = bstart + block_len(e, idx);
 		uint32_t n = (uint32_t)((end < bend ? end : bend) - pos);
 
+		if (pos != off)
+			pthread_mutex_lock(&bc->lock);
 		rc = read_block(bc, f, idx, (char *)buf + (pos - off), (uint32_t)(pos - bstart), n,
 				err);
 		if (rc != DM_OK)
