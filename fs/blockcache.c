@@ -12,8 +12,8 @@
  * itself) is written once, to a temporary name that is then renamed, and is
  * never rewritten.  A slot is {adler32 of the block, tag}; the tag holds a
  * state (EMPTY 0, PRESENT 5, KNOWN A: evicted but its adler32 remembered) and
- * the low 28 bits of the block index.  A slot is one aligned 8-byte pwrite,
- * which no filesystem tears.  Order of writes:
+ * the low 28 bits of the block index.  A slot is one aligned 8-byte pwrite
+ * inside one sector, which filesystems do not tear.  Order of writes:
  *   store:  pwrite data -> fdatasync(data) -> slot PRESENT
  *   evict:  slot KNOWN/EMPTY -> fdatasync(meta) -> punch hole in data
  * so a crash can leave unaccounted data (punched at the next open) but never
@@ -40,8 +40,10 @@
  * (exactly the nodes on the LRU list).  Invariant: present + reserved <=
  * max_bytes.  A fetch first reserves its block, evicting LRU victims if
  * needed (they leave the accounting at once and their holes are punched by
- * the same thread before it writes its own data, so the disk never holds
- * more than the limit either); if the unpinned bytes cannot make room the
+ * the same thread before it writes its own data, so the data files never
+ * hold more than the limit either, give or take the filesystem's rounding
+ * of short last blocks; the metadata files, 8 bytes per block, are not
+ * counted); if the unpinned bytes cannot make room the
  * read is served without caching.  Prefetch may not evict prefetched blocks
  * nobody has read yet (it gives up instead), so a fast prefetcher cannot
  * thrash its own stream.
@@ -1296,7 +1298,7 @@ static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_
 	uint32_t blen = block_len(e, idx);
 	struct node *nd, *victims = NULL;
 	enum dm_status rc;
-	int counted = 0, have, bad;
+	int counted = 0, have, bad, saved_errno;
 	char *buf;
 
 	for (;;) {
@@ -1320,10 +1322,11 @@ static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_
 		nd->pf_unread = 0;
 		pthread_mutex_unlock(&bc->lock);
 		bad = e->dfd < 0 || pread_full(e->dfd, dst, n, boff + inoff) != 0;
+		saved_errno = errno;
 		pthread_mutex_lock(&bc->lock);
 		if (bad) {
 			dm_log(DM_LOG_WARN, WHO, "cannot read cached block %" PRIu64 " of %s: %s",
-			       idx, e->key, strerror(errno));
+			       idx, e->key, strerror(saved_errno));
 			nd->doomed = 1;
 		}
 		if (--nd->pins == 0) {
