@@ -158,11 +158,56 @@ static void add_error(struct conv_job *j, const char *rse, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* One storage step of a transfer, at DEBUG: what, how long, how it ended. */
+static void step_log(const struct conv_job *j, const char *what, double t0, enum dm_status rc,
+		     const struct dm_err *e)
+{
+	dm_log(DM_LOG_DEBUG, "conveyor", "request %s %s:%s: %s %s in %.3f s%s%s", j->id, j->scope,
+	       j->name, what, rc == DM_OK ? "ok" : "failed", dm_now_f() - t0,
+	       rc != DM_OK && e ? ": " : "", rc != DM_OK && e ? e->msg : "");
+}
+
 static void remove_quietly(struct xfer_ctx *x, const char *url)
 {
 	struct dm_err e;
 
 	(void)xfer_delete(x, url, &e);
+}
+
+/* Server-side checksums in flight, for the whole process: XRootD computes
+ * only a few at a time and answers the others "wait 30 s", so asking more
+ * than conveyor.max_checksums at once only makes transfers slower. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int in_use;
+	int max;
+} cks = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 4 };
+
+static enum dm_status server_checksum(struct xfer_ctx *x, const char *url, char *out, size_t n,
+				      struct dm_err *err)
+{
+	enum dm_status rc;
+
+	pthread_mutex_lock(&cks.mu);
+	while (cks.in_use >= cks.max)
+		pthread_cond_wait(&cks.cv, &cks.mu);
+	cks.in_use++;
+	pthread_mutex_unlock(&cks.mu);
+	rc = xfer_checksum(x, url, "adler32", out, n, err);
+	pthread_mutex_lock(&cks.mu);
+	cks.in_use--;
+	pthread_cond_signal(&cks.cv);
+	pthread_mutex_unlock(&cks.mu);
+	return rc;
+}
+
+static void set_max_checksums(int max)
+{
+	pthread_mutex_lock(&cks.mu);
+	cks.max = max > 0 ? max : 1;
+	pthread_cond_broadcast(&cks.cv);
+	pthread_mutex_unlock(&cks.mu);
 }
 
 /* Size and adler32 of a file at url as its storage sees it.  Returns 0 when
@@ -184,7 +229,7 @@ static int verify_at(struct xfer_ctx *x, const char *url, uint64_t bytes, const 
 	}
 	if (!adler || !adler[0])
 		return 0;
-	rc = xfer_checksum(x, url, "adler32", sum, sizeof sum, err);
+	rc = server_checksum(x, url, sum, sizeof sum, err);
 	if (rc == DM_ENOTSUP) {
 		/* no server-side checksum: read it back */
 		struct xfer_result res;
@@ -208,8 +253,11 @@ static enum attempt finish_copy(struct xfer_ctx *x, struct conv_job *j, struct c
 				const char *tmp, const char *final)
 {
 	struct dm_err e = { 0 };
+	double t = dm_now_f();
+	enum dm_status rc = xfer_rename(x, tmp, final, &e);
 
-	if (xfer_rename(x, tmp, final, &e) != DM_OK) {
+	step_log(j, "rename to the final name", t, rc, &e);
+	if (rc != DM_OK) {
 		add_error(j, s->rse, "rename to the final name failed: %s", e.msg);
 		remove_quietly(x, tmp);
 		return ATT_FAIL;
@@ -223,15 +271,23 @@ static enum attempt copy_tpc(struct xfer_ctx *x, struct conv_job *j, struct conv
 	char why[160] = "";
 	struct dm_err e = { 0 };
 	enum attempt a = ATT_FAIL;
+	double t = dm_now_f();
+	enum dm_status rc;
 	int v;
 
 	remove_quietly(x, tmp); /* a leftover of an attempt that was killed */
-	if (xfer_tpc(x, s->tpc_url, tmp, &e) != DM_OK) {
+	step_log(j, "remove a leftover temporary file", t, DM_OK, NULL);
+	t = dm_now_f();
+	rc = xfer_tpc(x, s->tpc_url, tmp, &e);
+	step_log(j, "third-party copy", t, rc, &e);
+	if (rc != DM_OK) {
 		add_error(j, s->rse, "third-party copy failed: %s", e.msg);
 		remove_quietly(x, tmp);
 		goto out;
 	}
+	t = dm_now_f();
 	v = verify_at(x, tmp, j->bytes, j->adler32, why, sizeof why, &e);
+	step_log(j, "verify at the destination", t, v < 0 ? DM_EIO : DM_OK, &e);
 	if (v < 0) {
 		add_error(j, s->rse, "cannot verify the copy at the destination: %s", e.msg);
 		remove_quietly(x, tmp);
@@ -274,10 +330,15 @@ static enum attempt copy_streamed(struct xfer_ctx *x, struct conv_job *j, struct
 	struct xfer_result res;
 	struct dm_err e = { 0 };
 	enum attempt a = ATT_FAIL;
+	enum dm_status rc;
+	double t;
 	int v;
 
 	snprintf(local, sizeof local, "%s/" LOCAL_PREFIX "%d-%lu", tmp_dir, pid, j->seq);
-	if (xfer_get(x, s->read_url, local, &res, &e) != DM_OK) {
+	t = dm_now_f();
+	rc = xfer_get(x, s->read_url, local, &res, &e);
+	step_log(j, "get from the source", t, rc, &e);
+	if (rc != DM_OK) {
 		add_error(j, s->rse, "reading the source failed: %s", e.msg);
 		goto out;
 	}
@@ -291,13 +352,20 @@ static enum attempt copy_streamed(struct xfer_ctx *x, struct conv_job *j, struct
 		a = ATT_BAD_SRC;
 		goto out;
 	}
+	t = dm_now_f();
 	remove_quietly(x, tmp);
-	if (xfer_put(x, local, tmp, &e) != DM_OK) {
+	step_log(j, "remove a leftover temporary file", t, DM_OK, NULL);
+	t = dm_now_f();
+	rc = xfer_put(x, local, tmp, &e);
+	step_log(j, "put to the destination", t, rc, &e);
+	if (rc != DM_OK) {
 		add_error(j, s->rse, "writing the destination failed: %s", e.msg);
 		remove_quietly(x, tmp);
 		goto out;
 	}
+	t = dm_now_f();
 	v = verify_at(x, tmp, j->bytes, j->adler32, why, sizeof why, &e);
+	step_log(j, "verify at the destination", t, v < 0 ? DM_EIO : DM_OK, &e);
 	if (v != 0) {
 		if (v < 0)
 			add_error(j, s->rse, "cannot verify the copy at the destination: %s", e.msg);
@@ -321,12 +389,14 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 	double t0 = dm_now_f();
 	char why[160];
 	struct dm_err e = { 0 };
-	int tried = 0;
+	int tried = 0, v;
 
 	j->used = -1;
 	j->outcome = CAT_REQ_FAILED;
 	/* 0. done already by a conveyor that died before recording it? */
-	if (verify_at(cv->xfer, j->dst_url, j->bytes, j->adler32, why, sizeof why, &e) == 0) {
+	v = verify_at(cv->xfer, j->dst_url, j->bytes, j->adler32, why, sizeof why, &e);
+	step_log(j, "look for the file at the destination", t0, DM_OK, NULL);
+	if (v == 0) {
 		j->outcome = CAT_REQ_DONE;
 		j->mode = "already at destination";
 		goto out;
@@ -419,6 +489,7 @@ static enum dm_status pool_start(struct dmn_loop *l, struct conveyor *cv)
 		return e.code ? e.code : DM_EINVAL;
 	}
 	cv->xcfg = l->cfg;
+	set_max_checksums(l->cfg.max_checksums);
 	cv->tids = dm_xcalloc((size_t)l->cfg.parallel, sizeof *cv->tids);
 	for (int i = 0; i < l->cfg.parallel; i++) {
 		if (pthread_create(&cv->tids[i], NULL, worker_main, cv) != 0)
@@ -734,6 +805,7 @@ static enum dm_status conveyor_cycle(struct dmn_loop *l, int *more)
 	/* new transfer settings or pool size: rebuild once idle */
 	if (cv->inflight == 0 && (dmn_xfer_config_differs(&cv->xcfg, &l->cfg) ||
 				  cv->xcfg.parallel != l->cfg.parallel ||
+				  cv->xcfg.max_checksums != l->cfg.max_checksums ||
 				  strcmp(cv->xcfg.tmp_dir, l->cfg.tmp_dir))) {
 		pool_stop(cv);
 		rc = pool_start(l, cv);
