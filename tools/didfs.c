@@ -68,6 +68,7 @@ static const struct cli_command commands[] = {
 	{ "list-transfers", cli_list_transfers, "[--state QUEUED,SUBMITTED,DONE,FAILED,NO_SOURCES,LOST] [--rule RULE_ID]", "list transfer requests" },
 	{ "add-distance", cli_add_distance, "SRC_RSE DST_RSE DISTANCE", "set the distance between two RSEs (source ranking)" },
 	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
+	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
 };
 
 static const struct cli_command *current;

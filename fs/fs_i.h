@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fs_i.h - internals shared by the files of the FUSE mount (prefix fs_):
+ * the mount state, the inode table's nodes, open files, and the handler
+ * entry points that fs/mount.c puts into the libfuse low-level ops table.
+ *
+ * Who owns what
+ *   mount.c  the session, options, thread-local catalog handles, the
+ *            background thread (polling open collections, readahead),
+ *            process life cycle
+ *   ns.c     inode table, name layout (names with '/'), lookup, getattr,
+ *            readdirplus
+ *   data.c   replica choice, the block cache's fetch callback, open/read/
+ *            release and the pool of threads that wait on storage
+ *   xattr.c  user.rucio.* (and eos.url.xroot) get/set/list/remove
+ *
+ * Locks (never more than one at a time, none across a catalog call that
+ * streams rows, a network fetch or a FUSE reply):
+ *   fs->ns_lock     the inode table and every mutable field of a node
+ *   fs->db_lock     the registry of thread-local catalog handles
+ *   fs->rse_lock    the RSE cache (site, availability, failures)
+ *   fs->pdid_lock   the "is this prefix a DID" cache of the name layout
+ *   fs->pool_lock   the read job queue
+ *   fs->bg_lock     the background thread's wake-up and inval queue
+ *
+ * Catalog rule: a catalog call must never be made from inside another
+ * catalog call's row callback (the store reuses prepared statements), so
+ * callbacks here only copy rows out; follow-up calls come afterwards.
+ */
+#ifndef FS_I_H
+#define FS_I_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "blockcache.h"
+#include "catalog.h"
+#include "dm.h"
+#include "fs.h"
+#include "xfer.h"
+
+#define WHO_FS "mount"
+
+/* Inode numbers: 1 is the root; a DID is its catalog id + FS_INO_DID_BASE
+ * (stable across mounts); scopes and prefix directories get numbers from
+ * FS_INO_VIRTUAL upwards, never reused during a mount. */
+#define FS_INO_DID_BASE 16u
+#define FS_INO_VIRTUAL (1ull << 56)
+
+#define FS_TTL_LONG 86400.0 /* immutable: files, closed collections */
+#define FS_TTL_NEG 1.0      /* a name that does not exist (yet) */
+#define FS_MAX_READ (1u << 20)
+#define FS_SECURITY_ERRNO EOPNOTSUPP
+
+enum fs_kind { FS_ROOT, FS_SCOPE, FS_DID, FS_PREFIX };
+
+/* A copied catalog row (cat_did pointers die with the callback). */
+struct fs_didrow {
+	int64_t id;
+	enum cat_did_type type;
+	char scope[CAT_SCOPE_MAX + 1];
+	char name[CAT_NAME_MAX + 1];
+	uint64_t bytes;
+	uint64_t length;
+	char adler32[9];
+	char md5[33];
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t expired_at;
+	int is_open;
+};
+void fs_didrow_from(struct fs_didrow *r, const struct cat_did *d);
+
+/*
+ * A node: what one inode number stands for.  Lifetime: nlookup counts the
+ * kernel's references (lookup, readdirplus entries, minus forget), refs the
+ * mount's own (open files, directory handles, a handler in progress).  The
+ * node leaves the table and is freed when both reach 0; the root never is.
+ * Every field is read and written under fs->ns_lock, except ino, kind and
+ * the strings set at creation (scope, name, ctx_*), which never change.
+ */
+struct fs_node {
+	uint64_t ino;
+	enum fs_kind kind;
+	uint64_t nlookup;
+	unsigned refs;
+	struct fs_node *next_ino;
+	struct fs_node *next_key;
+	char *key;              /* SCOPE and PREFIX: the key-table key */
+	char *scope;            /* SCOPE: the scope; DID: its scope; PREFIX: scope of its names */
+	char *name;             /* DID: its name; PREFIX: the name prefix (no trailing '/') */
+	/* PREFIX: the context its names come from */
+	int64_t ctx_did;        /* the collection's DID id, or 0: the scope `scope` */
+	int ctx_closed;         /* the collection was closed when the node was made */
+	/* DID attributes (refreshed by every lookup / listing) */
+	int64_t did_id;
+	enum cat_did_type type;
+	uint64_t bytes;
+	uint64_t length;
+	char adler32[9];
+	char md5[33];
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t expired_at;
+	int is_open;
+	/* mount state */
+	char *error;            /* user.rucio.error: the last refused write */
+	double listed_at;       /* last readdir of this collection (poller) */
+	double polled_at;
+	struct fs_sources *src; /* files: replica sources, cached briefly */
+	double src_at;
+};
+
+/* Replica sources of a file, best first (data.c). Shared, refcounted. */
+struct fs_source {
+	char *rse;
+	char *pfn;
+	char *scheme;
+	int local;   /* RSE attribute site == --site */
+	int prio;    /* protocol read priority (lower is better) */
+};
+struct fs_sources {
+	unsigned refs;       /* under fs->ns_lock */
+	size_t n;
+	struct fs_source *v;
+};
+
+/* An open file (fi->fh). */
+struct fs_file {
+	struct fs *fs;
+	struct fs_node *node;       /* holds a ref */
+	char *key;                  /* block cache key "scope:name:adler32" */
+	uint64_t size;
+	struct fs_sources *src;     /* holds a ref */
+	int cur;                    /* source that served last (atomic) */
+	struct fs_bc_file *bcf;
+	int whole;                  /* every byte is in the cache (atomic hint) */
+	struct fs_file *next, *prev; /* fs->files, under fs->ns_lock */
+};
+
+/* The "is scope:prefix a DID" cache of the name layout (ns.c). */
+#define FS_PDID_SLOTS 4096
+struct fs_pdid {
+	char *key;
+	int is_did;
+	double at;
+};
+
+struct fs_rse {
+	char *rse;
+	char *site;
+	int readable;
+	double failed_at; /* last fetch failure from this RSE (sorts it last for a while) */
+};
+
+struct fs_job;
+
+struct fs {
+	struct fs_opts o;
+	char *catalog;              /* absolute */
+	char *mountpoint;           /* absolute */
+	char *cache_dir;
+	struct fuse_session *se;
+	struct fs_bc *bc;
+	struct xfer_ctx *xfer;
+	uid_t uid;
+	gid_t gid;
+	double started;
+	double ttl;                 /* kernel cache time of changing things */
+
+	/* inode table */
+	pthread_mutex_t ns_lock;
+	struct fs_node **by_ino;
+	size_t nino_buckets, nino;
+	struct fs_node **by_key;
+	size_t nkey_buckets, nkey;
+	uint64_t next_virtual;
+	struct fs_node *root;
+	struct fs_file *files;      /* open files, closed at unmount if the kernel did not */
+
+	/* thread-local catalog handles */
+	pthread_key_t db_key;
+	pthread_mutex_t db_lock;
+	struct fs_dbslot *dbs;
+
+	/* RSEs */
+	pthread_mutex_t rse_lock;
+	struct fs_rse *rses;
+	size_t nrses;
+	double rses_at;
+
+	/* name layout cache */
+	pthread_mutex_t pdid_lock;
+	struct fs_pdid pdid[FS_PDID_SLOTS];
+
+	/* read pool */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	struct fs_job *jobs_head, *jobs_tail;
+	pthread_t *pool;
+	int npool;
+	int pool_stop;
+
+	/* background thread */
+	pthread_mutex_t bg_lock;
+	pthread_cond_t bg_cond;
+	pthread_t bg;
+	int bg_started;
+	int bg_stop;
+	int init_done;
+	uint64_t *inval;            /* inodes whose attributes to invalidate */
+	size_t ninval, inval_cap;
+	char bdi[64];               /* "major:minor" of the mount */
+
+	/* counters (atomic) */
+	uint64_t n_lookup, n_readdir, n_read, n_read_async, n_read_err, n_getxattr, n_probe;
+};
+
+/* ---- mount.c ---- */
+/* This thread's catalog handle (opened on first use, issuer set). */
+struct cat_db *fs_db(struct fs *fs, struct dm_err *err);
+/* Ask the background thread to drop the kernel's cached attributes of ino. */
+void fs_inval_later(struct fs *fs, uint64_t ino);
+/* Fill st for a node (under ns_lock or with a private copy). */
+void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
+/* A short log line for a catalog or transfer error. */
+const char *fs_errmsg(const struct dm_err *e);
+
+/* ---- ns.c ---- */
+int fs_ns_init(struct fs *fs);
+void fs_ns_destroy(struct fs *fs);
+struct fs_node *fs_node_get(struct fs *fs, uint64_t ino);
+void fs_node_ref(struct fs *fs, struct fs_node *n);
+void fs_node_put(struct fs *fs, struct fs_node *n);
+void fs_node_set_error(struct fs *fs, struct fs_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void fs_node_clear_error(struct fs *fs, struct fs_node *n);
+/* Refresh a DID node's attributes from the catalog (after a write). */
+void fs_node_refresh(struct fs *fs, struct fs_node *n);
+/* Open collections the kernel has looked at recently, for the poller:
+ * calls fn for up to max of them (ino, scope, name, updated_at, is_open). */
+typedef void (*fs_watch_fn)(struct fs *fs, uint64_t ino, const char *scope, const char *name,
+			    int64_t updated_at, int is_open, void *ud);
+void fs_ns_poll(struct fs *fs, double now, double min_interval, size_t max, fs_watch_fn fn,
+		void *ud);
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- data.c ---- */
+int fs_data_init(struct fs *fs);
+void fs_data_stop(struct fs *fs);
+/* Sources of a file node (cached on the node); NULL with err on failure. */
+struct fs_sources *fs_sources_get(struct fs *fs, struct fs_node *n, struct dm_err *err);
+void fs_sources_put(struct fs *fs, struct fs_sources *s);
+/* Block cache key of a file node into out. */
+void fs_file_key(const struct fs_node *n, char *out, size_t size);
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- xattr.c ---- */
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags);
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif
