@@ -350,30 +350,55 @@ static enum dm_status xrd_checksum(struct xfer_ctx *ctx, const char *url,
 	return rc;
 }
 
-/* XrdCl's own end-to-end check costs more than asking both servers after the
- * copy (the source's checksum is usually cached by the server; the
- * destination's is then cached for the verification that follows any
- * transfer), so the copy runs unverified and the checksums are compared
- * here.  A mismatching copy is removed. */
+struct cks_job {
+	const char *url;
+	int timeout_s;
+	char out[16];
+	int rc;
+	struct xrdcl_err e;
+};
+
+static void *cks_thread(void *arg)
+{
+	struct cks_job *j = arg;
+
+	j->rc = xrdcl_checksum(j->url, "adler32", j->out, sizeof(j->out), j->timeout_s, &j->e);
+	return NULL;
+}
+
+/* XrdCl's own end-to-end check costs more than asking both servers
+ * ourselves: the source's checksum is asked for while the copy runs (and is
+ * usually cached by the server), the destination's once it is complete (and
+ * is then cached for any later verification).  A mismatching copy is
+ * removed. */
 static enum dm_status xrd_tpc(struct xfer_ctx *ctx, const char *src, const struct xfer_url *su,
 			      const char *dst, const struct xfer_url *du, struct dm_err *err)
 {
 	struct xrdcl_err e = { 0 };
 	const char *cls;
 	char *cs = canon(src), *cd = canon(dst);
-	char a[16], b[16];
+	char b[16];
+	struct cks_job sj = { .url = cs, .timeout_s = ctx->cfg.timeout_s };
+	pthread_t tid;
+	int threaded;
 	enum dm_status rc = DM_OK;
 
 	xrd_state(ctx);
+	threaded = pthread_create(&tid, NULL, cks_thread, &sj) == 0;
 	if (xrdcl_tpc(cs, cd, ctx->cfg.timeout_s, ctx->cfg.tpc_timeout_s, 0, &e) != 0) {
 		rc = xfer_errno_status(e.err, 0, &cls);
 		dm_seterr(err, rc, cls, "third-party copy %s -> %s: %s", src, dst, e.msg);
 		goto out;
 	}
-	if (xrdcl_checksum(cs, "adler32", a, sizeof(a), ctx->cfg.timeout_s, &e) != 0) {
-		rc = xfer_errno_status(e.err, 0, &cls);
+	if (!threaded)
+		cks_thread(&sj);
+	else
+		pthread_join(tid, NULL);
+	threaded = 0;
+	if (sj.rc != 0) {
+		rc = xfer_errno_status(sj.e.err, 0, &cls);
 		dm_seterr(err, rc, cls, "third-party copy %s -> %s: source checksum: %s", src, dst,
-			  e.msg);
+			  sj.e.msg);
 		goto out;
 	}
 	if (xrdcl_checksum(cd, "adler32", b, sizeof(b), ctx->cfg.timeout_s, &e) != 0) {
@@ -382,13 +407,15 @@ static enum dm_status xrd_tpc(struct xfer_ctx *ctx, const char *src, const struc
 			  dst, e.msg);
 		goto out;
 	}
-	if (strcmp(a, b) != 0) {
+	if (strcmp(sj.out, b) != 0) {
 		rc = dm_seterr(err, DM_ECONFLICT, "FileConsistencyMismatch",
 			       "third-party copy %s -> %s: adler32 differs after the copy (source %s, destination %s); the copy was removed",
-			       src, dst, a, b);
+			       src, dst, sj.out, b);
 		xrdcl_rm(cd, ctx->cfg.timeout_s, &e);
 	}
 out:
+	if (threaded)
+		pthread_join(tid, NULL);
 	free(cs);
 	free(cd);
 	return rc;
