@@ -32,6 +32,7 @@
 #include "xfer_int.h"
 
 #define HTTP_POOL 32
+#define HTTP_MAXCONN 64
 #define BODY_CAP (32u << 10)
 
 struct xfer_http_state {
@@ -359,6 +360,10 @@ static enum dm_status req_begin(struct hreq *r, struct xfer_ctx *ctx, const char
 	curl_easy_setopt(r->h, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(r->h, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(r->h, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* the shared cache keeps this many idle connections (curl's default
+	 * of 5 would close and re-handshake as soon as 6 requests overlap) */
+	curl_easy_setopt(r->h, CURLOPT_MAXCONNECTS,
+			 (long)(c->parallel * 2 > HTTP_MAXCONN ? c->parallel * 2 : HTTP_MAXCONN));
 	curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_s);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(r->h, CURLOPT_LOW_SPEED_TIME, (long)c->stall_timeout_s);
@@ -369,6 +374,8 @@ static enum dm_status req_begin(struct hreq *r, struct xfer_ctx *ctx, const char
 	if (whole > 0)
 		curl_easy_setopt(r->h, CURLOPT_TIMEOUT, (long)whole);
 	curl_easy_setopt(r->h, CURLOPT_USERAGENT, "didfs-xfer/0.1");
+	if (getenv("DIDFS_CURL_VERBOSE")) /* debugging aid: curl's trace on stderr */
+		curl_easy_setopt(r->h, CURLOPT_VERBOSE, 1L);
 	if (c->ca_path)
 		curl_easy_setopt(r->h, CURLOPT_CAPATH, c->ca_path);
 	if (c->ca_file)

@@ -300,6 +300,36 @@ def test_getmany(rses, xfer, tmp_path):
     assert f"getmany: {n} ok, 1 failed" in p.stderr.decode()
 
 
+def _logins(server, scheme):
+    """Sessions opened on a server, from its log: one per root:// connection
+    ("XrootdXeq: ... login"), one per https connection ("XrootdBridge: ...
+    login as ...")."""
+    tag = "XrootdXeq:" if scheme == "root" else "XrootdBridge:"
+    with open(server.log, errors="replace") as f:
+        return sum(1 for line in f if tag in line and " login" in line)
+
+
+@pytest.mark.parametrize("scheme", ["root", "https"])
+def test_getmany_reuses_connections(rses, xfer, tmp_path, scheme):
+    """Many files, few connections: root:// multiplexes everything on one,
+    https keeps one per operation in flight (a new TLS handshake per file
+    would show as one login per file in the server's log)."""
+    s = rses.servers[1]
+    n, parallel = 120, 6
+    lines = []
+    for i in range(n):
+        path = f"/rucio/reuse/{scheme}/f{i}"
+        place(s, path, b"x" * (i + 1))
+        lines.append(f"{url(s, scheme, path)} {tmp_path / f'o{i}'}\n")
+    lst = tmp_path / "list"
+    lst.write_text("".join(lines))
+    before = _logins(s, scheme)
+    xfer.ok("--parallel", str(parallel), "getmany", lst)
+    new = _logins(s, scheme) - before
+    assert 1 <= new <= (1 if scheme == "root" else parallel + 1), \
+        f"{new} logins for {n} files"
+
+
 def test_getmany_bad_list(rses, xfer, tmp_path):
     lst = tmp_path / "list"
     lst.write_text("root://127.0.0.1:1//only-a-url\n")
