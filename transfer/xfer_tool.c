@@ -3,7 +3,8 @@
  * xfer_tool.c - didfs-xfer, a small driver for the transfer layer used by
  * the integration tests and the benchmarks until `didfs download` exists.
  * One subcommand per xfer_* call, plus getmany, which reads "URL PATH"
- * lines and runs them all through xfer_run_jobs.
+ * lines and runs them all through xfer_run_jobs, and readblocks, which
+ * reads one file in blocks from several threads as a mount does.
  *
  * Exit status: 0 on success, the dm_status value of the failure otherwise
  * (2 = DM_ENOENT, 4 = DM_EPERM, 8 = DM_ETIMEDOUT, 10 = DM_ENOTSUP, ...),
@@ -12,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,9 @@ static void usage(FILE *f)
 	      "  pread URL OFFSET LENGTH  ranged read to stdout\n"
 	      "  tpc SRC DST              third-party copy\n"
 	      "  getmany [LIST|-]         download many: lines \"URL PATH\"\n"
+	      "  readblocks URL BLOCK     read a whole file (<= 1G) in blocks of BLOCK bytes\n"
+	      "                           with --parallel threads of xfer_pread, as a mount\n"
+	      "                           does; print \"bytes=N adler32=X md5=Y reads=N\"\n"
 	      "options:\n"
 	      "  --timeout S          small operations (default 60)\n"
 	      "  --connect-timeout S  connecting (default 10)\n"
@@ -177,6 +182,100 @@ static int cmd_getmany(struct xfer_ctx *ctx, const char *list, int parallel, int
 	free(pairs);
 	free(jobs);
 	return rc;
+}
+
+struct blocks {
+	struct xfer_ctx *ctx;
+	const char *url;
+	unsigned char *buf;
+	uint64_t size, block, nblocks;
+	size_t next; /* guarded by lock */
+	pthread_mutex_t lock;
+	enum dm_status st;
+	struct dm_err err;
+	uint64_t reads;
+};
+
+static void *block_worker(void *arg)
+{
+	struct blocks *b = arg;
+
+	for (;;) {
+		uint64_t i, off, want;
+		size_t got = 0;
+		struct dm_err e;
+		enum dm_status st;
+
+		pthread_mutex_lock(&b->lock);
+		i = b->next++;
+		if (b->st != DM_OK)
+			i = b->nblocks;
+		pthread_mutex_unlock(&b->lock);
+		if (i >= b->nblocks)
+			return NULL;
+		off = i * b->block;
+		want = b->size - off < b->block ? b->size - off : b->block;
+		st = xfer_pread(b->ctx, b->url, b->buf + off, (size_t)want, off, &got, &e);
+		if (st == DM_OK && got != want)
+			st = dm_seterr(&e, DM_EIO, NULL, "%s: short read at %llu: %zu of %llu bytes",
+				       b->url, (unsigned long long)off, got,
+				       (unsigned long long)want);
+		pthread_mutex_lock(&b->lock);
+		b->reads++;
+		if (st != DM_OK && b->st == DM_OK) {
+			b->st = st;
+			b->err = e;
+		}
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+static int cmd_readblocks(struct xfer_ctx *ctx, const char *url, const char *sblock,
+			  int parallel)
+{
+	struct blocks b = { .ctx = ctx, .url = url };
+	struct xfer_stat xs;
+	struct dm_err e;
+	enum dm_status st;
+	pthread_t tids[64];
+	int n = parallel < 1 ? 1 : parallel > 64 ? 64 : parallel, started = 0;
+	char md5[33], adler[9];
+
+	if (dm_parse_size(sblock, &b.block) != 0 || b.block == 0 || b.block > (256u << 20)) {
+		fprintf(stderr, "didfs-xfer: readblocks: bad block size '%s'\n", sblock);
+		return EXIT_USAGE;
+	}
+	st = xfer_stat(ctx, url, &xs, &e);
+	if (st != DM_OK)
+		return fail("readblocks", st, &e);
+	if (xs.is_dir || xs.size > (1ull << 30)) {
+		fprintf(stderr, "didfs-xfer: readblocks: %s is a directory or larger than 1G\n", url);
+		return EXIT_USAGE;
+	}
+	b.size = xs.size;
+	b.nblocks = (b.size + b.block - 1) / b.block;
+	b.buf = dm_xmalloc(b.size ? (size_t)b.size : 1);
+	pthread_mutex_init(&b.lock, NULL);
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&tids[i], NULL, block_worker, &b) != 0)
+			break;
+		started++;
+	}
+	if (started == 0)
+		block_worker(&b);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pthread_mutex_destroy(&b.lock);
+	if (b.st != DM_OK) {
+		free(b.buf);
+		return fail("readblocks", b.st, &b.err);
+	}
+	dm_adler32_hex(dm_adler32_update(DM_ADLER32_INIT, b.buf, (size_t)b.size), adler);
+	dm_md5_hex(b.buf, (size_t)b.size, md5);
+	printf("bytes=%llu adler32=%s md5=%s reads=%llu\n", (unsigned long long)b.size, adler, md5,
+	       (unsigned long long)b.reads);
+	free(b.buf);
+	return 0;
 }
 
 static int cmd_pread(struct xfer_ctx *ctx, const char *url, const char *soff, const char *slen)
@@ -383,6 +482,9 @@ int main(int argc, char **argv)
 		st = xfer_tpc(ctx, args[0], args[1], &e);
 		if (st != DM_OK)
 			rc = fail(cmd, st, &e);
+	} else if (strcmp(cmd, "readblocks") == 0) {
+		NEED(2, 2);
+		rc = cmd_readblocks(ctx, args[0], args[1], cfg.parallel ? cfg.parallel : 8);
 	} else if (strcmp(cmd, "getmany") == 0) {
 		NEED(0, 1);
 		rc = cmd_getmany(ctx, nargs ? args[0] : NULL, cfg.parallel, quiet);

@@ -192,6 +192,21 @@ def test_pread(rses, xfer, scheme):
 
 
 @pytest.mark.parametrize("scheme", ["root", "https"])
+def test_readblocks_threads(rses, xfer, scheme):
+    """A file read in blocks by 8 threads through xfer_pread, as the mount
+    reads (root:// keeps its open handle cached between the reads)."""
+    s = rses.servers[1]
+    data = os.urandom(9 * 1024 * 1024 + 333)
+    place(s, f"/rucio/blocks/{scheme}", data)
+    res = parse_kv(xfer.ok("--parallel", "8", "readblocks", url(s, scheme, f"/rucio/blocks/{scheme}"),
+                           "256K"))
+    assert int(res["bytes"]) == len(data)
+    assert res["adler32"] == adler32_hex(data)
+    assert res["md5"] == hashlib.md5(data).hexdigest()
+    assert int(res["reads"]) == (len(data) + (256 << 10) - 1) // (256 << 10)
+
+
+@pytest.mark.parametrize("scheme", ["root", "https"])
 def test_delete(rses, xfer, make_file, scheme):
     s = rses.servers[1]
     u = url(s, scheme, f"/rucio/del/{scheme}/f")
