@@ -45,7 +45,8 @@ static struct xfer_xrd_state *xrd_state(struct xfer_ctx *ctx)
 			.request_timeout_s = ctx->cfg.timeout_s,
 			.stream_timeout_s = ctx->cfg.stall_timeout_s,
 			.connect_timeout_s = ctx->cfg.connect_timeout_s,
-			.connect_retry = 2,
+			/* a refused connection fails at once; callers fall over or retry */
+			.connect_retry = 1,
 			.ca_dir = ctx->cfg.ca_path,
 		};
 
