@@ -12,6 +12,24 @@
  * a missing remote file is DM_ENOENT (class SourceNotFound), permission
  * denied DM_EPERM, an unknown scheme DM_ENOTSUP (RSEProtocolNotSupported).
  *
+ * Back-end notes:
+ *  - root://: XrdCl keeps its settings in one process-wide Env, so the first
+ *    context that touches root:// sets them (stream timeout = stall_timeout_s,
+ *    connection window and stream error window = connect_timeout_s, one
+ *    connection attempt, timeouts checked every second); XRD_* variables in
+ *    the environment win over them.  Every request also carries its own
+ *    timeout.  root://h:p/path (one slash) is read as the absolute
+ *    root://h:p//path.  xfer_pread keeps up to 64 read handles open per
+ *    context.  xfer_tpc runs XrdCl's CopyProcess (thirdParty "only", target
+ *    overwritten, parents made) and then compares both servers' adler32.
+ *  - https/davs: one pool of curl handles per context sharing connections,
+ *    TLS sessions and DNS; a progress callback ends any request that moved
+ *    nothing for stall_timeout_s.  xfer_tpc sends COPY with Source: to the
+ *    destination (pull mode) and compares adler32 afterwards.
+ *  - file://: the host part is ignored; xfer_tpc between two file:// URLs
+ *    is a local copy.
+ *  - A checksum mismatch after a copy is DM_ECONFLICT (FileConsistencyMismatch).
+ *
  * This layer knows nothing of the catalog: it moves bytes.  The safe upload
  * protocol (temp name, verify, rename, then register) and download fall-over
  * live in transfer/ops.c on top of these calls.
