@@ -27,11 +27,11 @@ State file (WORKDIR/rses.json), version 1:
 A file at path /rucio/a/b is WORKDIR/XRD1/data/rucio/a/b on disk and
 root://127.0.0.1:P//rucio/a/b or https://127.0.0.1:P/rucio/a/b on the wire.
 """
-import errno
 import grp
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -91,15 +91,45 @@ def check_traversable(path, uid, gid):
         p = os.path.dirname(p)
 
 
-def free_port():
-    """A TCP port free on every interface (XRootD binds them all)."""
+def _bindable(port):
+    for fam, addr in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            s = socket.socket(fam, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        try:
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind((addr, port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return False
+
+
+def free_port(taken=()):
+    """A TCP port free on every interface (XRootD binds them all), chosen
+    below the kernel's ephemeral range so that no outgoing connection can
+    grab it while a server is down for a restart."""
+    low = 32768
     try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        s.bind(("::", 0))
-    except OSError:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("0.0.0.0", 0))
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    lo, hi = 20000, max(20001, low - 1)
+    if hi - lo < 1000:
+        lo, hi = 1024, max(1025, low - 1)
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randint(lo, hi)
+        if port not in taken and _bindable(port):
+            return port
+    # fall back to whatever the kernel gives
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("0.0.0.0", 0))
     port = s.getsockname()[1]
     s.close()
     return port
@@ -449,9 +479,7 @@ class Rses:
         ports = set()
         servers = []
         for i in range(1, n + 1):
-            port = free_port()
-            while port in ports:
-                port = free_port()
+            port = free_port(ports)
             ports.add(port)
             s = Server(workdir, i, port=port, pki=pki, prefix=prefix)
             s.prepare(uid, gid)

@@ -466,7 +466,7 @@ def test_server_down_then_back(rses, xfer, make_file, scheme):
 ENV = os.path.join(ROOT, "tests", "env")
 
 
-def test_start_stop_rses_cli(tmp_path_factory, make_file):
+def test_start_stop_rses_cli(make_file):
     import json
     import tempfile
     if os.geteuid() != 0:
