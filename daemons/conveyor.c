@@ -56,6 +56,7 @@
 #define CONV_MAX_SOURCES 16
 #define TMP_SUFFIX ".rucio.upload"
 #define LOCAL_PREFIX "didfs-conveyor-"
+#define RECORD_TRIES 30 /* cycles an outcome is kept when the catalog is busy */
 
 enum attempt {
 	ATT_OK,      /* copied, verified, renamed */
@@ -92,6 +93,7 @@ struct conv_job {
 	double budget;     /* seconds a worker may spend on it */
 	unsigned long seq; /* local temporary file number */
 	/* the outcome */
+	int record_tries;  /* failed attempts to record it in the catalog */
 	enum cat_req_state outcome;
 	int used;          /* index of the source that served, -1 */
 	const char *mode;  /* "tpc", "streamed", "already at destination" */
@@ -108,6 +110,7 @@ struct conveyor {
 	pthread_cond_t work_cv, done_cv;
 	struct conv_job *todo, *todo_tail;
 	struct conv_job *done;
+	struct conv_job *unrecorded; /* outcomes the catalog refused for now (loop thread only) */
 	int quit;
 	int inflight; /* claimed and not yet recorded */
 	double last_requeue;
@@ -704,15 +707,23 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 		else
 			dm_log(DM_LOG_ERROR, l->name, "declaring %s:%s on %s BAD failed: %s",
 			       j->scope, j->name, s->rse, cat_error(l->db)->msg);
+		s->bad = 0; /* once, even if the outcome must be recorded again */
 	}
 	rc = cat_req_finish(l->db, j->id, j->outcome, src,
 			    j->outcome == CAT_REQ_DONE ? NULL : j->errors.s, l->cfg.max_retries);
 	if (rc != DM_OK) {
 		const struct dm_err *e = cat_error(l->db);
+		int again = rc != DM_ENOENT && ++j->record_tries < RECORD_TRIES;
 
-		dm_log(DM_LOG_ERROR, l->name, "recording request %s (%s:%s -> %s, %s) failed: %s: %s",
+		dm_log(DM_LOG_ERROR, l->name, "recording request %s (%s:%s -> %s, %s) failed%s: %s: %s",
 		       j->id, j->scope, j->name, j->dest_rse, cat_req_state_name(j->outcome),
-		       e->cls, e->msg);
+		       again ? ", will try again" : "", e->cls, e->msg);
+		if (again) {
+			/* the storage side is final: only the catalog is behind */
+			j->next = cv->unrecorded;
+			cv->unrecorded = j;
+			return;
+		}
 	} else if (j->outcome == CAT_REQ_DONE) {
 		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.1f s (%s) transfer done, request %s",
 		       src ? src : "-", j->dest_rse, j->scope, j->name,
@@ -733,6 +744,13 @@ static int drain_done(struct dmn_loop *l, struct conveyor *cv)
 	struct conv_job *list, *next;
 	int n = 0;
 
+	/* outcomes that could not be recorded last time go first */
+	list = cv->unrecorded;
+	cv->unrecorded = NULL;
+	for (; list; list = next) {
+		next = list->next;
+		record(l, cv, list);
+	}
 	pthread_mutex_lock(&cv->mu);
 	list = cv->done;
 	cv->done = NULL;
@@ -876,6 +894,16 @@ static void conveyor_fini(struct dmn_loop *l)
 	}
 	pool_stop(cv);
 	drain_done(l, cv);
+	while (cv->unrecorded) {
+		struct conv_job *j = cv->unrecorded;
+
+		/* SUBMITTED under our name: the next conveyor requeues it once
+		 * our heartbeat is gone, and finds the file already there */
+		dm_log(DM_LOG_ERROR, l->name, "request %s left unrecorded", j->id);
+		cv->unrecorded = j->next;
+		cv->inflight--;
+		job_free(j);
+	}
 	free(cv->claimed);
 	pthread_mutex_destroy(&cv->mu);
 	pthread_cond_destroy(&cv->work_cv);
