@@ -688,6 +688,31 @@ static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	return 0;
 }
 
+static int count_replica(void *ud, const struct cat_replica *r)
+{
+	(*(int *)ud)++;
+	return 0;
+}
+
+/* The request went away while its file was copied (rule deleted): unless
+ * the catalog has a replica row there again (a new rule), the copy is
+ * nobody's and would stay as dark data. */
+static void drop_unwanted_copy(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
+{
+	int n = 0;
+	struct dm_err e = { 0 };
+
+	if (cat_replica_list(l->db, j->scope, j->name, j->dest_rse, ~0u, count_replica, &n) !=
+	    DM_OK || n > 0)
+		return;
+	if (xfer_delete(cv->xfer, j->dst_url, &e) == DM_OK || e.code == DM_ENOENT)
+		dm_log(DM_LOG_INFO, l->name, "request %s was cancelled: its copy %s removed", j->id,
+		       j->dst_url);
+	else
+		dm_log(DM_LOG_WARN, l->name, "request %s was cancelled: removing its copy %s failed: %s",
+		       j->id, j->dst_url, e.msg);
+}
+
 /* Record a job's outcome in the catalog and log it; frees the job. */
 static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 {
@@ -724,6 +749,8 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 			cv->unrecorded = j;
 			return;
 		}
+		if (rc == DM_ENOENT && j->outcome == CAT_REQ_DONE)
+			drop_unwanted_copy(l, cv, j);
 	} else if (j->outcome == CAT_REQ_DONE) {
 		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.1f s (%s) transfer done, request %s",
 		       src ? src : "-", j->dest_rse, j->scope, j->name,

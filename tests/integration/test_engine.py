@@ -562,3 +562,27 @@ def test_catalog_busy_while_transferring(eng):
     assert "will try again" in dm.log_text()
     eng.check_copies(files, ["XRD1"], server_checksums=False, dataset="mock:ds")
     no_uploads_left(eng)
+
+
+def test_rule_deleted_while_transferring_leaves_nothing(eng):
+    """Deleting a rule (with --purge-replicas) while its files are being
+    copied: the reaper and the conveyor together leave neither files nor
+    replica rows on the destination."""
+    files = files_of("d", 120, lambda i: 60000 + i)
+    eng.d("add-dataset", "mock:ds")
+    eng.register("XRD3", files, dataset="mock:ds")
+    rule = eng.d("add-rule", "mock:ds", "1", "XRD1").strip()
+    extra = {"conveyor.tpc": False, "conveyor.parallel": 4, "transfer.chunk_bytes": "4K",
+             "transfer.chunks_in_flight": 1}
+    dm = eng.start("all", extra=extra)
+    wait_until(lambda: len(dm.done_requests()) >= 10, "some transfers")
+    eng.d("delete-rule", rule, "--purge-replicas")
+
+    def clean():
+        rows = [r for r in eng.replicas("mock:ds") if r["rse"] == "XRD1"]
+        return not rows and not eng.storage_files("XRD1")
+    wait_until(clean, "no copies left on XRD1, on storage or in the catalog",
+               on_timeout=lambda: dm.log_text()[-4000:])
+    assert dm.stop() == 0
+    assert len(eng.storage_files("XRD3")) == 120
+    assert eng.d.json("list-transfers", "--state", "QUEUED,SUBMITTED") == []
