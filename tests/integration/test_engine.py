@@ -586,3 +586,26 @@ def test_rule_deleted_while_transferring_leaves_nothing(eng):
     assert dm.stop() == 0
     assert len(eng.storage_files("XRD3")) == 120
     assert eng.d.json("list-transfers", "--state", "QUEUED,SUBMITTED") == []
+
+
+def test_destination_down_rule_stuck_then_repaired(eng):
+    """The destination server is down: every attempt fails, the rule goes
+    STUCK with the reason; the server comes back and the judge-repairer
+    brings the rule to OK."""
+    files = files_of("u", 3, lambda i: 10000 + i)
+    eng.register("XRD3", files)
+    eng.rses["XRD1"].stop()
+    rule = eng.d("add-rule", *files, "1", "XRD1").split()
+    dm = eng.start("conveyor", "judge-repairer",
+                   extra={"conveyor.tpc": False, "transfer.connect_timeout": 2,
+                          "transfer.timeout": 5, "judge-repairer.min_age": 2})
+    for r in rule:
+        eng.wait_rule(r, "STUCK")
+    info = eng.rule(rule[0])
+    assert info["locks_stuck_cnt"] == 1 and "TRANSFER_FAILED" in info["error"], info["error"]
+    eng.rses["XRD1"].start()
+    for r in rule:
+        eng.wait_rule(r, "OK")
+    assert dm.stop() == 0
+    eng.check_copies(files, ["XRD1"])
+    assert "stuck rule(s) repaired" in dm.log_text()
