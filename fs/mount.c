@@ -654,13 +654,9 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	enum dm_status rc = DM_OK;
-	FILE *logf = NULL;
 	struct dm_buf mopts = DM_BUF_INIT;
 	int mounted = 0, handlers = 0, loop_rc;
 
-	rc = open_log(fs, &logf, err);
-	if (rc)
-		goto out;
 	bcc.dir = fs->cache_dir;
 	bcc.max_bytes = fs->o.cache_size;
 	bcc.block_size = fs->o.block_size;
@@ -720,16 +716,6 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	       fs->cache_dir, (unsigned long long)fs->o.cache_size, fs->o.block_size, fs->o.threads,
 	       fs->o.io_threads, fs->o.timeout_s);
 	report(ready_fd, DM_OK, NULL);
-	if (!fs->o.foreground) {
-		int nul = open("/dev/null", O_RDWR);
-		if (nul >= 0) {
-			dup2(nul, 0);
-			dup2(nul, 1);
-			dup2(nul, 2);
-			if (nul > 2)
-				close(nul);
-		}
-	}
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);
@@ -765,11 +751,33 @@ out:
 		dm_log(DM_LOG_ERROR, WHO_FS, "mount failed: %s", fs_errmsg(err));
 		report(ready_fd, rc, err);
 	}
-	if (logf) {
-		dm_log_set_file(stderr);
-		fclose(logf);
-	}
 	return rc;
+}
+
+/* The background process: stdin and stdout to /dev/null, stderr to the log
+ * (libfuse and XrdCl write there).  Libraries that kept copies of the
+ * caller's stdout/stderr (XrdCl's logger dups fd 2 when it loads) get the
+ * same treatment, or they would hold the caller's pipe open for good. */
+static void detach_stdio(FILE *logf)
+{
+	int nul = open("/dev/null", O_RDWR);
+	struct stat out, err, st;
+	int have_out = fstat(1, &out) == 0, have_err = fstat(2, &err) == 0;
+
+	if (nul < 0)
+		return;
+	for (int fd = 3; fd < 1024; fd++) {
+		if (fd == nul || (logf && fd == fileno(logf)) || fstat(fd, &st))
+			continue;
+		if ((have_out && st.st_dev == out.st_dev && st.st_ino == out.st_ino) ||
+		    (have_err && st.st_dev == err.st_dev && st.st_ino == err.st_ino))
+			dup2(logf ? fileno(logf) : nul, fd);
+	}
+	dup2(nul, 0);
+	dup2(nul, 1);
+	dup2(logf ? fileno(logf) : nul, 2);
+	if (nul > 2)
+		close(nul);
 }
 
 enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err *err)
@@ -777,6 +785,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	struct fs *fs = dm_xcalloc(1, sizeof *fs);
 	struct cat_db *probe = NULL;
 	enum dm_status rc = DM_OK;
+	FILE *logf = NULL;
 	int pipefd[2] = { -1, -1 }, ready_fd = -1;
 	char path[PATH_MAX];
 
@@ -810,9 +819,6 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 			       fs->o.mountpoint, strerror(errno));
 		goto out;
 	}
-	rc = check_mountpoint(fs->mountpoint, err);
-	if (rc)
-		goto out;
 	fs->cache_dir = fs->o.cache_dir ? dm_xstrdup(fs->o.cache_dir) : default_cache_dir();
 	if (mkdir_p(fs->cache_dir)) {
 		rc = dm_seterr(err, DM_EIO, "RucioException", "cache directory %s: %s", fs->cache_dir,
@@ -823,6 +829,12 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 		free(fs->cache_dir);
 		fs->cache_dir = dm_xstrdup(path);
 	}
+	rc = open_log(fs, &logf, err);
+	if (rc)
+		goto out;
+	rc = check_mountpoint(fs->mountpoint, err);
+	if (rc)
+		goto out;
 	if (!fs->o.foreground) {
 		pid_t pid;
 		if (pipe(pipefd)) {
@@ -843,6 +855,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 		*is_child = 1;
 		close(pipefd[0]);
 		ready_fd = pipefd[1];
+		detach_stdio(logf);
 		setsid();
 		if (chdir("/"))
 			dm_log(DM_LOG_WARN, WHO_FS, "chdir /: %s", strerror(errno));
@@ -860,6 +873,10 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	pthread_cond_destroy(&fs->bg_cond);
 	free(fs->inval);
 out:
+	if (logf) {
+		dm_log_set_file(stderr);
+		fclose(logf);
+	}
 	free(fs->catalog);
 	free(fs->mountpoint);
 	free(fs->cache_dir);
