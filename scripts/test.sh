@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 B=${DIDFS_TEST_BUILD:-build-asan}
 if [ ! -d "$B" ]; then
-	meson setup "$B" -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
+	meson setup "$B" -Dfuse=enabled -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
 fi
 ninja -C "$B"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
