@@ -187,7 +187,8 @@ static int cmp_src(const void *a, const void *b)
 }
 
 static struct fs_sources *sources_build(struct fs *fs, struct cat_db *db, const char *scope,
-					const char *name, struct dm_err *err)
+					const char *name, char **bad, size_t nbad,
+					struct dm_err *err)
 {
 	struct rep_rows rr = { 0 };
 	struct sort_src *v = NULL;
@@ -213,6 +214,8 @@ static struct fs_sources *sources_build(struct fs *fs, struct cat_db *db, const 
 			penalised = fs->rses[j].failed_at > 0 && now - fs->rses[j].failed_at < FAIL_PENALTY;
 		}
 		pthread_mutex_unlock(&fs->rse_lock);
+		for (size_t j = 0; j < nbad; j++)
+			readable &= strcmp(bad[j], rr.rse[i]) != 0;
 		if (!readable || cat_protocol_list(db, rr.rse[i], keep_proto, &pr))
 			goto next;
 		for (size_t k = 0; k < pr.n; k++) {
@@ -262,6 +265,8 @@ struct fs_sources *fs_sources_get(struct fs *fs, struct fs_node *n, struct dm_er
 	struct fs_sources *s, *old;
 	struct cat_db *db;
 	double now = dm_now_f();
+	char **bad = NULL;
+	size_t nbad;
 
 	pthread_mutex_lock(&fs->ns_lock);
 	s = n->src;
@@ -270,13 +275,22 @@ struct fs_sources *fs_sources_get(struct fs *fs, struct fs_node *n, struct dm_er
 		pthread_mutex_unlock(&fs->ns_lock);
 		return s;
 	}
+	nbad = n->nbad_rses;
+	if (nbad) {
+		bad = dm_xcalloc(nbad, sizeof *bad);
+		for (size_t i = 0; i < nbad; i++)
+			bad[i] = dm_xstrdup(n->bad_rses[i]);
+	}
 	pthread_mutex_unlock(&fs->ns_lock);
 	db = fs_db(fs, err);
-	if (!db)
-		return NULL;
-	s = sources_build(fs, db, n->scope, n->name, err);
+	s = db ? sources_build(fs, db, n->scope, n->name, bad, nbad, err) : NULL;
+	for (size_t i = 0; i < nbad; i++)
+		free(bad[i]);
+	free(bad);
 	if (!s)
 		return NULL;
+	if (!s->n)
+		return s; /* not cached: a replica may appear any moment */
 	pthread_mutex_lock(&fs->ns_lock);
 	old = n->src;
 	n->src = s;
@@ -478,13 +492,54 @@ reply_err:
 	fs_node_put(fs, n);
 }
 
+/* A copy failed its adler32 check: this handle reads nothing more (the
+ * kernel would retry a failed page and get the bytes of a re-fetch that is
+ * not verified until the file is whole again), the kernel's pages of the
+ * file go, and the RSE that served last is not used for this file again
+ * during the mount. */
+static void file_corrupt(struct fs *fs, struct fs_file *f)
+{
+	struct fs_node *n = f->node;
+	const char *rse = NULL;
+	int cur = __atomic_load_n(&f->cur, __ATOMIC_RELAXED);
+	struct fs_sources *old;
+
+	__atomic_store_n(&f->bad, 1, __ATOMIC_RELAXED);
+	if (f->src->n)
+		rse = f->src->v[cur >= 0 && (size_t)cur < f->src->n ? (size_t)cur : 0].rse;
+	pthread_mutex_lock(&fs->ns_lock);
+	if (rse) {
+		int known = 0;
+		for (size_t i = 0; i < n->nbad_rses; i++)
+			known |= strcmp(n->bad_rses[i], rse) == 0;
+		if (!known) {
+			n->bad_rses = dm_xrealloc(n->bad_rses, (n->nbad_rses + 1) * sizeof *n->bad_rses);
+			n->bad_rses[n->nbad_rses++] = dm_xstrdup(rse);
+		}
+	}
+	old = n->src;
+	n->src = NULL;
+	pthread_mutex_unlock(&fs->ns_lock);
+	fs_sources_put(fs, old);
+	fs_inval_later(fs, n->ino, 1);
+	dm_log(DM_LOG_WARN, WHO_FS, "%s: the copy from %s failed its adler32 check: not read from "
+	       "there again during this mount", f->key, rse ? rse : "?");
+}
+
 static void serve(struct fs *fs, fuse_req_t req, struct fs_file *f, size_t size, uint64_t off,
 		  char *buf)
 {
 	struct dm_err err = { 0 };
 	size_t got = 0;
-	enum dm_status rc = fs_bc_read(fs->bc, f->bcf, buf, size, off, &got, &err);
+	enum dm_status rc;
 
+	if (__atomic_load_n(&f->bad, __ATOMIC_RELAXED)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	rc = fs_bc_read(fs->bc, f->bcf, buf, size, off, &got, &err);
+	if (rc == DM_EIO && strcmp(err.cls, "ChecksumMismatch") == 0)
+		file_corrupt(fs, f);
 	if (rc) {
 		__atomic_add_fetch(&fs->n_read_err, 1, __ATOMIC_RELAXED);
 		dm_log(DM_LOG_ERROR, WHO_FS, "read %s, %zu bytes at %llu: %s", f->key, size,

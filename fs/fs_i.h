@@ -113,6 +113,8 @@ struct fs_node {
 	double polled_at;
 	struct fs_sources *src; /* files: replica sources, cached briefly */
 	double src_at;
+	char **bad_rses;        /* files: RSEs whose copy failed the adler32 check */
+	size_t nbad_rses;
 };
 
 /* Replica sources of a file, best first (data.c). Shared, refcounted. */
@@ -139,6 +141,7 @@ struct fs_file {
 	int cur;                    /* source that served last (atomic) */
 	struct fs_bc_file *bcf;
 	int whole;                  /* every byte is in the cache (atomic hint) */
+	int bad;                    /* failed its adler32 check: every read is EIO */
 	struct fs_file *next, *prev; /* fs->files, under fs->ns_lock */
 };
 
@@ -158,6 +161,11 @@ struct fs_rse {
 };
 
 struct fs_job;
+
+struct fs_inval {
+	uint64_t ino;
+	int data; /* also the page cache / cached listing, not only attributes */
+};
 
 struct fs {
 	struct fs_opts o;
@@ -212,7 +220,7 @@ struct fs {
 	int bg_started;
 	int bg_stop;
 	int init_done;
-	uint64_t *inval;            /* inodes whose attributes to invalidate */
+	struct fs_inval *inval;     /* kernel caches to drop (fs_inval_later) */
 	size_t ninval, inval_cap;
 	char bdi[64];               /* "major:minor" of the mount */
 
@@ -223,8 +231,9 @@ struct fs {
 /* ---- mount.c ---- */
 /* This thread's catalog handle (opened on first use, issuer set). */
 struct cat_db *fs_db(struct fs *fs, struct dm_err *err);
-/* Ask the background thread to drop the kernel's cached attributes of ino. */
-void fs_inval_later(struct fs *fs, uint64_t ino);
+/* Ask the background thread to drop the kernel's cached attributes of ino
+ * (and its cached pages or listing if data). */
+void fs_inval_later(struct fs *fs, uint64_t ino, int data);
 /* Fill st for a node (under ns_lock or with a private copy). */
 void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
 /* A short log line for a catalog or transfer error. */

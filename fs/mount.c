@@ -139,14 +139,15 @@ static void db_close_all(struct fs *fs)
 /* ------------------------------------------------------------------ */
 /* the background thread                                               */
 
-void fs_inval_later(struct fs *fs, uint64_t ino)
+void fs_inval_later(struct fs *fs, uint64_t ino, int data)
 {
 	pthread_mutex_lock(&fs->bg_lock);
 	if (fs->ninval == fs->inval_cap) {
 		fs->inval_cap = fs->inval_cap ? fs->inval_cap * 2 : 16;
 		fs->inval = dm_xrealloc(fs->inval, fs->inval_cap * sizeof *fs->inval);
 	}
-	fs->inval[fs->ninval++] = ino;
+	fs->inval[fs->ninval].ino = ino;
+	fs->inval[fs->ninval++].data = data;
 	pthread_cond_signal(&fs->bg_cond);
 	pthread_mutex_unlock(&fs->bg_lock);
 }
@@ -232,7 +233,7 @@ static void *bg_main(void *arg)
 	pthread_mutex_lock(&fs->bg_lock);
 	while (!fs->bg_stop) {
 		struct timespec ts;
-		uint64_t *inval = NULL;
+		struct fs_inval *inval = NULL;
 		size_t ninval = 0;
 		double now;
 
@@ -253,7 +254,7 @@ static void *bg_main(void *arg)
 		pthread_mutex_unlock(&fs->bg_lock);
 
 		for (size_t i = 0; i < ninval; i++)
-			fuse_lowlevel_notify_inval_inode(fs->se, inval[i], -1, 0);
+			fuse_lowlevel_notify_inval_inode(fs->se, inval[i].ino, inval[i].data ? 0 : -1, 0);
 		free(inval);
 		now = dm_now_f();
 		/* readahead: after INIT was answered (it would lower it again),

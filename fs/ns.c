@@ -209,6 +209,9 @@ static void sources_put_locked(struct fs_sources *s)
 static void free_node(struct fs_node *n)
 {
 	sources_put_locked(n->src);
+	for (size_t i = 0; i < n->nbad_rses; i++)
+		free(n->bad_rses[i]);
+	free(n->bad_rses);
 	free(n->key);
 	free(n->scope);
 	free(n->name);

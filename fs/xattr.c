@@ -1001,7 +1001,7 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 	}
 	fs_node_clear_error(fs, n);
 	fs_node_refresh(fs, n);
-	fs_inval_later(fs, n->ino);
+	fs_inval_later(fs, n->ino, 0);
 out:
 	free(val);
 	return err_no;
