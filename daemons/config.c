@@ -14,6 +14,8 @@
  *   conveyor.parallel             transfers in flight per conveyor loop (8)
  *   conveyor.tpc                  true | false: third-party copy when possible
  *   conveyor.tpc_fallback         stream through the conveyor if TPC fails
+ *   conveyor.retry_delay          a failed attempt waits this * 2^attempt
+ *                                 seconds (at most 600) before its retry (10)
  *   conveyor.max_sources          sources tried per attempt (4)
  *   conveyor.max_checksums        server-side checksums asked at once per
  *                                 process (4; XRootD makes the others wait)
@@ -110,6 +112,7 @@ void dmn_config_defaults(struct dmn_config *cfg)
 	cfg->tpc_fallback = 1;
 	cfg->max_sources = 4;
 	cfg->max_checksums = 4;
+	cfg->retry_delay = 10;
 	cfg->request_max_age = 4 * 3600;
 	dm_strlcpy(cfg->tmp_dir, tmp && *tmp ? tmp : "/tmp", sizeof cfg->tmp_dir);
 	cfg->timeout = 60;
@@ -187,6 +190,7 @@ static const struct int_key int_keys[] = {
 	IK("conveyor.parallel", parallel, 1, 256),
 	IK("conveyor.max_sources", max_sources, 1, 64),
 	IK("conveyor.max_checksums", max_checksums, 1, 256),
+	IK("conveyor.retry_delay", retry_delay, 0, 3600),
 	IK64("conveyor.request_max_age", request_max_age, 60, 30 * 86400),
 	IK("transfer.timeout", timeout, 1, 86400),
 	IK("transfer.connect_timeout", connect_timeout, 1, 3600),

@@ -32,7 +32,11 @@
  *      the next source is tried.  The temporary file is removed on every
  *      failure.
  *   2. outcome DONE (with the source used), FAILED (reasons of every source;
- *      the catalog counts retries) or NO_SOURCES.
+ *      the catalog counts retries) or NO_SOURCES.  Corrupted sources are
+ *      declared BAD at once; a FAILED attempt that will be retried is held
+ *      back conveyor.retry_delay * 2^attempt seconds first (the request stays
+ *      SUBMITTED under this conveyor), so a short outage does not use up
+ *      every retry.
  * Invariants: nothing is ever written under the final name except by a
  * rename of a verified file, so a kill at any moment leaves at worst a
  * "<final>.rucio.upload" that the next attempt of the same request
@@ -57,6 +61,7 @@
 #define TMP_SUFFIX ".rucio.upload"
 #define LOCAL_PREFIX "didfs-conveyor-"
 #define RECORD_TRIES 30 /* cycles an outcome is kept when the catalog is busy */
+#define DELAYED_MAX 256  /* failures held back before their retry, at most */
 
 enum attempt {
 	ATT_OK,      /* copied, verified, renamed */
@@ -94,6 +99,8 @@ struct conv_job {
 	unsigned long seq; /* local temporary file number */
 	/* the outcome */
 	int record_tries;  /* failed attempts to record it in the catalog */
+	int delayed;       /* held back once before being recorded FAILED */
+	double due;        /* when a held-back failure is recorded */
 	enum cat_req_state outcome;
 	int used;          /* index of the source that served, -1 */
 	const char *mode;  /* "tpc", "streamed", "already at destination" */
@@ -111,6 +118,8 @@ struct conveyor {
 	struct conv_job *todo, *todo_tail;
 	struct conv_job *done;
 	struct conv_job *unrecorded; /* outcomes the catalog refused for now (loop thread only) */
+	struct conv_job *delayed;    /* failures held back before their retry (loop thread only) */
+	int ndelayed;
 	int quit;
 	int inflight; /* claimed and not yet recorded */
 	double last_requeue;
@@ -713,6 +722,24 @@ static void drop_unwanted_copy(struct dmn_loop *l, struct conveyor *cv, struct c
 		       j->id, j->dst_url, e.msg);
 }
 
+/* Sources proved corrupted by this job: BAD in the catalog, once. */
+static void declare_bad_sources(struct dmn_loop *l, struct conv_job *j)
+{
+	for (int i = 0; i < j->nsrc; i++) {
+		struct conv_src *s = &j->src[i];
+
+		if (!s->bad)
+			continue;
+		if (cat_replica_declare_bad(l->db, s->rse, j->scope, j->name, s->bad_reason) == DM_OK)
+			dm_log(DM_LOG_WARN, l->name, "replica %s:%s on %s declared BAD: %s", j->scope,
+			       j->name, s->rse, s->bad_reason);
+		else
+			dm_log(DM_LOG_ERROR, l->name, "declaring %s:%s on %s BAD failed: %s",
+			       j->scope, j->name, s->rse, cat_error(l->db)->msg);
+		s->bad = 0; /* once, even if the outcome is recorded later */
+	}
+}
+
 /* Record a job's outcome in the catalog and log it; frees the job. */
 static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 {
@@ -720,20 +747,7 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	char hb[32];
 	enum dm_status rc;
 
-	for (int i = 0; i < j->nsrc; i++) {
-		struct conv_src *s = &j->src[i];
-
-		if (!s->bad)
-			continue;
-		rc = cat_replica_declare_bad(l->db, s->rse, j->scope, j->name, s->bad_reason);
-		if (rc == DM_OK)
-			dm_log(DM_LOG_WARN, l->name, "replica %s:%s on %s declared BAD: %s", j->scope,
-			       j->name, s->rse, s->bad_reason);
-		else
-			dm_log(DM_LOG_ERROR, l->name, "declaring %s:%s on %s BAD failed: %s",
-			       j->scope, j->name, s->rse, cat_error(l->db)->msg);
-		s->bad = 0; /* once, even if the outcome must be recorded again */
-	}
+	declare_bad_sources(l, j);
 	rc = cat_req_finish(l->db, j->id, j->outcome, src,
 			    j->outcome == CAT_REQ_DONE ? NULL : j->errors.s, l->cfg.max_retries);
 	if (rc != DM_OK) {
@@ -766,9 +780,37 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 }
 
 /* Record every job the workers handed back. */
+/* A failed attempt that will be retried is held back (the request stays
+ * SUBMITTED under our name, no worker busy) for conveyor.retry_delay *
+ * 2^retry_count seconds before it is recorded, so that a short outage does
+ * not burn every retry at once.  Bounded: when DELAYED_MAX wait already,
+ * the outcome is recorded at once. */
+static int delay_failure(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
+{
+	double d = l->cfg.retry_delay;
+
+	if (l->once || d <= 0 || j->outcome != CAT_REQ_FAILED || j->delayed ||
+	    j->retry_count + 1 >= l->cfg.max_retries || cv->ndelayed >= DELAYED_MAX ||
+	    dmn_stopping())
+		return 0;
+	for (int i = 0; i < j->retry_count && d < 600; i++)
+		d *= 2;
+	j->due = dm_now_f() + (d < 600 ? d : 600);
+	j->delayed = 1;
+	j->next = cv->delayed;
+	cv->delayed = j;
+	cv->ndelayed++;
+	cv->inflight--;
+	dm_log(DM_LOG_INFO, l->name, "%s:%s -> %s failed (attempt %d of %d), retried in %.0f s: %s",
+	       j->scope, j->name, j->dest_rse, j->retry_count + 1, l->cfg.max_retries,
+	       j->due - dm_now_f(), j->errors.s);
+	return 1;
+}
+
 static int drain_done(struct dmn_loop *l, struct conveyor *cv)
 {
-	struct conv_job *list, *next;
+	struct conv_job *list, *next, **pp;
+	double now = dm_now_f();
 	int n = 0;
 
 	/* outcomes that could not be recorded last time go first */
@@ -778,13 +820,28 @@ static int drain_done(struct dmn_loop *l, struct conveyor *cv)
 		next = list->next;
 		record(l, cv, list);
 	}
+	/* held-back failures that are due (all of them when stopping) */
+	for (pp = &cv->delayed; *pp;) {
+		struct conv_job *j = *pp;
+
+		if (j->due > now && !dmn_stopping() && !l->once) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		cv->ndelayed--;
+		cv->inflight++;
+		record(l, cv, j);
+	}
 	pthread_mutex_lock(&cv->mu);
 	list = cv->done;
 	cv->done = NULL;
 	pthread_mutex_unlock(&cv->mu);
 	for (; list; list = next) {
 		next = list->next;
-		record(l, cv, list);
+		declare_bad_sources(l, list);
+		if (!delay_failure(l, cv, list))
+			record(l, cv, list);
 		n++;
 	}
 	return n;
@@ -915,6 +972,7 @@ static void conveyor_fini(struct dmn_loop *l)
 		return;
 	if (cv->inflight > 0)
 		dm_log(DM_LOG_INFO, l->name, "waiting for %d transfer(s) in flight", cv->inflight);
+	drain_done(l, cv); /* held-back failures are recorded now */
 	while (cv->inflight > 0 && cv->nworkers > 0) {
 		wait_done(cv, 0.5);
 		drain_done(l, cv);

@@ -65,6 +65,8 @@ struct dmn_config {
 	int tpc_fallback;         /* conveyor.tpc_fallback: stream if TPC fails */
 	int max_sources;          /* conveyor.max_sources: sources tried per attempt */
 	int max_checksums;        /* conveyor.max_checksums: server checksums at once */
+	int retry_delay;          /* conveyor.retry_delay: a failed attempt is retried
+				     after this * 2^retry_count seconds (max 600) */
 	int64_t request_max_age;  /* conveyor.request_max_age: a SUBMITTED request
 				     older than this is given back (> any transfer) */
 	char tmp_dir[DMN_PATH_MAX]; /* conveyor.tmp_dir: streamed copies */

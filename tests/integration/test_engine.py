@@ -236,6 +236,7 @@ class Engine:
             "transfer.stall_timeout": 15,
             "transfer.tpc_timeout": 120,
             "judge-repairer.min_age": 3600,
+            "conveyor.retry_delay": 1,
         }
         lines.update(extra or {})
         path = self.tmp / f"daemon-{uuid.uuid4().hex[:8]}.conf"
@@ -609,3 +610,5 @@ def test_destination_down_rule_stuck_then_repaired(eng):
     assert dm.stop() == 0
     eng.check_copies(files, ["XRD1"])
     assert "stuck rule(s) repaired" in dm.log_text()
+    # the attempts were spaced out (retry_delay 1 s, then 2 s)
+    assert "retried in 1 s" in dm.log_text() and "retried in 2 s" in dm.log_text()

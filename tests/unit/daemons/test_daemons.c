@@ -57,6 +57,7 @@ static void test_parse(void)
 		"max_retries = 5\n"
 		"tpc = false\n"
 		"max_checksums = 2\n"
+		"retry_delay = 0\n"
 		"tmp_dir = \"/var/tmp/with # hash\"\n"
 		"[transfer]\n"
 		"timeout = 120\n"
@@ -77,6 +78,7 @@ static void test_parse(void)
 	CHECK(c.sleep[DMN_UNDERTAKER] == 3600);
 	CHECK(c.log_level == DM_LOG_DEBUG);
 	CHECK(c.parallel == 16 && c.max_retries == 5 && c.tpc == 0 && c.max_checksums == 2);
+	CHECK(c.retry_delay == 0);
 	CHECK_STR(c.tmp_dir, "/var/tmp/with # hash");
 	CHECK(c.timeout == 120 && c.chunk_bytes == 4u << 20 && c.insecure == 1);
 	CHECK(c.greedy == 1 && c.chunk[DMN_REAPER] == 50 && c.chunk[DMN_CONVEYOR] == 100);
