@@ -425,7 +425,7 @@ static void test_heartbeats_and_orphans(void)
 	struct cat_rule_opts o;
 	struct reqs q = { 0 };
 	int idx = -1, total = 0, done = 0;
-	char id[33], me[64];
+	char id[33], me[300];
 
 	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, &idx, &total) == DM_OK);
 	CHECK(cat_hb_live(db, "didfs-conveyor", "hostB", 2, 0, 60, &idx, &total) == DM_OK);
