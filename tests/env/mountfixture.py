@@ -155,12 +155,16 @@ class Mount:
             raise AssertionError(f"the mount process of {self.path} did not exit after unmount\n"
                                  f"{self.log_text()}")
         if self.proc is not None:
-            self.proc.communicate()
+            _, err = self.proc.communicate()
+            # a clean exit: no crash, no sanitizer report (ASan/UBSan builds)
+            assert self.proc.returncode == 0, (f"the mount process exited "
+                                               f"{self.proc.returncode}:\n{err[-4000:]}")
             return self.proc.returncode
         return None
 
     def kill(self):
-        """SIGKILL the server: the kernel keeps a dead mount (ENOTCONN)."""
+        """SIGKILL the server: the kernel keeps a dead mount (ENOTCONN or
+        ECONNABORTED)."""
         pid = self.proc.pid if self.proc is not None else self.pid
         if pid:
             try:

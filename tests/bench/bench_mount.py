@@ -1,0 +1,365 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""bench_mount - reading through `didfs mount`, against a peer or a limit
+measured in the same run.
+
+Starts real XRootD servers on loopback (tests/env/xrdrse.py), uploads files
+with `didfs upload`, mounts the catalog and prints, each with its ratio:
+
+  (a) warm sequential read: a file already read once (kernel page cache,
+      kept across opens) read again through the mount, vs reading the same
+      bytes from a local copy in the page cache                 aim >= 0.9
+  (b) cold sequential read of BENCH_BIG_BYTES through a fresh mount and
+      empty block cache (the bytes land in the cache on disk too) vs
+      `xrdcp` of the same replica into a file beside the cache  aim >= 0.8
+      (and vs xrdcp to /dev/null, the protocol alone)
+  (c) first byte: open + one 4 KiB read at the middle of an uncached
+      BENCH_BIG_BYTES file through a fresh mount (catalog look-up, replica
+      choice, XRootD connection, the block fetch), in ms, vs one ranged
+      read of 4 KiB by a fresh process: `curl -r` over https and
+      `didfs-xfer pread` over root://                           (median)
+  (d) random 4 KiB reads per second on cached data: through the kernel page
+      cache (file read once) vs native page-cache reads of a local copy,
+      and served by the daemon from the block cache (O_DIRECT, so every read
+      is a FUSE round trip) vs the same native page-cache reads
+
+Sizes (env): BENCH_BIG_BYTES (1G), BENCH_WARM_BYTES (1G), BENCH_RANDOM_BYTES
+(256M), BENCH_RANDOM_READS (20000), BENCH_REPEAT (3), BENCH_FIRST_BYTE_RUNS
+(7).  The servers' data lives in /dev/shm when it has room (so the disk does
+not hide the protocols); the block cache and xrdcp's copy go to BENCH_DEST
+(default /tmp, the local disk).  BENCH_ONLY=a,c runs some parts.  The mount
+uses its defaults (4 MiB blocks, 16 MiB readahead).  Must run as root.
+
+Run small:  BENCH_BIG_BYTES=256M BENCH_WARM_BYTES=256M tests/bench/bench_mount.py
+"""
+import mmap
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "env"))
+import xrdrse  # noqa: E402
+
+BUILD = os.environ.get("DIDFS_BUILD", os.path.join(ROOT, "build"))
+DIDFS = os.path.join(BUILD, "tools", "didfs")
+XFER = os.path.join(BUILD, "transfer", "didfs-xfer")
+
+
+def size_env(name, default):
+    v = os.environ.get(name, default).strip().upper()
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(v[-1:], 1)
+    return int(v[:-1] if v[-1:] in "KMG" else v) * mult
+
+
+BIG = size_env("BENCH_BIG_BYTES", "1G")
+WARM = size_env("BENCH_WARM_BYTES", "1G")
+RANDOM_BYTES = size_env("BENCH_RANDOM_BYTES", "256M")
+RANDOM_READS = int(os.environ.get("BENCH_RANDOM_READS", "20000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+FB_RUNS = int(os.environ.get("BENCH_FIRST_BYTE_RUNS", "7"))
+ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,d").split(","))
+NAME = "bench_mount"
+
+
+def say(msg):
+    print(f"{NAME}: {msg}", flush=True)
+
+
+def run(cmd, **kw):
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise SystemExit(f"{NAME}: {' '.join(map(str, cmd))} failed ({p.returncode}): "
+                         f"{p.stderr[-2000:]}")
+    return p
+
+
+def shm_or_tmp(need):
+    st = os.statvfs("/dev/shm") if os.path.isdir("/dev/shm") else None
+    return "/dev/shm" if st and st.f_bavail * st.f_frsize > need else tempfile.gettempdir()
+
+
+def make_file(path, nbytes):
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        left, i = nbytes, 0
+        while left > 0:
+            n = min(left, len(block))
+            f.write(i.to_bytes(8, "little") + block[8:n] if n > 8 else block[:n])
+            left -= n
+            i += 1
+    return path
+
+
+_BUFS = {}
+
+
+def read_all(path, bs=1 << 20, flags=0):
+    """Read a whole file into one reused buffer (as dd does): no allocation
+    per read in the measurement."""
+    buf = _BUFS.get(bs)
+    if buf is None:
+        buf = _BUFS[bs] = mmap.mmap(-1, bs)
+    fd = os.open(path, os.O_RDONLY | flags)
+    total = 0
+    try:
+        while True:
+            n = os.readv(fd, [buf])
+            if not n:
+                break
+            total += n
+    finally:
+        os.close(fd)
+    return total
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) and " - fuse" in line for line in f)
+
+
+class Mount:
+    """`didfs mount` in the foreground, unmounted by stop()."""
+
+    def __init__(self, catalog, path, cache_dir, extra=()):
+        os.makedirs(path, exist_ok=True)
+        os.makedirs(cache_dir, exist_ok=True)
+        self.path, self.cache_dir = path, cache_dir
+        self.proc = subprocess.Popen(
+            [DIDFS, "--catalog", catalog, "mount", path, "--cache-dir", cache_dir,
+             "--cache-size", str(4 * max(BIG, WARM, RANDOM_BYTES)), "--foreground",
+             "--log", os.path.join(cache_dir, "bench-mount.log"), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 30
+        while not mounted(path):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"{NAME}: the mount did not come up: "
+                                 f"{self.proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.02)
+
+    def stop(self):
+        subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True)
+            self.proc.wait()
+
+    def stats(self):
+        out = {}
+        for line in os.getxattr(self.path, "user.rucio.stats").decode().splitlines():
+            k, v = line.split()
+            out[k] = int(v)
+        return out
+
+
+class Lake:
+    def __init__(self, work, nservers=1):
+        self.work = work
+        self.rses = xrdrse.Rses.create(os.path.join(work, "rses"), nservers)
+        self.catalog = os.path.join(work, "catalog.db")
+        self.n = 0
+
+    def start(self):
+        self.rses.start()
+        run([DIDFS, "--catalog", self.catalog, "init"])
+        self.rses.register(self.catalog, DIDFS)
+        run([DIDFS, "--catalog", self.catalog, "add-scope", "user.root"])
+        os.environ["X509_CERT_DIR"] = self.rses.ca_dir
+
+    def upload(self, local, dataset="user.root:bench", rse="XRD1"):
+        run([DIDFS, "--catalog", self.catalog, "upload", local, "--rse", rse, "--dataset", dataset])
+
+    def pfn(self, name, scheme=None):
+        import json
+        args = [DIDFS, "--catalog", self.catalog, "--json", "list-file-replicas",
+                f"user.root:{name}", "--pfns"]
+        if scheme:
+            args += ["--scheme", scheme]
+        pfn = json.loads(run(args).stdout)[0]["pfn"]
+        if pfn.startswith("root://"):  # Rucio's root://h:p/path means the absolute path
+            head, _, path = pfn[7:].partition("/")
+            pfn = f"root://{head}//{path.lstrip('/')}"
+        return pfn
+
+    def mount(self, extra=()):
+        self.n += 1
+        d = tempfile.mkdtemp(prefix="didfs-bench-mnt-", dir=DEST)
+        return Mount(self.catalog, os.path.join(d, "mnt"), os.path.join(d, "cache"), extra)
+
+    def stop(self):
+        self.rses.stop()
+
+
+DEST = os.environ.get("BENCH_DEST") or tempfile.gettempdir()
+
+
+def part_a(lake, src):
+    f = make_file(os.path.join(src, "warm.bin"), WARM)
+    lake.upload(f)
+    m = lake.mount()
+    try:
+        p = os.path.join(m.path, "user.root", "bench", "warm.bin")
+        read_all(p)  # fetch into the block cache and the page cache
+        read_all(p)
+        local = os.path.join(DEST, "didfs-bench-native-warm.bin")
+        shutil.copyfile(f, local)
+        read_all(local)
+        best = {"mount": 1e9, "native": 1e9}
+        for _ in range(REPEAT):
+            best["mount"] = min(best["mount"], timed(lambda: read_all(p)))
+            best["native"] = min(best["native"], timed(lambda: read_all(local)))
+        os.unlink(local)
+        mo, na = WARM / best["mount"] / 1e9, WARM / best["native"] / 1e9
+        say(f"(a) warm sequential read of {WARM >> 20} MiB: mount {mo:.2f} GB/s, native "
+            f"page cache {na:.2f} GB/s, ratio {mo / na:.2f} (aim >= 0.9)")
+    finally:
+        m.stop()
+
+
+def part_b(lake, src):
+    f = make_file(os.path.join(src, "big.bin"), BIG)
+    lake.upload(f)
+    url = lake.pfn("big.bin", "root")
+    xdst = os.path.join(DEST, "didfs-bench-xrdcp.bin")
+    xrdcp = shutil.which("xrdcp") or "/usr/bin/xrdcp"
+    best = {"mount": 1e9, "xrdcp": 1e9, "xrdcp_null": 1e9}
+    for _ in range(REPEAT):
+        m = lake.mount()
+        try:
+            p = os.path.join(m.path, "user.root", "bench", "big.bin")
+            os.stat(p)
+            best["mount"] = min(best["mount"], timed(lambda: read_all(p)))
+            st = m.stats()
+        finally:
+            m.stop()
+            shutil.rmtree(os.path.dirname(m.path), ignore_errors=True)
+        best["xrdcp"] = min(best["xrdcp"], timed(lambda: run([xrdcp, "-f", "-s", url, xdst])))
+        os.unlink(xdst)
+        best["xrdcp_null"] = min(best["xrdcp_null"],
+                                 timed(lambda: run([xrdcp, "-f", "-s", url, "/dev/null"])))
+    mo, x, xn = (BIG / best[k] / 1e6 for k in ("mount", "xrdcp", "xrdcp_null"))
+    say(f"(b) cold sequential read of {BIG >> 20} MiB over root://: mount {mo:.0f} MB/s "
+        f"(into the block cache in {DEST}; {st['fetches']} fetches, {st['prefetches']} "
+        f"prefetched), xrdcp to a file {x:.0f} MB/s, ratio {mo / x:.2f} (aim >= 0.8); "
+        f"xrdcp to /dev/null {xn:.0f} MB/s, ratio {mo / xn:.2f}")
+
+
+def part_c(lake, src):
+    if not os.path.exists(os.path.join(src, "big.bin")):
+        f = make_file(os.path.join(src, "big.bin"), BIG)
+        lake.upload(f)
+    mid = (BIG // 2) & ~4095
+    rurl, hurl = lake.pfn("big.bin", "root"), lake.pfn("big.bin", "https")
+    ca = lake.rses.ca_file
+    mount_ms, curl_ms, xfer_ms, expect = [], [], [], None
+    for _ in range(FB_RUNS):
+        m = lake.mount()
+        try:
+            p = os.path.join(m.path, "user.root", "bench", "big.bin")
+            t = time.perf_counter()
+            fd = os.open(p, os.O_RDONLY)
+            b = os.pread(fd, 4096, mid)
+            os.close(fd)
+            mount_ms.append((time.perf_counter() - t) * 1000)
+        finally:
+            m.stop()
+            shutil.rmtree(os.path.dirname(m.path), ignore_errors=True)
+        t = time.perf_counter()
+        c = subprocess.run(["curl", "-s", "-f", "--cacert", ca, "-r", f"{mid}-{mid + 4095}", hurl],
+                           capture_output=True, check=True).stdout
+        curl_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        x = subprocess.run([XFER, "pread", rurl, str(mid), "4096"], capture_output=True,
+                           check=True).stdout
+        xfer_ms.append((time.perf_counter() - t) * 1000)
+        expect = expect or b
+        assert b == expect == c == x and len(b) == 4096
+    mo, cu, xf = (statistics.median(v) for v in (mount_ms, curl_ms, xfer_ms))
+    say(f"(c) first byte, 4 KiB at the middle of an uncached {BIG >> 20} MiB file (median of "
+        f"{FB_RUNS}): mount {mo:.1f} ms (open + read, fresh mount), curl -r over https "
+        f"{cu:.1f} ms, didfs-xfer pread over root:// {xf:.1f} ms; ratio to the faster "
+        f"{mo / min(cu, xf):.2f}")
+
+
+def random_reads(path, size, n, direct=False):
+    rnd = random.Random(7)
+    offs = [rnd.randrange(0, size // 4096) * 4096 for _ in range(n)]
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECT if direct else 0))
+    buf = mmap.mmap(-1, 4096)
+    try:
+        t = time.perf_counter()
+        for off in offs:
+            os.preadv(fd, [buf], off)
+        return n / (time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        buf.close()
+
+
+def part_d(lake, src):
+    f = make_file(os.path.join(src, "random.bin"), RANDOM_BYTES)
+    lake.upload(f)
+    local = os.path.join(DEST, "didfs-bench-native-random.bin")
+    shutil.copyfile(f, local)
+    read_all(local)
+    m = lake.mount()
+    try:
+        p = os.path.join(m.path, "user.root", "bench", "random.bin")
+        read_all(p)  # into the block cache and the page cache
+        best = {k: 0 for k in ("mount", "native", "mount_direct")}
+        for _ in range(REPEAT):
+            best["mount"] = max(best["mount"], random_reads(p, RANDOM_BYTES, RANDOM_READS))
+            best["native"] = max(best["native"], random_reads(local, RANDOM_BYTES, RANDOM_READS))
+            best["mount_direct"] = max(best["mount_direct"],
+                                       random_reads(p, RANDOM_BYTES, RANDOM_READS, True))
+    finally:
+        m.stop()
+        os.unlink(local)
+    say(f"(d) random 4 KiB reads of a cached {RANDOM_BYTES >> 20} MiB file: through the page "
+        f"cache mount {best['mount']:.0f}/s vs native {best['native']:.0f}/s, ratio "
+        f"{best['mount'] / best['native']:.2f}; served by the daemon from the block cache "
+        f"(O_DIRECT: every read a FUSE round trip) {best['mount_direct']:.0f}/s, ratio to native "
+        f"page cache {best['mount_direct'] / best['native']:.2f}")
+
+
+def main():
+    if os.geteuid() != 0:
+        raise SystemExit(f"{NAME}: must run as root (xrootd -R xrootd, FUSE)")
+    if not os.path.exists(DIDFS):
+        raise SystemExit(f"{NAME}: {DIDFS} not found: build first (DIDFS_BUILD)")
+    need = 3 * (BIG + WARM + RANDOM_BYTES)
+    work = tempfile.mkdtemp(prefix="didfs-bench-mount-", dir=shm_or_tmp(need))
+    os.chmod(work, 0o755)
+    src = os.path.join(work, "src")
+    os.makedirs(src)
+    lake = Lake(work)
+    try:
+        lake.start()
+        say(f"XRootD data in {work}; block cache and xrdcp copies in {DEST}; best of {REPEAT}")
+        for part, fn in (("a", part_a), ("b", part_b), ("c", part_c), ("d", part_d)):
+            if part in ONLY:
+                fn(lake, src)
+    finally:
+        lake.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        for d in os.listdir(DEST):
+            if d.startswith("didfs-bench-mnt-"):
+                shutil.rmtree(os.path.join(DEST, d), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
