@@ -154,13 +154,15 @@ class Mount:
                 subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True)
             raise AssertionError(f"the mount process of {self.path} did not exit after unmount\n"
                                  f"{self.log_text()}")
+        err = ""
         if self.proc is not None:
             _, err = self.proc.communicate()
             # a clean exit: no crash, no sanitizer report (ASan/UBSan builds)
             assert self.proc.returncode == 0, (f"the mount process exited "
                                                f"{self.proc.returncode}:\n{err[-4000:]}")
-            return self.proc.returncode
-        return None
+        for text in (err, self.log_text()):
+            assert "runtime error:" not in text and "Sanitizer" not in text, text[-4000:]
+        return self.proc.returncode if self.proc is not None else None
 
     def kill(self):
         """SIGKILL the server: the kernel keeps a dead mount (ENOTCONN or
