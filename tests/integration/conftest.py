@@ -2,11 +2,12 @@
 # Shared fixtures live in tests/env/ as plugins so each area owns its own:
 #   tests/env/rsefixture.py  - real XRootD storage elements on loopback
 #   tests/env/catfixture.py  - temporary catalogs and the didfs command
+#   tests/env/mountfixture.py - FUSE mounts of a catalog
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "env"))
 
-pytest_plugins = [m for m in ("catfixture", "rsefixture")
+pytest_plugins = [m for m in ("catfixture", "rsefixture", "mountfixture")
                   if os.path.exists(os.path.join(HERE, "..", "env", m + ".py"))]
