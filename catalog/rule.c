@@ -1732,6 +1732,44 @@ static enum dm_status collect_ids(struct cat_db *db, sqlite3_stmt *st, int limit
 	return DM_OK;
 }
 
+/* The ids of up to limit rows of this worker's partition: sql binds
+ * ?1 = now, ?2 = number of workers, ?3 = this worker, ?4 = limit. */
+static enum dm_status judge_pick(struct cat_db *db, const char *sql, int64_t now, int limit,
+				 int worker, int nworkers, struct id_list *l)
+{
+	sqlite3_stmt *st = cat_stmt(db, sql);
+
+	memset(l, 0, sizeof *l);
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, nworkers);
+	sqlite3_bind_int(st, 3, worker);
+	sqlite3_bind_int(st, 4, limit);
+	return collect_ids(db, st, limit, l);
+}
+
+/* A rule that cannot be placed now is STUCK with the reason (the judge's
+ * units of work), recorded in a transaction of its own after the failed
+ * one was rolled back. */
+static enum dm_status stuck_after_failure(struct cat_db *db, const char *rule_id, enum dm_status rc)
+{
+	struct dm_err e = *cat_error(db);
+	char msg[300];
+
+	snprintf(msg, sizeof msg, "%.40s: %.250s", e.cls, e.msg);
+	cat_tx_end(db, rc);
+	rc = cat_tx_begin(db);
+	if (rc == DM_OK)
+		rc = cat_tx_end(db, rule_set_stuck(db, rule_id, msg));
+	return rc;
+}
+
+static int placement_error(enum dm_status rc)
+{
+	return rc == DM_EQUOTA || rc == DM_EINVAL || rc == DM_EPERM;
+}
+
 /* Re-evaluate one rule for new content of `did` (attach). */
 static enum dm_status evaluate_attach_rule(struct cat_db *db, const char *rule_id, int64_t did,
 					   enum cat_did_type dtype)
@@ -1975,19 +2013,13 @@ enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int 
 
 enum dm_status cat_judge_inject(struct cat_db *db, int limit, int worker, int nworkers, int *done)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT id FROM rules WHERE state='I' AND created_at<=?1 AND"
-				       " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY created_at LIMIT ?4");
 	struct id_list l;
-	enum dm_status rc = DM_OK;
+	enum dm_status rc;
 
 	*done = 0;
-	if (!st)
-		return db->err.code;
-	sqlite3_bind_int64(st, 1, now_s());
-	sqlite3_bind_int(st, 2, nworkers);
-	sqlite3_bind_int(st, 3, worker);
-	sqlite3_bind_int(st, 4, limit);
-	collect_ids(db, st, limit, &l);
+	rc = judge_pick(db, "SELECT id FROM rules WHERE state='I' AND created_at<=?1 AND"
+			    " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY created_at LIMIT ?4",
+			now_s(), limit, worker, nworkers, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
 		struct rule_ctx x;
 		rc = cat_tx_begin(db);
@@ -2005,21 +2037,11 @@ enum dm_status cat_judge_inject(struct cat_db *db, int limit, int worker, int nw
 			if (rc == DM_OK)
 				rc = rule_state_update(db, l.ids[i], NULL);
 		}
-		if (rc == DM_EQUOTA || rc == DM_EINVAL || rc == DM_EPERM) {
-			struct dm_err e = *cat_error(db);
-			char msg[300];
-			/* keep what was valid of the attempt out: roll back, then mark stuck */
-			ctx_free(&x);
-			cat_tx_end(db, rc);
-			snprintf(msg, sizeof msg, "%.40s: %.250s", e.cls, e.msg);
-			rc = cat_tx_begin(db);
-			if (rc == DM_OK)
-				rc = cat_tx_end(db, rule_set_stuck(db, l.ids[i], msg));
-			(*done)++;
-			continue;
-		}
 		ctx_free(&x);
-		rc = cat_tx_end(db, rc);
+		if (placement_error(rc))
+			rc = stuck_after_failure(db, l.ids[i], rc);
+		else
+			rc = cat_tx_end(db, rc);
 		if (rc == DM_OK)
 			(*done)++;
 	}
@@ -2031,19 +2053,14 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 				int worker, int nworkers, int *done)
 {
 	int64_t now = now_s();
-	sqlite3_stmt *st = cat_stmt(db, "SELECT id FROM rules WHERE state='S' AND updated_at<=?1 AND"
-				       " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY updated_at LIMIT ?4");
+	sqlite3_stmt *st;
 	struct id_list l;
-	enum dm_status rc = DM_OK;
+	enum dm_status rc;
 
 	*done = 0;
-	if (!st)
-		return db->err.code;
-	sqlite3_bind_int64(st, 1, now - min_age);
-	sqlite3_bind_int(st, 2, nworkers);
-	sqlite3_bind_int(st, 3, worker);
-	sqlite3_bind_int(st, 4, limit);
-	collect_ids(db, st, limit, &l);
+	rc = judge_pick(db, "SELECT id FROM rules WHERE state='S' AND updated_at<=?1 AND"
+			    " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY updated_at LIMIT ?4",
+			now - min_age, limit, worker, nworkers, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
 		struct rule_ctx x;
 		int64_t stuck_at = 0, files = 0, total = 0;
@@ -2081,12 +2098,8 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 		}
 		rc = ctx_load(db, l.ids[i], &x, 1);
 		if (rc) {
-			struct dm_err e = *cat_error(db);
-			char msg[300];
-			snprintf(msg, sizeof msg, "%.40s: %.250s", e.cls, e.msg);
 			ctx_free(&x);
-			rc = rule_set_stuck(db, l.ids[i], msg);
-			rc = cat_tx_end(db, rc);
+			rc = stuck_after_failure(db, l.ids[i], rc);
 			(*done)++;
 			continue;
 		}
@@ -2177,20 +2190,11 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 		}
 		if (rc == DM_OK)
 			rc = rule_state_update(db, l.ids[i], NULL);
-		if (rc == DM_EQUOTA || rc == DM_EINVAL || rc == DM_EPERM) {
-			struct dm_err e = *cat_error(db);
-			char msg[300];
-			snprintf(msg, sizeof msg, "%.40s: %.250s", e.cls, e.msg);
-			ctx_free(&x);
-			cat_tx_end(db, rc);
-			rc = cat_tx_begin(db);
-			if (rc == DM_OK)
-				rc = cat_tx_end(db, rule_set_stuck(db, l.ids[i], msg));
-			(*done)++;
-			continue;
-		}
 		ctx_free(&x);
-		rc = cat_tx_end(db, rc);
+		if (placement_error(rc))
+			rc = stuck_after_failure(db, l.ids[i], rc);
+		else
+			rc = cat_tx_end(db, rc);
 		if (rc == DM_OK)
 			(*done)++;
 	}
@@ -2200,19 +2204,13 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 
 enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nworkers, int *done)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT id FROM rules WHERE expires_at < ?1 AND locked=0 AND"
-				       " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY expires_at LIMIT ?4");
 	struct id_list l;
-	enum dm_status rc = DM_OK;
+	enum dm_status rc;
 
 	*done = 0;
-	if (!st)
-		return db->err.code;
-	sqlite3_bind_int64(st, 1, now_s());
-	sqlite3_bind_int(st, 2, nworkers);
-	sqlite3_bind_int(st, 3, worker);
-	sqlite3_bind_int(st, 4, limit);
-	collect_ids(db, st, limit, &l);
+	rc = judge_pick(db, "SELECT id FROM rules WHERE expires_at < ?1 AND locked=0 AND"
+			    " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY expires_at LIMIT ?4",
+			now_s(), limit, worker, nworkers, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
 		rc = cat_rule_delete_now(db, l.ids[i]);
 		if (rc == DM_ENOENT)
@@ -2920,20 +2918,15 @@ out:
 
 enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int nworkers, int *done)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT d.id, d.id FROM dids d WHERE d.expired_at < ?1 AND"
-				       " NOT EXISTS (SELECT 1 FROM rules r WHERE r.did_id=d.id AND r.locked=1) AND"
-				       " (?2 <= 1 OR d.id % ?2 = ?3) ORDER BY d.expired_at LIMIT ?4");
+	sqlite3_stmt *st;
 	struct id_list l;
-	enum dm_status rc = DM_OK;
+	enum dm_status rc;
 
 	*done = 0;
-	if (!st)
-		return db->err.code;
-	sqlite3_bind_int64(st, 1, now_s());
-	sqlite3_bind_int(st, 2, nworkers);
-	sqlite3_bind_int(st, 3, worker);
-	sqlite3_bind_int(st, 4, limit);
-	collect_ids(db, st, limit, &l);
+	rc = judge_pick(db, "SELECT d.id, d.id FROM dids d WHERE d.expired_at < ?1 AND"
+			    " NOT EXISTS (SELECT 1 FROM rules r WHERE r.did_id=d.id AND r.locked=1) AND"
+			    " (?2 <= 1 OR d.id % ?2 = ?3) ORDER BY d.expired_at LIMIT ?4",
+			now_s(), limit, worker, nworkers, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
 		int64_t did = l.nums[i];
 		struct id_list rules;
