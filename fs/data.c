@@ -421,6 +421,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint64_t size, cached;
 	int err_no = EIO;
 
+	fs_readahead_once(fs);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_APPEND | O_CREAT))) {
 		err_no = EROFS;
 		goto reply_err;

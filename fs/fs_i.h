@@ -227,6 +227,7 @@ struct fs {
 	struct fs_inval *inval;     /* kernel caches to drop (fs_inval_later) */
 	size_t ninval, inval_cap;
 	char bdi[64];               /* "major:minor" of the mount */
+	int ra_state;               /* readahead: 0 not yet, 1 being set, 2 done */
 
 	/* counters (atomic) */
 	uint64_t n_lookup, n_readdir, n_read, n_read_async, n_read_err, n_getxattr, n_probe;
@@ -240,6 +241,8 @@ struct cat_db *fs_db(struct fs *fs, struct dm_err *err);
 void fs_inval_later(struct fs *fs, uint64_t ino, int data);
 /* Fill st for a node (under ns_lock or with a private copy). */
 void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
+/* Raise the mount's bdi readahead once, from the first requests after INIT. */
+void fs_readahead_once(struct fs *fs);
 /* A short log line for a catalog or transfer error. */
 const char *fs_errmsg(const struct dm_err *e);
 

@@ -25,10 +25,10 @@
  * `ls -l` never falls back to a lookup per entry), no automatic page cache
  * invalidation (file content is immutable), 1 MiB requests (max_write ->
  * max_pages 256, libfuse 3.14's cap), 64 background requests for parallel
- * readahead.  After INIT the background thread raises the mount's bdi
+ * readahead.  The first request after INIT raises the mount's bdi
  * read_ahead_kb (--read-ahead, 16 MiB) in /sys/class/bdi/<major:minor> when
- * permitted, as gcsfuse does: the kernel's default 128 KiB readahead would
- * cap READs at 128 KiB.
+ * permitted, as gcsfuse does (fs_readahead_once): the kernel's default
+ * 128 KiB readahead would cap READs at 128 KiB.
  *
  * The background thread (bg_main) wakes every second: it sends the queued
  * attribute invalidations (fs_inval_later, used after xattr writes: a
@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,11 +225,42 @@ static int write_ra(const char *bdi, unsigned kb)
 	return rc ? -1 : 0;
 }
 
+/*
+ * Raise the mount's readahead (once).  Called at the top of the first
+ * handlers: any request after INIT runs after the kernel applied the INIT
+ * reply (which would lower the value again), and before any file is opened
+ * (a file's readahead window is set from the bdi at open).
+ */
+void fs_readahead_once(struct fs *fs)
+{
+	int expected = 0;
+
+	if (__atomic_load_n(&fs->ra_state, __ATOMIC_ACQUIRE) == 2 || !fs->o.read_ahead_kb)
+		return;
+	if (!__atomic_compare_exchange_n(&fs->ra_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		/* another thread is at it: a few sysfs calls, wait for them */
+		for (int i = 0; i < 10000 && __atomic_load_n(&fs->ra_state, __ATOMIC_ACQUIRE) != 2; i++)
+			sched_yield();
+		return;
+	}
+	if (find_bdi(fs->mountpoint, fs->bdi, sizeof fs->bdi) == 0) {
+		if (read_ra(fs->bdi) == fs->o.read_ahead_kb)
+			;
+		else if (write_ra(fs->bdi, fs->o.read_ahead_kb))
+			dm_log(DM_LOG_INFO, WHO_FS, "cannot raise read_ahead_kb of bdi %s (not "
+			       "permitted): reads stay at the kernel's default size", fs->bdi);
+		else
+			dm_log(DM_LOG_INFO, WHO_FS, "bdi %s read_ahead_kb = %u", fs->bdi,
+			       fs->o.read_ahead_kb);
+	}
+	__atomic_store_n(&fs->ra_state, 2, __ATOMIC_RELEASE);
+}
+
 static void *bg_main(void *arg)
 {
 	struct fs *fs = arg;
-	double last_poll = 0, ra_at = 0;
-	int ra_tries = 0, ra_done = 0;
+	double last_poll = 0;
 
 	pthread_mutex_lock(&fs->bg_lock);
 	while (!fs->bg_stop) {
@@ -257,25 +289,6 @@ static void *bg_main(void *arg)
 			fuse_lowlevel_notify_inval_inode(fs->se, inval[i].ino, inval[i].data ? 0 : -1, 0);
 		free(inval);
 		now = dm_now_f();
-		/* readahead: after INIT was answered (it would lower it again),
-		 * checked once more a little later */
-		if (!ra_done && ra_tries < 5 && fs->o.read_ahead_kb && now - ra_at > 0.2) {
-			ra_at = now;
-			ra_tries++;
-			if (!fs->bdi[0])
-				find_bdi(fs->mountpoint, fs->bdi, sizeof fs->bdi);
-			if (fs->bdi[0] && read_ra(fs->bdi) != fs->o.read_ahead_kb) {
-				if (write_ra(fs->bdi, fs->o.read_ahead_kb))
-					dm_log(DM_LOG_INFO, WHO_FS,
-					       "cannot raise read_ahead_kb of bdi %s (not permitted): reads "
-					       "stay at the kernel's default size", fs->bdi);
-				else
-					dm_log(DM_LOG_INFO, WHO_FS, "bdi %s read_ahead_kb = %u", fs->bdi,
-					       fs->o.read_ahead_kb);
-			} else if (fs->bdi[0] && ra_tries > 2) {
-				ra_done = 1;
-			}
-		}
 		if (now - last_poll >= POLL_INTERVAL) {
 			last_poll = now;
 			fs_ns_poll(fs, now, POLL_INTERVAL, POLL_MAX, poll_changed, NULL);

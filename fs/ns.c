@@ -866,6 +866,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	double ettl;
 
 	__atomic_add_fetch(&fs->n_lookup, 1, __ATOMIC_RELAXED);
+	fs_readahead_once(fs);
 	if (!p)
 		goto reply_err;
 	db = fs_db(fs, &err);
@@ -959,6 +960,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	double ttl;
 	int refresh;
 
+	fs_readahead_once(fs);
 	if (!n)
 		goto reply_err;
 	pthread_mutex_lock(&fs->ns_lock);
@@ -1074,6 +1076,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node *n = fs_node_get(fs, ino);
 	struct fs_dir *d;
 
+	fs_readahead_once(fs);
 	if (!n)
 		goto reply_noent;
 	if (!node_is_dir(n)) {

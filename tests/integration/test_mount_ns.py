@@ -203,6 +203,25 @@ def test_open_collection_changes_show_up(lake, mount, make_file):
     assert os.listdir(ds) == [b.name]
 
 
+def test_poller_drops_cached_attributes_of_a_changed_open_collection(lake, mount, make_file):
+    a, b = make_file(100), make_file(200)
+    lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:polled")
+    # kernel caches an hour: only the mount's poller can refresh the dataset
+    m = mount(lake, dir_ttl=3600)
+    ds = m.path / "user.root" / "polled"
+    assert os.listdir(ds) == [a.name]
+    ctime = os.stat(ds).st_ctime
+    # updated_at has a resolution of one second: change it in a later second
+    while int(time.time()) <= int(ctime):
+        time.sleep(0.1)
+    lake("upload", b, "--rse", "XRD1", "--dataset", "user.root:polled")
+    deadline = time.time() + 60
+    while os.stat(ds).st_ctime == ctime and time.time() < deadline:
+        time.sleep(0.2)
+    assert os.stat(ds).st_ctime > ctime
+    assert sorted(os.listdir(ds)) == sorted([a.name, b.name])
+
+
 def test_read_only(lake, mount, make_file):
     a = make_file(100)
     lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:ro")
