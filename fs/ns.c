@@ -77,7 +77,7 @@
 #include <string.h>
 
 #define BATCH_CONTENT 256
-#define BATCH_ORDINAL 1024
+#define BATCH_ORDINAL 8192 /* no roots cursor: each batch re-reads the listing */
 
 void fs_didrow_from(struct fs_didrow *r, const struct cat_did *d)
 {

@@ -617,7 +617,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		err_no = ENOENT;
 		goto reply_err;
 	}
-	dm_buf_init(&v, VALUE_MAX + 1);
+	dm_buf_init(&v, 2 * VALUE_MAX); /* past VALUE_MAX: E2BIG */
 	err_no = get_value(fs, n, name, &v);
 	fs_node_put(fs, n);
 	if (err_no)
@@ -675,7 +675,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		err_no = ENOENT;
 		goto reply_err;
 	}
-	dm_buf_init(&b, VALUE_MAX + 1);
+	dm_buf_init(&b, 2 * VALUE_MAX);
 	copy_node(fs, n, &c);
 	if (n->kind == FS_ROOT) {
 		add_name(&b, P "cache");
@@ -712,6 +712,10 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		add_name(&b, P "error");
 	fs_node_put(fs, n);
 	free(c.error);
+	if (b.len > VALUE_MAX) {
+		err_no = E2BIG;
+		goto reply_err;
+	}
 	if (size == 0)
 		goto reply_size;
 	if (size < b.len) {

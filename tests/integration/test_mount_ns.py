@@ -237,6 +237,11 @@ def test_read_only(lake, mount, make_file):
         assert e.value.errno == errno.EROFS, e.value
     assert f.read_bytes() == a.read_bytes()
     assert os.statvfs(m.path).f_namemax == 255
+    # copying out keeps working (no security labels or ACLs to carry)
+    out = m.path.parent / "copy"
+    p = subprocess.run(["cp", "-a", str(ds), str(out)], capture_output=True, text=True)
+    assert p.returncode == 0 and not p.stderr, p.stderr
+    assert (out / a.name).read_bytes() == a.read_bytes()
 
 
 def test_background_mount_stale_mount_and_sigterm(lake, mount, make_file):

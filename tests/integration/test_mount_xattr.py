@@ -183,6 +183,19 @@ def test_writes_and_every_refusal(lake, mount, make_file):
     assert P + "error" not in os.listxattr(ds)
 
 
+def test_state_stuck_when_no_source_is_allowed(lake, mount, make_file):
+    a = make_file(1000)
+    lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:st")
+    m = mount(lake)
+    f = m.path / "user.root" / "st" / a.name
+    # only XRD3 may serve as source, and it has no copy: the lock is stuck at once
+    os.setxattr(f, P + "rule", b"1 XRD2 source_replica_expression=XRD3")
+    assert get(f, P + "state") == "STUCK"
+    assert any(r.split()[1] == "STUCK" for r in get(f, P + "rules").splitlines())
+    # the data itself is still readable from XRD1
+    assert f.read_bytes() == a.read_bytes()
+
+
 def test_quota_and_permission_refusals(lake, mount, make_file):
     a = make_file(1000)
     lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:q")
