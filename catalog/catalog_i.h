@@ -20,6 +20,10 @@
 #include "catalog.h"
 
 #define CAT_STMT_CACHE 96
+#define CAT_CACHE_KIB 4096       /* SQLite page cache per handle */
+#define CAT_BULK_CACHE_KIB 16384 /* ... during bulk registration */
+#define DM_STR_(x) #x
+#define DM_STR(x) DM_STR_(x)
 
 struct cat_db {
 	sqlite3 *db;

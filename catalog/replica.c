@@ -145,7 +145,8 @@ static int keep_proto(void *ud, const struct cat_protocol *p)
 static void bulk_restore_fk(struct cat_bulk *b)
 {
 	if (b->fk_off)
-		sqlite3_exec(b->db->db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+		sqlite3_exec(b->db->db, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-"
+					DM_STR(CAT_CACHE_KIB), NULL, NULL, NULL);
 	b->fk_off = 0;
 }
 
@@ -180,7 +181,8 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 	 * RSE and dataset looked up once), so SQLite's per-row foreign-key
 	 * lookups are switched off for the outermost bulk transaction. */
 	if (db->tx_depth == 0) {
-		sqlite3_exec(db->db, "PRAGMA foreign_keys=OFF", NULL, NULL, NULL);
+		sqlite3_exec(db->db, "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-"
+				     DM_STR(CAT_BULK_CACHE_KIB), NULL, NULL, NULL);
 		b->fk_off = 1;
 	}
 	rc = cat_tx_begin(db);

@@ -2331,49 +2331,57 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age, int *done)
 {
 	sqlite3_stmt *st;
-	struct id_list l;
+	char **who = NULL;
+	size_t n = 0;
 	enum dm_status rc;
 	int64_t now = now_s();
 
 	*done = 0;
-	st = cat_stmt(db, "SELECT id, submitted_at FROM requests WHERE state='S' LIMIT 10000");
+	/* one liveness check per claimant, not per request */
+	st = cat_stmt(db, "SELECT DISTINCT coalesce(last_processed_by, '') FROM requests WHERE state='S'");
 	if (!st)
 		return db->err.code;
-	collect_ids(db, st, 10000, &l);
+	while (n < 4096 && sqlite3_step(st) == SQLITE_ROW) {
+		who = dm_xrealloc(who, (n + 1) * sizeof *who);
+		who[n++] = dm_xstrdup(cat_col_text(st, 0));
+	}
+	sqlite3_reset(st);
 	rc = cat_tx_begin(db);
-	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
-		char who[300] = "";
-		int orphan;
-		st = cat_stmt(db, "SELECT last_processed_by, submitted_at FROM requests WHERE id=? AND state='S'");
-		if (!st) {
-			rc = db->err.code;
-			break;
-		}
-		sqlite3_bind_text(st, 1, l.ids[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
-			continue;
-		}
-		dm_strlcpy(who, cat_col_text(st, 0) ? cat_col_text(st, 0) : "", sizeof who);
-		orphan = sqlite3_column_int64(st, 1) < now - max_age;
-		sqlite3_reset(st);
-		if (!orphan)
-			orphan = !*who || !cat_hb_is_live(db, executable, who, 600);
-		if (!orphan)
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n && rc == DM_OK; i++) {
+		if (*who[i] && cat_hb_is_live(db, executable, who[i], CAT_HB_LIVE_SECONDS))
 			continue;
 		st = cat_stmt(db, "UPDATE requests SET state='Q', last_processed_by=NULL, updated_at=?"
-				  " WHERE id=? AND state='S'");
+				  " WHERE state='S' AND coalesce(last_processed_by, '')=?");
 		if (!st) {
 			rc = db->err.code;
 			break;
 		}
 		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_text(st, 2, l.ids[i], -1, SQLITE_STATIC);
-		rc = step_done(db, st, "requeueing a request");
-		(*done)++;
+		sqlite3_bind_text(st, 2, who[i], -1, SQLITE_STATIC);
+		rc = step_done(db, st, "requeueing requests");
+		*done += sqlite3_changes(db->db);
 	}
-	id_list_free(&l);
-	return cat_tx_end(db, rc);
+	if (rc == DM_OK && max_age > 0) {
+		/* and whatever has been in flight for too long, whoever holds it */
+		st = cat_stmt(db, "UPDATE requests SET state='Q', last_processed_by=NULL, updated_at=?1"
+				  " WHERE state='S' AND submitted_at < ?1 - ?2");
+		if (!st) {
+			rc = db->err.code;
+		} else {
+			sqlite3_bind_int64(st, 1, now);
+			sqlite3_bind_int64(st, 2, max_age);
+			rc = step_done(db, st, "requeueing old requests");
+			*done += sqlite3_changes(db->db);
+		}
+	}
+	rc = cat_tx_end(db, rc);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(who[i]);
+	free(who);
+	return rc;
 }
 
 /* Move a request to history with a final state. */
@@ -2480,18 +2488,20 @@ enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_
 	return DM_OK;
 }
 
-enum dm_status cat_req_finish(struct cat_db *db, const char *id, enum cat_req_state state,
-			      const char *source_rse, const char *err_msg, int max_retries)
+enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *worker,
+			      enum cat_req_state state, const char *source_rse, const char *err_msg,
+			      int max_retries)
 {
 	sqlite3_stmt *st;
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t did = 0, dest = 0, src = 0, now = now_s();
-	int retry = 0, r;
+	int retry = 0, r, holder_ok = 0;
 	char cur = 0;
 
 	if (rc)
 		return rc;
-	st = cat_stmt(db, "SELECT did_id, dest_rse_num, retry_count, state FROM requests WHERE id=?");
+	st = cat_stmt(db, "SELECT did_id, dest_rse_num, retry_count, state,"
+			  " coalesce(last_processed_by, '') FROM requests WHERE id=?");
 	if (!st) {
 		rc = db->err.code;
 		goto out;
@@ -2503,13 +2513,21 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, enum cat_req_st
 		dest = sqlite3_column_int64(st, 1);
 		retry = sqlite3_column_int(st, 2);
 		cur = cat_col_text(st, 3)[0];
+		holder_ok = !worker || !strcmp(worker, cat_col_text(st, 4));
 	}
 	sqlite3_reset(st);
 	if (r != SQLITE_ROW) {
 		rc = cat_fail(db, DM_ENOENT, "RequestNotFound", "No request with id '%s' (cancelled?)", id);
 		goto out;
 	}
-	(void)cur;
+	/* A claimant that was taken for dead may not overrule the one that
+	 * holds the request now. */
+	if (worker && (cur != 'S' || !holder_ok)) {
+		rc = cat_fail(db, DM_ENOENT, "RequestNotFound",
+			      "Request '%s' is no longer held by %s (state %s)", id, worker,
+			      req_names[code_index(req_codes, (char[]){ cur, 0 })]);
+		goto out;
+	}
 	if (source_rse && *source_rse && cat_rse_num(db, source_rse, &src) == DM_OK) {
 		st = cat_stmt(db, "UPDATE requests SET source_rse_num=? WHERE id=?");
 		if (st) {

@@ -87,6 +87,8 @@ typedef int (*cat_rule_cb)(void *ud, const struct cat_rule *r);
 
 /* Create a rule on a DID for the issuer's account and place it (unless
  * asynchronous): locks, replicas and transfer requests, as Rucio's add_rule.
+ * Unlike Rucio, large rules (length * copies >= 10000) are not forced
+ * asynchronous: placing 100,000 locks takes seconds here.
  * Errors: InvalidRSEExpression, InsufficientTargetRSEs,
  * InsufficientAccountLimit, RSEWriteBlocked, DuplicateRule, InvalidRuleWeight,
  * DataIdentifierNotFound, InvalidValueForKey, InvalidSourceReplicaExpression.
@@ -100,8 +102,8 @@ enum dm_status cat_rule_list(struct cat_db *db, const char *scope, const char *n
 /* Rules that cover a file through its parents (and on the file itself). */
 enum dm_status cat_rule_list_for_file(struct cat_db *db, const char *scope, const char *name,
 				      cat_rule_cb cb, void *ud);
-/* Soft delete as Rucio's REST: expires_at = min(now + delay, expires_at);
- * delay 0 deletes now (the cleaner or cat_rule_delete_now does the work).
+/* Soft delete as Rucio's REST: expires_at = min(now + delay, expires_at)
+ * and the judge-cleaner deletes it then; delay <= 0 hard-deletes at once.
  * purge: -1 keep the rule's flag, 0/1 override.  Locked rule:
  * UnsupportedOperation. */
 enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int64_t delay);
@@ -174,16 +176,20 @@ typedef int (*cat_request_cb)(void *ud, const struct cat_request *r);
  * conveyors never take the same one.  The callback sees each claimed one. */
 enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int limit, int worker,
 			     int nworkers, cat_request_cb cb, void *ud);
-/* Requests SUBMITTED by a conveyor that is gone (no live heartbeat for
- * `executable`) or for longer than max_age seconds go back to QUEUED. */
+/* Requests SUBMITTED by a conveyor that is gone (no heartbeat of
+ * `executable` within CAT_HB_LIVE_SECONDS, or a local pid that no longer
+ * exists) or for longer than max_age seconds go back to QUEUED. */
+#define CAT_HB_LIVE_SECONDS 120
 enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable,
 				       int64_t max_age, int *done);
 /* Transfer outcome.  DONE: replica AVAILABLE, locks OK, rules updated.
  * FAILED: retried (QUEUED, retry_count+1) while retry_count+1 < max_retries,
  * else replica UNAVAILABLE, locks STUCK, rules STUCK with the error.
- * NO_SOURCES: never retried (locks STUCK). */
-enum dm_status cat_req_finish(struct cat_db *db, const char *id, enum cat_req_state st,
-			      const char *source_rse, const char *err_msg, int max_retries);
+ * NO_SOURCES: never retried (locks STUCK).  worker: the claimant's name; a
+ * request no longer SUBMITTED by it is RequestNotFound (NULL: no check). */
+enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *worker,
+			      enum cat_req_state st, const char *source_rse, const char *err_msg,
+			      int max_retries);
 /* Requests by state (mask of 1 << CAT_REQ_*; 0 = all), for list-transfers. */
 enum dm_status cat_req_list(struct cat_db *db, unsigned state_mask, const char *rule_id,
 			    cat_request_cb cb, void *ud);

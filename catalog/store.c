@@ -361,8 +361,12 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 	sqlite3_create_function(db->db, "didfs_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 				sql_hash, NULL, NULL);
 	sqlite3_extended_result_codes(db->db, 0);
-	rc = cat_exec(db, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;"
-			  "PRAGMA temp_store=MEMORY");
+	/* A small page cache per handle (a daemon holds one per thread, the
+	 * mount one per worker) and temporary b-trees (sorts, GROUP BY over
+	 * a million replicas) on disk, so memory does not grow with the
+	 * catalog; bulk registration raises the cache for its transaction. */
+	rc = cat_exec(db, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-" DM_STR(CAT_CACHE_KIB) ";"
+			  "PRAGMA temp_store=FILE");
 	if (rc == DM_OK && !(flags & CAT_OPEN_READONLY))
 		rc = cat_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
 	if (rc == DM_OK && !(flags & CAT_OPEN_READONLY)) {

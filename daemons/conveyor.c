@@ -748,7 +748,7 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	enum dm_status rc;
 
 	declare_bad_sources(l, j);
-	rc = cat_req_finish(l->db, j->id, j->outcome, src,
+	rc = cat_req_finish(l->db, j->id, l->worker_name, j->outcome, src,
 			    j->outcome == CAT_REQ_DONE ? NULL : j->errors.s, l->cfg.max_retries);
 	if (rc != DM_OK) {
 		const struct dm_err *e = cat_error(l->db);

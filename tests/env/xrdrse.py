@@ -206,7 +206,7 @@ oss.localroot {data}
 all.adminpath {admin}
 all.pidpath {run}
 all.sitename {site}
-xrootd.chksum adler32
+xrootd.chksum max 32 adler32
 ofs.tpc pgm /usr/bin/xrdcp --server
 xrd.tls {host_cert} {host_key}
 xrd.tlsca certdir {ca_dir}

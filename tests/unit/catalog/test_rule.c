@@ -168,32 +168,32 @@ static void test_dataset_rule_and_transfers(void)
 	CHECK_STR(src, "A");
 	/* all done but one, which fails until it gives up */
 	for (int a = 1; a < q.n; a++)
-		CHECK(cat_req_finish(db, q.ids[a], CAT_REQ_DONE, "A", NULL, 3) == DM_OK);
+		CHECK(cat_req_finish(db, q.ids[a], NULL, CAT_REQ_DONE, "A", NULL, 3) == DM_OK);
 	i = rule_info(db, id);
 	CHECK(i.ok == 19 && i.repl == 1);
 	CHECK_STR(i.state, "REPLICATING");
-	CHECK(cat_req_finish(db, q.ids[0], CAT_REQ_FAILED, "A", "connection reset", 3) == DM_OK);
+	CHECK(cat_req_finish(db, q.ids[0], NULL, CAT_REQ_FAILED, "A", "connection reset", 3) == DM_OK);
 	{
 		struct reqs again = { 0 };
 		CHECK(cat_req_claim(db, "h:1:0", 10, 0, 1, keep_req, &again) == DM_OK && again.n == 1);
 		CHECK_STR(again.ids[0], q.ids[0]);
 	}
-	CHECK(cat_req_finish(db, q.ids[0], CAT_REQ_FAILED, "A", "connection reset", 3) == DM_OK);
+	CHECK(cat_req_finish(db, q.ids[0], NULL, CAT_REQ_FAILED, "A", "connection reset", 3) == DM_OK);
 	CHECK(cat_req_claim(db, "h:1:0", 10, 0, 1, keep_req, &(struct reqs){ 0 }) == DM_OK);
-	CHECK(cat_req_finish(db, q.ids[0], CAT_REQ_FAILED, "A", "checksum mismatch", 3) == DM_OK);
+	CHECK(cat_req_finish(db, q.ids[0], NULL, CAT_REQ_FAILED, "A", "checksum mismatch", 3) == DM_OK);
 	i = rule_info(db, id);
 	CHECK_STR(i.state, "STUCK");
 	CHECK(i.stuck == 1 && i.ok == 19);
 	CHECK(strstr(i.error, "checksum mismatch") != NULL);
 	/* finishing an unknown request is an error, not a crash */
-	CHECK(cat_req_finish(db, "0123", CAT_REQ_DONE, NULL, NULL, 3) == DM_ENOENT);
+	CHECK(cat_req_finish(db, "0123", NULL, CAT_REQ_DONE, NULL, NULL, 3) == DM_ENOENT);
 	/* the repairer requeues the stuck lock; this time it works */
 	CHECK(cat_judge_repair(db, 10, 0, 14 * 86400, 0, 1, &done) == DM_OK && done == 1);
 	i = rule_info(db, id);
 	CHECK_STR(i.state, "REPLICATING");
 	q.n = 0;
 	CHECK(cat_req_claim(db, "h:1:0", 10, 0, 1, keep_req, &q) == DM_OK && q.n == 1);
-	CHECK(cat_req_finish(db, q.ids[0], CAT_REQ_DONE, "A", NULL, 3) == DM_OK);
+	CHECK(cat_req_finish(db, q.ids[0], NULL, CAT_REQ_DONE, "A", NULL, 3) == DM_OK);
 	i = rule_info(db, id);
 	CHECK_STR(i.state, "OK");
 	CHECK(i.ok == 20 && i.error[0] == 0);
@@ -267,7 +267,7 @@ static void test_delete_and_reaper(void)
 	CHECK(cat_rule_add(db, "mock", "ds", &o, id) == DM_OK);
 	CHECK(cat_req_claim(db, "h:1:0", 10, 0, 1, keep_req, &q) == DM_OK && q.n == 5);
 	for (int a = 0; a < 5; a++)
-		CHECK(cat_req_finish(db, q.ids[a], CAT_REQ_DONE, "A", NULL, 3) == DM_OK);
+		CHECK(cat_req_finish(db, q.ids[a], NULL, CAT_REQ_DONE, "A", NULL, 3) == DM_OK);
 	/* locked replicas are never candidates */
 	CHECK(cat_reaper_claim(db, "T1A", 1, 100, count_del, &n) == DM_OK && n == 0);
 	/* a locked rule cannot be deleted */
@@ -454,6 +454,9 @@ static void test_heartbeats_and_orphans(void)
 		CHECK(cat_hb_live(db, "didfs-conveyor", host, (int)getpid(), 0, 60, &idx, &total) == DM_OK);
 	}
 	CHECK(cat_req_claim(db, me, 10, 0, 1, keep_req, &q) == DM_OK && q.n == 2);
+	/* only the claimant may record the outcome */
+	CHECK(cat_req_finish(db, q.ids[0], "other:1:0", CAT_REQ_DONE, "A", NULL, 3) == DM_ENOENT);
+	CHECK_STR(cat_error(db)->cls, "RequestNotFound");
 	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, &done) == DM_OK && done == 0);
 	CHECK(cat_hb_is_live(db, "didfs-conveyor", me, 60));
 	CHECK(!cat_hb_is_live(db, "didfs-conveyor", "nohost:1:0", 60));
