@@ -18,8 +18,8 @@ Fixtures:
              mount's log file), .proc (Popen, foreground mounts), .pid,
              .unmount(), .kill() (SIGKILL: leaves a stale mount behind),
              .remount() (same catalog, mountpoint and cache), .mounted(),
-             .cache_bytes() (bytes the block cache's data files occupy on
-             disk), .log_text().
+             .cache_bytes() (bytes of block data the cache's files hold
+             on disk), .log_text().
 
 Needs /dev/fuse and fusermount3 (Debian fuse3); without them the tests that
 mount are skipped.
@@ -187,15 +187,29 @@ class Mount:
         return self.start()
 
     def cache_bytes(self):
-        """Bytes the cache's block data occupies on disk (allocated blocks)."""
+        """Bytes of block data the cache holds on disk: the data ranges of its
+        sparse .data files (SEEK_DATA/SEEK_HOLE; st_blocks would also count
+        the filesystem's own extent blocks)."""
         total = 0
         for dirpath, _, files in os.walk(self.cache_dir):
             for f in files:
-                if f.endswith(".data"):
-                    try:
-                        total += os.stat(os.path.join(dirpath, f)).st_blocks * 512
-                    except FileNotFoundError:
-                        pass
+                if not f.endswith(".data"):
+                    continue
+                try:
+                    fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    end, off = os.fstat(fd).st_size, 0
+                    while off < end:
+                        try:
+                            start = os.lseek(fd, off, os.SEEK_DATA)
+                        except OSError:  # ENXIO: no data after off
+                            break
+                        off = os.lseek(fd, start, os.SEEK_HOLE)
+                        total += off - start
+                finally:
+                    os.close(fd)
         return total
 
     def log_text(self):
