@@ -30,10 +30,15 @@
  *     x and x/y, both DIDs ->  /s/x and /s/x%2Fy
  *   Inside a collection, a child of another scope appears as
  *   "<scope>:<name>" (':' cannot occur in a name either), laid out by the
- *   same rule with the scope on its first component.  A component longer
- *   than NAME_MAX (255 bytes) cannot be shown by the kernel: such an entry is
- *   left out of listings (logged once) and stays reachable through its
- *   scope directory when the escapes made it long.
+ *   same rule with the scope on its first component.  Rule (c) looks at the
+ *   whole scope (not the directory), so a name is laid out the same wherever
+ *   it is listed; the "is this prefix a DID" answers are cached fs->ttl
+ *   seconds, so a new DID named like an existing prefix directory takes that
+ *   name over (and its relatives move into one component) within that time.
+ *   A component longer than NAME_MAX (255 bytes) cannot be shown by the
+ *   kernel: such an entry is left out of listings (logged) and stays
+ *   reachable through its scope directory (a cross-scope child) or by a
+ *   shorter spelling.
  *
  * Inodes
  *   A DID's inode number is its catalog id + FS_INO_DID_BASE, so a file
