@@ -209,8 +209,14 @@ def test_cache_never_passes_its_limit(lake, mount, make_file):
         stop.set()
         w.join()
     assert results and all(results)
-    assert 0 < seen["disk"] <= limit, seen
+    # the counters are snapshots taken under the cache's lock: never past the
+    # limit.  The walk over the data files is not atomic (a block evicted
+    # from a file already counted and one stored in a file counted next are
+    # both seen), so while reads run it may see one block more ...
     assert 0 < seen["xattr"] <= limit and seen["stats"] <= limit, seen
+    assert 0 < seen["disk"] <= limit + (1 << 20), seen
+    # ... and once they stopped, never more than the limit
+    assert m.cache_bytes() <= limit
     s = stats(m)
     assert s["evictions"] > 0 and s["max_bytes"] == limit
 
