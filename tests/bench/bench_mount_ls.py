@@ -83,7 +83,7 @@ def main():
             probes = m.stats()["n_probe"] - before
             count = len(os.listdir(ds))
             assert count == N, count
-            bm.say(f"ls -l of a {'closed' if closed else 'open'} dataset of {N} files: cold "
+            bm.say(f"ls -l of {'a closed' if closed else 'an open'} dataset of {N} files: cold "
                    f"{cold:.2f} s, warm {warm:.2f} s; native {nat:.2f} s; warm ratio "
                    f"{warm / nat:.2f}x (aim <= 1.5x); {probes} xattr probes answered in a "
                    f"warm run")
