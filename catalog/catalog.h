@@ -108,7 +108,7 @@ enum cat_did_type { CAT_DID_FILE, CAT_DID_DATASET, CAT_DID_CONTAINER };
 const char *cat_did_type_name(enum cat_did_type t);
 int cat_did_type_parse(const char *s, enum cat_did_type *t);
 struct cat_did {
-	int64_t id;           /* catalog-local surrogate key (stable; inode material) */
+	int64_t id;           /* catalog-local surrogate key, never reused (inode material) */
 	const char *scope;
 	const char *name;
 	enum cat_did_type type;

@@ -236,7 +236,7 @@ static enum dm_status load_source_set(struct rule_ctx *x)
 
 	if (!x->src_expr || !*x->src_expr)
 		return DM_OK;
-	rc = cat_rse_expr_match(x->db, x->src_expr, 1, &nums, &match, &n, &count);
+	rc = cat_rse_expr_match(x->db, x->src_expr, 0, &nums, &match, &n, &count);
 	if (rc) {
 		struct dm_err e = *cat_error(x->db);
 		return cat_fail(x->db, DM_EINVAL, "InvalidSourceReplicaExpression",

@@ -44,7 +44,7 @@ static const char *const migrations[] = {
 	"  is_default INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'OPEN',"
 	"  created_at INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE dids("
-	"  id INTEGER PRIMARY KEY, scope TEXT NOT NULL REFERENCES scopes(scope),"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL REFERENCES scopes(scope),"
 	"  name TEXT NOT NULL, account TEXT NOT NULL, did_type TEXT NOT NULL,"
 	"  is_open INTEGER, monotonic INTEGER NOT NULL DEFAULT 0,"
 	"  bytes INTEGER, length INTEGER, adler32 TEXT, md5 TEXT,"

@@ -233,6 +233,31 @@ static void test_transactions(void)
 	cat_close(db);
 }
 
+static int keep_id(void *ud, const struct cat_did *d)
+{
+	*(int64_t *)ud = d->id;
+	return 0;
+}
+
+/* DID ids are inode numbers in the mount: never handed out twice. */
+static void test_ids_not_reused(void)
+{
+	struct cat_db *db = fresh();
+	struct cat_file_in f = { "mock", "newest", 1, "00000001", NULL, NULL, -1 };
+	int64_t a = 0, b = 0;
+
+	CHECK(cat_replicas_add(db, "XRD1", &f, 1, NULL, NULL, 0) == DM_OK);
+	CHECK(cat_did_get(db, "mock", "newest", keep_id, &a) == DM_OK && a > 0);
+	/* its last replica goes: the file DID (the highest id) is deleted */
+	CHECK(cat_replica_del(db, "XRD1", "mock", "newest") == DM_OK);
+	CHECK(cat_did_get(db, "mock", "newest", keep_id, &b) == DM_ENOENT);
+	f.name = "next";
+	CHECK(cat_replicas_add(db, "XRD1", &f, 1, NULL, NULL, 0) == DM_OK);
+	CHECK(cat_did_get(db, "mock", "next", keep_id, &b) == DM_OK);
+	CHECK(b > a);
+	cat_close(db);
+}
+
 static int rse_name_cb(void *ud, const struct cat_rse *r)
 {
 	struct dm_buf *b = ud;
@@ -273,6 +298,7 @@ int main(void)
 	test_bulk_and_cursor();
 	test_transactions();
 	test_expressions_over_catalog();
+	test_ids_not_reused();
 	unlink(path);
 	return tap_done();
 }

@@ -318,6 +318,9 @@ static void test_errors(void)
 	o.source_replica_expression = "(A";
 	CHECK(cat_rule_add(db, "mock", "ds", &o, id) == DM_EINVAL);
 	CHECK_STR(cat_error(db)->cls, "InvalidSourceReplicaExpression");
+	o.source_replica_expression = "tier=9";
+	CHECK(cat_rule_add(db, "mock", "ds", &o, id) == DM_EINVAL);
+	CHECK_STR(cat_error(db)->cls, "InvalidSourceReplicaExpression");
 	o.source_replica_expression = NULL;
 	/* nothing writable */
 	CHECK(cat_rse_update(db, "T1A", "availability_write", "false") == DM_OK);
