@@ -84,8 +84,11 @@ class Didfs:
         import sqlite3
         con = sqlite3.connect(self.catalog)
         try:
+            # sqlite_sequence is SQLite's id allocator, not catalog data: DID ids
+            # are never reused, so an undone upload may leave it one further on
             tables = [r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+                "SELECT name FROM sqlite_master WHERE type='table'"
+                " AND name != 'sqlite_sequence' ORDER BY name")]
             out = {}
             for t in tables:
                 if t == "updated_rse_counters":
