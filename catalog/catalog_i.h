@@ -91,5 +91,8 @@ enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t nu
 /* Rucio's update_replicas_states: AVAILABLE turns the replica's locks OK,
  * UNAVAILABLE turns them STUCK (rule.c). */
 enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state);
+/* Step a (key, value) query to the end, row by row into cb. */
+enum dm_status cat_kv_rows(struct cat_db *db, sqlite3_stmt *st, cat_kv_cb cb, void *ud,
+			   const char *what);
 
 #endif

@@ -786,7 +786,6 @@ enum dm_status cat_did_meta_list(struct cat_db *db, const char *scope, const cha
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t id;
-	int r;
 
 	if (rc)
 		return rc;
@@ -797,11 +796,5 @@ enum dm_status cat_did_meta_list(struct cat_db *db, const char *scope, const cha
 	if (!st)
 		return db->err.code;
 	sqlite3_bind_int64(st, 1, id);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1)))
-			break;
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return cat_dberr(db, "listing metadata");
-	return DM_OK;
+	return cat_kv_rows(db, st, cb, ud, "listing metadata");
 }

@@ -365,7 +365,6 @@ enum dm_status cat_rse_attr_list(struct cat_db *db, const char *rse, cat_kv_cb c
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
 	sqlite3_stmt *st;
-	int r;
 
 	if (rc)
 		return rc;
@@ -373,13 +372,7 @@ enum dm_status cat_rse_attr_list(struct cat_db *db, const char *rse, cat_kv_cb c
 	if (!st)
 		return db->err.code;
 	sqlite3_bind_int64(st, 1, num);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1)))
-			break;
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return cat_dberr(db, "listing RSE attributes");
-	return DM_OK;
+	return cat_kv_rows(db, st, cb, ud, "listing RSE attributes");
 }
 
 enum dm_status cat_rse_attr_get(struct cat_db *db, const char *rse, const char *key, char *out,

@@ -269,6 +269,20 @@ sqlite3_stmt *cat_stmt(struct cat_db *db, const char *sql)
 	return st;
 }
 
+enum dm_status cat_kv_rows(struct cat_db *db, sqlite3_stmt *st, cat_kv_cb cb, void *ud,
+			   const char *what)
+{
+	int r;
+
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1)))
+			break;
+	sqlite3_reset(st);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return cat_dberr(db, what);
+	return DM_OK;
+}
+
 enum dm_status cat_exec(struct cat_db *db, const char *sql)
 {
 	char *msg = NULL;
@@ -793,7 +807,6 @@ enum dm_status cat_account_attr_list(struct cat_db *db, const char *account, cat
 {
 	enum dm_status rc = cat_account_check(db, account);
 	sqlite3_stmt *st;
-	int r;
 
 	if (rc)
 		return rc;
@@ -801,13 +814,7 @@ enum dm_status cat_account_attr_list(struct cat_db *db, const char *account, cat
 	if (!st)
 		return db->err.code;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1)))
-			break;
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return cat_dberr(db, "listing account attributes");
-	return DM_OK;
+	return cat_kv_rows(db, st, cb, ud, "listing account attributes");
 }
 
 int cat_account_has_attr(struct cat_db *db, const char *account, const char *key)
@@ -1009,7 +1016,6 @@ out:
 enum dm_status cat_scope_list(struct cat_db *db, const char *account, cat_scope_cb cb, void *ud)
 {
 	sqlite3_stmt *st;
-	int r;
 
 	if (account) {
 		enum dm_status rc = cat_account_check(db, account);
@@ -1025,11 +1031,5 @@ enum dm_status cat_scope_list(struct cat_db *db, const char *account, cat_scope_
 		return db->err.code;
 	if (account)
 		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1)))
-			break;
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return cat_dberr(db, "listing scopes");
-	return DM_OK;
+	return cat_kv_rows(db, st, cb, ud, "listing scopes");
 }

@@ -65,6 +65,15 @@ void cli_out_kv(struct cli *c, const char *const *keys, int n, const char *fmt, 
 /* Human size "1.5 GiB" (buffer of 32). */
 const char *cli_human_bytes(uint64_t b, char out[32]);
 
+/* "TARGET --KEY_OPT K --value V", each also positional in that order
+ * (rucio-admin takes the options): set-account-attribute, set-rse-attribute,
+ * update-rse, set-metadata...  Returns 0, or the usage status. */
+int cli_target_key_value(struct cli *c, int argc, char **argv, const char *target_opt,
+			 const char *key_opt, const char **target, const char **key,
+			 const char **value, int need_value);
+/* A cat_kv_cb printing a (key, value) row into the struct cli_out *ud. */
+int cli_kv_row(void *ud, const char *key, const char *value);
+
 /* Option helpers. */
 int cli_parse_u64(struct cli *c, const char *opt, const char *s, uint64_t *out);
 int cli_parse_i64(struct cli *c, const char *opt, const char *s, int64_t *out);

@@ -141,57 +141,16 @@ int cli_list_accounts(struct cli *c, int argc, char **argv)
 	return cli_out_finish(c, l.o, rc);
 }
 
-/* Parses "X --key K --value V" or "X K V" (rucio-admin takes the former). */
-static int key_value_args(struct cli *c, int argc, char **argv, const char **what,
-			  const char **key, const char **value, int need_value)
-{
-	static const struct option opts[] = {
-		{ "key", required_argument, NULL, 'k' },
-		{ "value", required_argument, NULL, 'v' },
-		{ "rse", required_argument, NULL, 'r' },
-		{ "did", required_argument, NULL, 'd' },
-		{ "setting", required_argument, NULL, 'k' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
-
-	*key = *value = NULL;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'k': *key = optarg; break;
-		case 'v': *value = optarg; break;
-		case 'r':
-		case 'd': *what = optarg; break;
-		default: return cli_usage(c);
-		}
-	}
-	if (!*what && optind < argc)
-		*what = argv[optind++];
-	if (!*key && optind < argc)
-		*key = argv[optind++];
-	if (need_value && !*value && optind < argc)
-		*value = argv[optind++];
-	if (optind != argc || !*what || !*key || (need_value && !*value))
-		return cli_usage(c);
-	return 0;
-}
-
 int cli_set_account_attribute(struct cli *c, int argc, char **argv)
 {
 	const char *account = NULL, *key, *value;
 
-	if (key_value_args(c, argc, argv, &account, &key, &value, 1))
+	if (cli_target_key_value(c, argc, argv, "account", "key", &account, &key, &value, 1))
 		return 2;
 	if (cli_open(c))
 		return 1;
 	if (cat_account_attr_set(c->db, account, key, value))
 		return cli_fail(c, NULL);
-	return 0;
-}
-
-static int kv_row(void *ud, const char *k, const char *v)
-{
-	cli_out_row(ud, "ss", k, v);
 	return 0;
 }
 
@@ -206,7 +165,7 @@ int cli_list_account_attributes(struct cli *c, int argc, char **argv)
 	if (cli_open(c))
 		return 1;
 	o = cli_out_begin(c, cols, 2);
-	rc = cat_account_attr_list(c->db, argv[1], kv_row, o);
+	rc = cat_account_attr_list(c->db, argv[1], cli_kv_row, o);
 	return cli_out_finish(c, o, rc);
 }
 

@@ -450,33 +450,10 @@ out:
 static int meta_args(struct cli *c, int argc, char **argv, char *scope, char *name,
 		     const char **key, const char **value, int need_value)
 {
-	static const struct option opts[] = {
-		{ "did", required_argument, NULL, 'd' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "value", required_argument, NULL, 'v' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *did = NULL;
-	int opt;
+	const char *did;
+	int rc = cli_target_key_value(c, argc, argv, "did", "key", &did, key, value, need_value);
 
-	*key = *value = NULL;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': did = optarg; break;
-		case 'k': *key = optarg; break;
-		case 'v': *value = optarg; break;
-		default: return cli_usage(c);
-		}
-	}
-	if (!did && optind < argc)
-		did = argv[optind++];
-	if (!*key && optind < argc)
-		*key = argv[optind++];
-	if (need_value && !*value && optind < argc)
-		*value = argv[optind++];
-	if (optind != argc || !did || !*key || (need_value && !*value))
-		return cli_usage(c);
-	return cli_did(c, did, scope, name);
+	return rc ? rc : cli_did(c, did, scope, name);
 }
 
 int cli_set_metadata(struct cli *c, int argc, char **argv)

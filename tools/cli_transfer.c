@@ -422,9 +422,6 @@ static int collect_file(void *ud, const struct cat_did *d)
 	struct download *dl = ud;
 	struct dl_file *f;
 
-	for (size_t i = 0; i < dl->n; i++)
-		if (!strcmp(dl->files[i].scope, d->scope) && !strcmp(dl->files[i].name, d->name))
-			return 0;
 	if (dl->n == dl->cap) {
 		dl->cap = dl->cap ? 2 * dl->cap : 64;
 		dl->files = dm_xrealloc(dl->files, dl->cap * sizeof *dl->files);
@@ -437,6 +434,28 @@ static int collect_file(void *ud, const struct cat_did *d)
 	dm_strlcpy(f->md5, d->md5 ? d->md5 : "", sizeof f->md5);
 	f->bytes = d->bytes;
 	return 0;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+	const struct dl_file *x = a, *y = b;
+	int r = strcmp(x->scope, y->scope);
+
+	return r ? r : strcmp(x->name, y->name);
+}
+
+/* A file under several of the DIDs asked for is downloaded once. */
+static void unique_files(struct download *dl)
+{
+	size_t k = 0;
+
+	if (dl->n < 2)
+		return;
+	qsort(dl->files, dl->n, sizeof *dl->files, cmp_file);
+	for (size_t i = 1; i < dl->n; i++)
+		if (cmp_file(&dl->files[k], &dl->files[i]))
+			dl->files[++k] = dl->files[i];
+	dl->n = k + 1;
 }
 
 static int keep_unreadable(void *ud, const struct cat_rse *r)
@@ -582,6 +601,7 @@ int cli_download(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 	}
+	unique_files(&dl);
 	for (size_t i = 0; i < dl.n; i++) {
 		struct dl_file *f = &dl.files[i];
 		struct rep_collect rcx = { &dl, f };

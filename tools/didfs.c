@@ -135,6 +135,44 @@ int cli_did(struct cli *c, const char *arg, char *scope, char *name)
 	return 0;
 }
 
+int cli_target_key_value(struct cli *c, int argc, char **argv, const char *target_opt,
+			 const char *key_opt, const char **target, const char **key,
+			 const char **value, int need_value)
+{
+	const struct option opts[] = {
+		{ target_opt, required_argument, NULL, 't' },
+		{ key_opt, required_argument, NULL, 'k' },
+		{ "value", required_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	*target = *key = *value = NULL;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't': *target = optarg; break;
+		case 'k': *key = optarg; break;
+		case 'v': *value = optarg; break;
+		default: return cli_usage(c);
+		}
+	}
+	if (!*target && optind < argc)
+		*target = argv[optind++];
+	if (!*key && optind < argc)
+		*key = argv[optind++];
+	if (need_value && !*value && optind < argc)
+		*value = argv[optind++];
+	if (optind != argc || !*target || !*key || (need_value && !*value))
+		return cli_usage(c);
+	return 0;
+}
+
+int cli_kv_row(void *ud, const char *key, const char *value)
+{
+	cli_out_row(ud, "ss", key, value);
+	return 0;
+}
+
 int cli_parse_u64(struct cli *c, const char *opt, const char *s, uint64_t *out)
 {
 	if (dm_parse_size(s, out))

@@ -30,15 +30,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "env"))
 import xrdrse  # noqa: E402
+sys.path.insert(0, HERE)
+from bench_transfer import best_of, size_env  # noqa: E402  (same BENCH_REPEAT)
 
 BUILD = os.environ.get("DIDFS_BUILD", os.path.join(ROOT, "build"))
 DIDFS = os.path.join(BUILD, "tools", "didfs")
-
-
-def size_env(name, default):
-    v = os.environ.get(name, default).strip().upper()
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(v[-1:], 1)
-    return int(v[:-1] if v[-1:] in "KMG" else v) * mult
 
 
 BIG = size_env("BENCH_BIG_BYTES", "1G")
@@ -86,14 +82,6 @@ def room():
     need = 4 * BIG + 3 * SMALL_N * SMALL
     st = os.statvfs("/dev/shm") if os.path.isdir("/dev/shm") else None
     return "/dev/shm" if st and st.f_bavail * st.f_frsize > need else tempfile.gettempdir()
-
-
-def best_of(fns):
-    best = {k: float("inf") for k in fns}
-    for _ in range(REPEAT):
-        for k, fn in fns.items():
-            best[k] = min(best[k], fn())
-    return best
 
 
 def main():
