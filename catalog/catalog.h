@@ -44,8 +44,10 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);
 const struct dm_err *cat_error(const struct cat_db *db);
-/* Create the schema (if needed) and the root account with its userpass
- * identity (Rucio's bootstrap: root, SERVICE, attribute admin=true). */
+/* Create the schema (if needed) and the root account (Rucio's bootstrap:
+ * root, SERVICE, attribute admin=true) with a userpass identity root_user
+ * ("ddmlab" if NULL) / root_password; a NULL root_password creates no
+ * identity: there is no default password. */
 enum dm_status cat_bootstrap(struct cat_db *db, const char *root_user,
 			     const char *root_password);
 enum dm_status cat_set_issuer(struct cat_db *db, const char *account);

@@ -950,8 +950,11 @@ enum dm_status cat_bootstrap(struct cat_db *db, const char *root_user, const cha
 		rc = st ? cat_dberr(db, "bootstrap") : db->err.code;
 		goto out;
 	}
-	rc = identity_add_locked(db, "root", root_user ? root_user : "ddmlab",
-				 root_password ? root_password : "secret", "root@localhost");
+	/* No fixed default password: without one, root gets no userpass
+	 * identity (the CLI's init generates a password when none is given). */
+	if (root_password)
+		rc = identity_add_locked(db, "root", root_user ? root_user : "ddmlab",
+					 root_password, "root@localhost");
 out:
 	return cat_tx_end(db, rc);
 }

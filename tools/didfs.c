@@ -20,7 +20,7 @@
 #include <time.h>
 
 static const struct cli_command commands[] = {
-	{ "init", cli_init, "[--root-username U] [--root-password P]", "create a catalog and bootstrap the root account" },
+	{ "init", cli_init, "[--root-username U] [--root-password P | --root-password-file F]", "create a catalog and bootstrap the root account" },
 	{ "whoami", cli_whoami, "", "show the issuer account" },
 	{ "add-account", cli_add_account, "ACCOUNT [--type USER|GROUP|SERVICE] [--email E]", "add an account" },
 	{ "list-accounts", cli_list_accounts, "[--type TYPE]", "list accounts" },
