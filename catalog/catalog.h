@@ -350,4 +350,17 @@ enum dm_status cat_account_usage_list(struct cat_db *db, const char *account,
 enum dm_status cat_usage_refresh(struct cat_db *db);
 enum dm_status cat_rse_usage_list(struct cat_db *db, const char *rse, cat_usage_cb cb, void *ud);
 
+/* ---- checking the catalog (catalog/check.c) ----
+ * A damaged file (SQLite's CORRUPT / NOTADB) turns every call's error into
+ * DatabaseException naming the file, and the handle refuses every write
+ * from then on.  cat_quick_check() runs SQLite's quick check (one pass over
+ * the file: for daemons at start-up); cat_check() runs the full integrity
+ * check and the catalog's own invariants (catalog/check.c lists them),
+ * calling cb once per finding with kind "integrity" or "invariant"; found
+ * counts them.  Both only read. */
+typedef int (*cat_check_cb)(void *ud, const char *kind, const char *text);
+enum dm_status cat_check(struct cat_db *db, cat_check_cb cb, void *ud, uint64_t *found);
+enum dm_status cat_quick_check(struct cat_db *db);
+int cat_is_corrupt(const struct cat_db *db);
+
 #endif

@@ -32,6 +32,7 @@ struct cat_db {
 	char issuer[CAT_ACCOUNT_MAX + 1];
 	int issuer_admin; /* -1 unknown, 0, 1 */
 	int tx_depth;
+	int corrupt;      /* SQLite saw damaged pages: no more writes */
 	struct {
 		const char *sql; /* identity of a static SQL string */
 		sqlite3_stmt *st;

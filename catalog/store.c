@@ -222,10 +222,45 @@ enum dm_status cat_fail(struct cat_db *db, enum dm_status st, const char *cls,
 	return st;
 }
 
+/* A damaged file: say so, name the file, and refuse every write from now
+ * on (cat_tx_begin), so nothing is built on top of damaged pages. */
+static enum dm_status cat_corrupt(struct cat_db *db, const char *what, const char *why)
+{
+	db->corrupt = 1;
+	return cat_fail(db, DM_EIO, "DatabaseException",
+			"%s: the catalog file %s is damaged (%s); nothing more is written to it:"
+			" run 'didfs check' and restore it from a backup",
+			what, db->path ? db->path : "(unknown)", why);
+}
+
+int cat_is_corrupt(const struct cat_db *db)
+{
+	return db->corrupt;
+}
+
+enum dm_status cat_quick_check(struct cat_db *db)
+{
+	sqlite3_stmt *st = NULL;
+	enum dm_status rc = DM_OK;
+	int r;
+
+	if (sqlite3_prepare_v2(db->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
+		return cat_dberr(db, "checking the catalog");
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW && strcmp(cat_col_text(st, 0) ? cat_col_text(st, 0) : "", "ok"))
+		rc = cat_corrupt(db, "checking the catalog", cat_col_text(st, 0));
+	else if (r != SQLITE_ROW)
+		rc = cat_dberr(db, "checking the catalog");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 enum dm_status cat_dberr(struct cat_db *db, const char *what)
 {
-	int code = sqlite3_errcode(db->db);
+	int code = sqlite3_errcode(db->db) & 0xff;
 
+	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		return cat_corrupt(db, what, sqlite3_errmsg(db->db));
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return cat_fail(db, DM_AGAIN, "DatabaseException",
 				"%s: the catalog is busy (%s)", what, sqlite3_errmsg(db->db));
@@ -288,15 +323,25 @@ enum dm_status cat_exec(struct cat_db *db, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		cat_fail(db, DM_EINTERNAL, "DatabaseException", "%s", msg ? msg : "exec failed");
+		int code = sqlite3_errcode(db->db) & 0xff;
+		enum dm_status rc = DM_EINTERNAL;
+
+		if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+			rc = cat_corrupt(db, "running a statement", msg ? msg : "exec failed");
+		else
+			cat_fail(db, DM_EINTERNAL, "DatabaseException", "%s", msg ? msg : "exec failed");
 		sqlite3_free(msg);
-		return DM_EINTERNAL;
+		return rc;
 	}
 	return DM_OK;
 }
 
 enum dm_status cat_tx_begin(struct cat_db *db)
 {
+	if (db->corrupt)
+		return cat_fail(db, DM_EIO, "DatabaseException",
+				"the catalog file %s is damaged; refusing to write to it"
+				" (run 'didfs check')", db->path ? db->path : "(unknown)");
 	if (db->tx_depth++ > 0)
 		return DM_OK;
 	if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
