@@ -99,6 +99,14 @@ enum dm_status cat_identity_add_userpass(struct cat_db *db, const char *account,
 enum dm_status cat_identity_check_userpass(struct cat_db *db, const char *username,
 					   const char *password, char *account);
 
+/* LOCAL identities: the embedded mode's door.  The OS user who owns the
+ * catalog file, and root, may act as any account; any other OS user acts
+ * only as the accounts its user name is mapped to (the first mapping is its
+ * default issuer), and an unmapped one may only read: every write is
+ * AccessDenied naming the OS user.  Admin only. */
+enum dm_status cat_identity_add_local(struct cat_db *db, const char *account,
+				      const char *os_user);
+
 /* ---- scopes ---- */
 typedef int (*cat_scope_cb)(void *ud, const char *scope, const char *account);
 enum dm_status cat_scope_add(struct cat_db *db, const char *scope, const char *account);

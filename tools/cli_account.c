@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* A generated root password: 24 characters of [A-Za-z0-9-_] (144 bits;
@@ -257,24 +258,33 @@ int cli_add_identity(struct cli *c, int argc, char **argv)
 		{ "username", required_argument, NULL, 'u' },
 		{ "password", required_argument, NULL, 'p' },
 		{ "email", required_argument, NULL, 'e' },
+		{ "type", required_argument, NULL, 't' },
+		{ "identity", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *user = NULL, *pass = NULL, *email = NULL;
-	int opt;
+	const char *user = NULL, *pass = NULL, *email = NULL, *type = "userpass", *ident = NULL;
+	int opt, local;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': user = optarg; break;
 		case 'p': pass = optarg; break;
 		case 'e': email = optarg; break;
+		case 't': type = optarg; break;
+		case 'i': ident = optarg; break;
 		default: return cli_usage(c);
 		}
 	}
-	if (optind != argc - 1 || !user || !pass)
+	local = !strcasecmp(type, "local");
+	if (!local && strcasecmp(type, "userpass"))
+		return cli_failf(c, "InputValidationError",
+				 "identity type '%s' is not one of userpass, local", type);
+	if (optind != argc - 1 || (local ? !ident : (!user || !pass)))
 		return cli_usage(c);
 	if (cli_open(c))
 		return 1;
-	if (cat_identity_add_userpass(c->db, argv[optind], user, pass, email))
+	if (local ? cat_identity_add_local(c->db, argv[optind], ident)
+		  : cat_identity_add_userpass(c->db, argv[optind], user, pass, email))
 		return cli_fail(c, NULL);
 	return 0;
 }

@@ -26,7 +26,7 @@ static const struct cli_command commands[] = {
 	{ "list-accounts", cli_list_accounts, "[--type TYPE]", "list accounts" },
 	{ "set-account-attribute", cli_set_account_attribute, "ACCOUNT --key K --value V", "set an account attribute (admin=true grants admin)" },
 	{ "list-account-attributes", cli_list_account_attributes, "ACCOUNT", "list account attributes" },
-	{ "add-identity", cli_add_identity, "ACCOUNT --username U --password P [--email E]", "add a userpass identity" },
+	{ "add-identity", cli_add_identity, "ACCOUNT (--username U --password P [--email E] | --type local --identity OS_USER)", "add a userpass identity, or map an OS user to the account (embedded mode)" },
 	{ "add-scope", cli_add_scope, "SCOPE [--account ACCOUNT]", "add a scope owned by an account" },
 	{ "list-scopes", cli_list_scopes, "[--account ACCOUNT]", "list scopes" },
 	{ "add-rse", cli_add_rse, "RSE [--non-deterministic] [--volatile] [--rse-type DISK|TAPE] [--city C] [--country-name C] [--continent C]", "add a storage element" },
