@@ -112,7 +112,8 @@ struct fs_node {
 	int64_t expired_at;
 	int is_open;
 	/* mount state */
-	char *error;            /* user.rucio.error: the last refused write */
+	char *error;            /* user.rucio.error of the data path (all users) */
+	struct fs_uerr *uerrors; /* refused writes, per calling uid (xattr.c) */
 	double listed_at;       /* last readdir of this collection (poller) */
 	double polled_at;
 	struct fs_sources *src; /* files: replica sources, cached briefly */
@@ -255,6 +256,9 @@ void fs_node_put(struct fs *fs, struct fs_node *n);
 void fs_node_set_error(struct fs *fs, struct fs_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void fs_node_clear_error(struct fs *fs, struct fs_node *n);
+/* Free a node's per-uid refusal list (xattr.c). */
+struct fs_uerr;
+void fs_uerr_free(struct fs_uerr *e);
 /* Refresh a DID node's attributes from the catalog (after a write). */
 void fs_node_refresh(struct fs *fs, struct fs_node *n);
 /* Open collections the kernel has looked at recently, for the poller:
