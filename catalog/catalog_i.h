@@ -31,6 +31,7 @@ struct cat_db {
 	struct dm_err err;
 	char issuer[CAT_ACCOUNT_MAX + 1];
 	int issuer_admin; /* -1 unknown, 0, 1 */
+	int busy_ms;      /* how long a writer waits for the lock ($DIDFS_BUSY_TIMEOUT) */
 	int tx_depth;
 	int corrupt;      /* SQLite saw damaged pages: no more writes */
 	/* The embedded trust model (store.c, "who may act as whom"): */

@@ -13,6 +13,7 @@
  * the queue the judge-evaluator reads.
  */
 #include "catalog_i.h"
+#include "dmcheck.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -136,6 +137,16 @@ static enum dm_status check_did_args(struct cat_db *db, const char *scope, const
 	return rc;
 }
 
+/* Every lifetime from outside is 0..DM_DURATION_MAX seconds, and the expiry
+ * is a saturating sum: a lifetime near INT64_MAX must not wrap to a past
+ * expiry (the undertaker would delete the DID at once). */
+static enum dm_status lifetime_range(struct cat_db *db, int64_t lifetime)
+{
+	return cat_fail(db, DM_EINVAL, "InvalidValueForKey",
+			"lifetime must be from 0 to " DM_DURATION_MAX_STR " seconds (100 years), not %lld",
+			(long long)lifetime);
+}
+
 enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *name,
 			   enum cat_did_type type, int64_t lifetime)
 {
@@ -148,9 +159,8 @@ enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *nam
 	if (type == CAT_DID_FILE)
 		return cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
 				"Only collection (dataset/container) can be registered; files come with replicas (add-replicas, upload)");
-	if (lifetime < 0)
-		return cat_fail(db, DM_EINVAL, "InvalidValueForKey", "lifetime must be >= 0, not %lld",
-				(long long)lifetime);
+	if (lifetime < 0 || lifetime > DM_DURATION_MAX)
+		return lifetime_range(db, lifetime);
 	rc = cat_tx_begin(db);
 	if (rc)
 		return rc;
@@ -169,7 +179,7 @@ enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *nam
 	sqlite3_bind_text(st, 3, db->issuer, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, cat_did_type_code(type), -1, SQLITE_STATIC);
 	if (lifetime)
-		sqlite3_bind_int64(st, 5, now + lifetime);
+		sqlite3_bind_int64(st, 5, dm_time_add(now, lifetime));
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int64(st, 7, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -522,9 +532,8 @@ enum dm_status cat_did_set_lifetime(struct cat_db *db, const char *scope, const 
 
 	if (rc)
 		return rc;
-	if (lifetime < 0)
-		return cat_fail(db, DM_EINVAL, "InvalidValueForKey", "lifetime must be >= 0, not %lld",
-				(long long)lifetime);
+	if (lifetime < 0 || lifetime > DM_DURATION_MAX)
+		return lifetime_range(db, lifetime);
 	rc = cat_tx_begin(db);
 	if (rc)
 		return rc;
@@ -539,7 +548,7 @@ enum dm_status cat_did_set_lifetime(struct cat_db *db, const char *scope, const 
 		goto out;
 	}
 	if (lifetime)
-		sqlite3_bind_int64(st, 1, dm_now() + lifetime);
+		sqlite3_bind_int64(st, 1, dm_time_add(dm_now(), lifetime));
 	sqlite3_bind_int64(st, 2, dm_now());
 	sqlite3_bind_int64(st, 3, id);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -691,6 +700,9 @@ static enum dm_status meta_key_ok(struct cat_db *db, const char *key)
 
 	if (n == 0 || n > 255)
 		return cat_fail(db, DM_EINVAL, "InvalidMetadata", "metadata key must be 1 to 255 characters");
+	if (!dm_utf8_valid(key, n))
+		return cat_fail(db, DM_EINVAL, "InputValidationError",
+				"metadata key is not valid UTF-8 text");
 	for (const char *p = key; *p; p++)
 		if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.'))
 			return cat_fail(db, DM_EINVAL, "InvalidMetadata",
@@ -713,9 +725,10 @@ enum dm_status cat_did_meta_set(struct cat_db *db, const char *scope, const char
 		return rc;
 	if (key && strcmp(key, "lifetime") == 0) {
 		int64_t lt;
-		if (!value || dm_parse_i64(value, &lt) || lt < 0)
+		if (!value || dm_parse_int(value, 0, DM_DURATION_MAX, &lt))
 			return cat_fail(db, DM_EINVAL, "InvalidValueForKey",
-					"lifetime must be a number of seconds >= 0, not '%s'", value ? value : "");
+					"lifetime must be a number of seconds from 0 to " DM_DURATION_MAX_STR
+					" (100 years), not '%s'", value ? value : "");
 		return cat_did_set_lifetime(db, scope, name, lt);
 	}
 	rc = meta_key_ok(db, key);
@@ -724,6 +737,11 @@ enum dm_status cat_did_meta_set(struct cat_db *db, const char *scope, const char
 	if (!value || strlen(value) > 3999)
 		return cat_fail(db, DM_EINVAL, "InvalidValueForKey",
 				"metadata value for '%s' must be given and at most 3999 characters", key);
+	/* Values are text: every door (setfattr, the CLI, REST) hands them to
+	 * JSON printers, which must never emit invalid UTF-8. */
+	if (!dm_utf8_valid(value, strlen(value)))
+		return cat_fail(db, DM_EINVAL, "InputValidationError",
+				"metadata value for '%s' is not valid UTF-8 text", key);
 	rc = cat_tx_begin(db);
 	if (rc)
 		return rc;

@@ -14,6 +14,7 @@
  * counts locked bytes (written by the rule engine).
  */
 #include "catalog_i.h"
+#include "dmcheck.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -222,7 +223,7 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 	if (cat_rse_attr_get(db, rse, "tombstone_delay", delay, sizeof delay) == DM_OK) {
 		int64_t d;
 		if (dm_parse_i64(delay, &d) == 0)
-			b->tombstone = d < 0 ? 1 : b->now + d;
+			b->tombstone = d < 0 ? 1 : dm_time_add(b->now, d);
 	}
 	rc = cat_protocol_list(db, rse, keep_proto, b);
 	if (rc)

@@ -38,7 +38,7 @@
 #define CLS_INVALID_OBJECT "InvalidObject"
 
 /* Rucio's messages (kept verbatim as the start of our messages). */
-#define MSG_PARENS "Problem with parentheses."
+#define MSG_PARENS "Problem with parantheses." /* sic: Rucio's text */
 #define MSG_SYNTAX "Expression does not comply to RSE Expression syntax"
 #define MSG_EMPTY "RSE Expression resulted in an empty set."
 

@@ -29,6 +29,7 @@
 #include "rule.h"
 #include "catalog_i.h"
 #include "rse_expr.h"
+#include "dmcheck.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1106,9 +1107,12 @@ enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *na
 		return cat_fail(db, DM_EINVAL, "InvalidRSEExpression", "a rule needs an RSE expression");
 	if (strlen(o->rse_expression) > 3000)
 		return cat_fail(db, DM_EINVAL, "InvalidRSEExpression", "RSE expression longer than 3000 characters");
-	if (o->lifetime < 0)
-		return cat_fail(db, DM_EINVAL, "InvalidValueForKey", "lifetime must be >= 0, not %lld",
+	if (o->lifetime < 0 || o->lifetime > DM_DURATION_MAX)
+		return cat_fail(db, DM_EINVAL, "InvalidValueForKey",
+				"lifetime must be from 0 to " DM_DURATION_MAX_STR " seconds (100 years), not %lld",
 				(long long)o->lifetime);
+	if (o->priority < 0 || o->priority > 5)
+		return cat_fail(db, DM_EINVAL, "InvalidValueForKey", "priority must be 0..5, not %d", o->priority);
 	if ((unsigned)o->grouping > CAT_GROUPING_NONE)
 		return cat_fail(db, DM_EINVAL, "InvalidObject", "grouping must be ALL, DATASET or NONE");
 	if (!valid_notification(o->notification, &notif))
@@ -1177,7 +1181,7 @@ enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *na
 	sqlite3_bind_text(st, 16, (char[]){ notif, 0 }, 1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 17, x.priority);
 	if (o->lifetime)
-		sqlite3_bind_int64(st, 18, x.now + o->lifetime);
+		sqlite3_bind_int64(st, 18, dm_time_add(x.now, o->lifetime));
 	sqlite3_bind_int64(st, 19, x.now);
 	sqlite3_bind_int64(st, 20, x.now);
 	if ((rc = step_done(db, st, "adding a rule")))
@@ -1520,6 +1524,12 @@ enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int
 
 	if (rc)
 		return rc;
+	if (delay < 0 || delay > DM_DURATION_MAX) {
+		rc = cat_fail(db, DM_EINVAL, "InputValidationError",
+			      "delay must be from 0 to " DM_DURATION_MAX_STR " seconds (100 years), not %lld",
+			      (long long)delay);
+		goto out;
+	}
 	rc = rule_owner_check(db, id, &locked);
 	if (rc)
 		goto out;
@@ -1535,7 +1545,7 @@ enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, now + (delay > 0 ? delay : 0));
+	sqlite3_bind_int64(st, 1, dm_time_add(now, delay));
 	sqlite3_bind_int(st, 2, purge);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
@@ -1562,16 +1572,19 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 	if (rc)
 		goto out;
 	if (!strcmp(key, "lifetime")) {
-		if (dm_parse_i64(value, &v) || v < -1) {
-			rc = cat_fail(db, DM_EINVAL, "InputValidationError", "lifetime must be seconds (or -1 for none), not '%s'", value);
+		if (dm_parse_int(value, -1, DM_DURATION_MAX, &v)) {
+			rc = cat_fail(db, DM_EINVAL, "InputValidationError",
+				      "lifetime must be seconds from 0 to " DM_DURATION_MAX_STR
+				      " (100 years), or -1 for none, not '%s'", value);
 			goto out;
 		}
-		st = cat_stmt(db, "UPDATE rules SET expires_at=CASE WHEN ?1 < 0 THEN NULL ELSE ?2+?1 END,"
-				  " updated_at=?2 WHERE id=?3");
+		st = cat_stmt(db, "UPDATE rules SET expires_at=CASE WHEN ?1 < 0 THEN NULL ELSE ?3 END,"
+				  " updated_at=?2 WHERE id=?4");
 		if (st) {
 			sqlite3_bind_int64(st, 1, v);
 			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, dm_time_add(now, v));
+			sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
 		}
 	} else if (!strcmp(key, "locked") || !strcmp(key, "purge_replicas")) {
 		int b;
@@ -1610,7 +1623,7 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 			sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
 		}
 	} else if (!strcmp(key, "priority")) {
-		if (dm_parse_i64(value, &v) || v < 0 || v > 5) {
+		if (dm_parse_int(value, 0, 5, &v)) {
 			rc = cat_fail(db, DM_EINVAL, "InputValidationError", "priority must be 0..5, not '%s'", value);
 			goto out;
 		}

@@ -12,6 +12,7 @@
  * one transaction.
  */
 #include "catalog_i.h"
+#include "dmcheck.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -266,7 +267,9 @@ enum dm_status cat_dberr(struct cat_db *db, const char *what)
 		return cat_corrupt(db, what, sqlite3_errmsg(db->db));
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return cat_fail(db, DM_AGAIN, "DatabaseException",
-				"%s: the catalog is busy (%s)", what, sqlite3_errmsg(db->db));
+				"%s: the catalog is busy: another writer held it for more than %d s "
+				"(the busy timeout, $DIDFS_BUSY_TIMEOUT); try again", what,
+				db->busy_ms / 1000);
 	return cat_fail(db, DM_EINTERNAL, "DatabaseException", "%s: %s", what,
 			sqlite3_errmsg(db->db));
 }
@@ -387,6 +390,22 @@ static void sql_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	for (; s && *s; s++)
 		h = (h ^ *s) * 16777619u;
 	sqlite3_result_int64(ctx, (sqlite3_int64)h);
+}
+
+/* $DIDFS_BUSY_TIMEOUT: seconds a writer waits for the catalog (0..3600,
+ * default 30). */
+static int busy_timeout_ms(void)
+{
+	const char *s = getenv("DIDFS_BUSY_TIMEOUT");
+	int64_t v;
+
+	if (s && *s) {
+		if (dm_parse_int(s, 0, 3600, &v) == 0)
+			return (int)(v * 1000);
+		dm_log(DM_LOG_WARN, "catalog", "DIDFS_BUSY_TIMEOUT='%s' is not 0..3600 seconds; "
+		       "using 30", s);
+	}
+	return 30000;
 }
 
 static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
@@ -514,7 +533,12 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 	}
 	if (flags & CAT_OPEN_READONLY)
 		readonly_fallback(db);
-	sqlite3_busy_timeout(db->db, 30000);
+	/* Writers wait for each other with SQLite's back-off (sleeps growing
+	 * from 1 ms to 100 ms) up to the busy timeout, then fail with a clear
+	 * "catalog is busy" (DM_AGAIN).  No command holds a write transaction
+	 * across storage I/O or hashing, so waits are short. */
+	db->busy_ms = busy_timeout_ms();
+	sqlite3_busy_timeout(db->db, db->busy_ms);
 	sqlite3_create_function(db->db, "didfs_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 				sql_hash, NULL, NULL);
 	sqlite3_extended_result_codes(db->db, 0);

@@ -660,6 +660,40 @@ static int mkdir_p(const char *path)
 	return rc;
 }
 
+/* Why fuse_session_mount() failed, named from what can be checked here (the
+ * details libfuse and fusermount3 print go to the log): no access to
+ * /dev/fuse first, then allow_other without user_allow_other. */
+static void mount_failure(struct fs *fs, struct dm_err *err)
+{
+	int dev_ok = access("/dev/fuse", R_OK | W_OK) == 0;
+	int saved = errno;
+	int conf_ok = 0;
+	FILE *f;
+
+	if (!dev_ok) {
+		dm_seterr(err, DM_EIO, "RucioException", "cannot mount on %s: /dev/fuse: %s "
+			  "(the user needs read and write access to /dev/fuse)", fs->mountpoint,
+			  strerror(saved));
+		return;
+	}
+	if (fs->o.allow_other && geteuid() != 0) {
+		if ((f = fopen("/etc/fuse.conf", "r"))) {
+			char line[256];
+			while (fgets(line, sizeof line, f))
+				if (!strncmp(line + strspn(line, " \t"), "user_allow_other", 16))
+					conf_ok = 1;
+			fclose(f);
+		}
+		if (!conf_ok) {
+			dm_seterr(err, DM_EIO, "RucioException", "cannot mount on %s: --allow-other "
+				  "needs user_allow_other in /etc/fuse.conf", fs->mountpoint);
+			return;
+		}
+	}
+	dm_seterr(err, DM_EIO, "RucioException", "cannot mount on %s (the log names the cause)",
+		  fs->mountpoint);
+}
+
 /* Everything after the fork: open, mount, serve, tear down. */
 static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 {
@@ -718,8 +752,8 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	}
 	handlers = 1;
 	if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
-		rc = dm_seterr(err, DM_EIO, "RucioException", "cannot mount on %s (see the log; "
-			       "allow_other needs user_allow_other in /etc/fuse.conf)", fs->mountpoint);
+		mount_failure(fs, err);
+		rc = DM_EIO;
 		goto out;
 	}
 	mounted = 1;

@@ -61,6 +61,7 @@
  * kernel does not cache xattrs), so they are always current.
  */
 #include "fs_i.h"
+#include "dmcheck.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -93,6 +94,10 @@ static int errno_for(const struct dm_err *e)
 		{ "UnsupportedOperation", EPERM }, { "UnsupportedKeyType", EPERM },
 	};
 
+	/* another writer held the catalog past the busy timeout: EBUSY, which
+	 * tools print as "Device or resource busy" */
+	if (e->code == DM_AGAIN && !strcmp(e->cls, "DatabaseException"))
+		return EBUSY;
 	for (size_t i = 0; i < DM_ARRAY_SIZE(map); i++)
 		if (strcmp(e->cls, map[i].cls) == 0)
 			return map[i].err_no;
@@ -605,7 +610,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 	} else if (!strcmp(k, "md5") && c.type == CAT_DID_FILE && c.md5[0]) {
 		dm_buf_adds(out, c.md5);
 	} else if (!strcmp(k, "lifetime") && c.expired_at) {
-		int64_t left = c.expired_at - dm_now();
+		int64_t left = dm_time_sub(c.expired_at, dm_now());
 		dm_buf_addf(out, "%lld", (long long)(left > 0 ? left : 0));
 	} else if (!strcmp(k, "cache") && c.type == CAT_DID_FILE) {
 		char key[CAT_SCOPE_MAX + CAT_NAME_MAX + 16];
@@ -895,8 +900,8 @@ static int parse_rule(char *value, struct cat_rule_opts *o, struct dm_err *err)
 		*eq = 0;
 		val = eq + 1;
 		if (!strcmp(key, "lifetime")) {
-			bad = dm_parse_i64(val, &v) || v < 0;
-			o->lifetime = v;
+			bad = dm_parse_int(val, 0, DM_DURATION_MAX, &v) != 0;
+			o->lifetime = bad ? 0 : v;
 		} else if (!strcmp(key, "grouping")) {
 			enum cat_grouping g;
 			bad = cat_grouping_parse(val, &g);
@@ -943,7 +948,7 @@ static int parse_lifetime(const char *s, int64_t *out)
 		*out = 0;
 		return 0;
 	}
-	return dm_parse_i64(s, out) || *out < 0 ? -1 : 0;
+	return dm_parse_int(s, 0, DM_DURATION_MAX, out) ? -1 : 0;
 }
 
 static int writer_allowed(struct fs *fs, fuse_req_t req)
@@ -1072,7 +1077,8 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 		int64_t secs = 0;
 		if (!remove && parse_lifetime(val, &secs)) {
 			dm_seterr(&err, DM_EINVAL, "InvalidValueForKey",
-				  "lifetime is a number of seconds (or none), not '%s'", val);
+				  "lifetime is a number of seconds from 0 to " DM_DURATION_MAX_STR
+				  " (100 years), or none, not '%s'", val);
 			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
 			goto out;
 		}

@@ -66,7 +66,10 @@ didfs upload "$work/obs_001.h5" "$work/summary.csv" --rse XRD1 --dataset user.ro
 didfs list-file-replicas km3net:run42
 
 step "the replication service"
-didfs daemon all --sleep 1 > "$work/daemon.log" 2>&1 &
+# the binary itself in the background, not the shell function: $! must be
+# the daemon's pid (a function would run in a subshell whose pid $! names,
+# and killing it would leave the daemon running after the script)
+"$repo/build/tools/didfs" daemon all --sleep 1 > "$work/daemon.log" 2>&1 &
 daemon_pid=$!
 
 step "mount the catalog"

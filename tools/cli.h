@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "dmcheck.h"
 
 struct cli {
 	const char *catalog_path;
@@ -77,6 +78,11 @@ int cli_kv_row(void *ud, const char *key, const char *value);
 /* Option helpers. */
 int cli_parse_u64(struct cli *c, const char *opt, const char *s, uint64_t *out);
 int cli_parse_i64(struct cli *c, const char *opt, const char *s, int64_t *out);
+/* The one checked integer parser for numbers from the command line: s must
+ * be a whole integer in [lo, hi], else "OPT takes UNIT from LO to HI, not 'S'"
+ * (unit NULL: "an integer"); durations use hi = DM_DURATION_MAX. */
+int cli_parse_int(struct cli *c, const char *opt, const char *s, int64_t lo, int64_t hi,
+		  const char *unit, int64_t *out);
 
 /* Subcommands, grouped one file per area (tools/cli_<area>.c). */
 int cli_init(struct cli *c, int argc, char **argv);

@@ -26,7 +26,8 @@ static int add_collection(struct cli *c, int argc, char **argv, enum cat_did_typ
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
-			if (cli_parse_i64(c, "--lifetime", optarg, &lifetime))
+			if (cli_parse_int(c, "--lifetime", optarg, 0, DM_DURATION_MAX,
+					  "seconds", &lifetime))
 				return 1;
 			break;
 		case 'm': break;

@@ -6,8 +6,8 @@
  *
  * Walking (--walk DIR): DIR is the local view of the RSE's storage under its
  * protocol prefix (e.g. an XRootD server's data directory + prefix).  Every
- * regular file is checksummed (size, adler32, optionally md5) and mapped to
- * a DID:
+ * regular file is mapped to a DID and checksummed (size, adler32, optionally
+ * md5) by hash_file(), the one function that reads a file's bytes:
  *   - deterministic RSE, lfn2pfn "hash": the path must be
  *     <scope'>/<h0h1>/<h2h3>/<name> with md5("scope:name") starting h0..h3,
  *     which makes the mapping unambiguous;
@@ -15,25 +15,52 @@
  *     names or user/group scopes contain '/');
  *   - non-deterministic RSE: scope from --scope, name = the relative path,
  *     stored with its PFN.
- * Files that do not map (dark data, leftovers of failed uploads, names
- * Rucio would refuse) are reported and skipped; --strict makes any of them
- * abort the whole registration.  Everything registered by one command is one
- * transaction.
+ * With --scope on a deterministic RSE, files of other scopes are ignored and
+ * counted.  Files that do not map (dark data, leftovers of failed uploads,
+ * names Rucio would refuse) are reported (the first few per reason, then a
+ * count) and skipped; --strict makes any of them refuse the whole walk.
+ *
+ * No write transaction is ever held while files are read or hashed: every
+ * record (from arguments, --list or --walk) is first validated and spooled to
+ * an unlinked temporary file, and only then registered.  Arguments and a
+ * --list are all or nothing: one transaction after every line parsed (a line
+ * that does not parse is an error naming its line number, and nothing is
+ * registered).  A walk registers in batches of WALK_BATCH files, each its
+ * own short transaction, so other writers (the daemons, setfattr through the
+ * mount, other commands) proceed while a walk hashes terabytes; --strict is
+ * decided before the first batch.  A walk interrupted or refused by the
+ * catalog in a later batch leaves the earlier batches registered; running
+ * it again is idempotent (replicas already registered with the same
+ * checksums are skipped).  On a terminal, progress (files, bytes, rate, ETA)
+ * is drawn on stderr (util/progress.h); off a terminal nothing is.
  */
 #include "cli.h"
+#include "listparse.h"
+#include "progress.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* Files per transaction when registering a walk: ~20 ms at bulk speed. */
+#define WALK_BATCH 2000
+/* Paths printed per skip reason before the rest are only counted. */
+#define SKIP_EXAMPLES 3
+
+struct skip_reason {
+	char why[160];
+	uint64_t count;
+};
 
 struct reg {
 	struct cli *c;
-	struct cat_bulk *bulk;
 	const char *rse;
 	const char *scope;  /* --scope */
 	int deterministic;
@@ -43,30 +70,154 @@ struct reg {
 	int with_md5;
 	int strict;
 	int state;
-	uint64_t seen, registered_bytes, skipped;
+	FILE *spool;        /* validated records waiting for registration */
+	uint64_t spooled, seen, registered_bytes, skipped, ignored;
+	struct skip_reason reasons[16];
+	size_t nreasons;
+	struct dm_progress *prog;
 	int failed;
 };
 
-static int reg_add(struct reg *r, const char *scope, const char *name, uint64_t bytes,
-		   const char *adler, const char *md5, const char *pfn)
-{
-	struct cat_file_in f = { scope, name, bytes, adler, md5, pfn, r->state };
+/* ---- the spool: one record a line, tab-separated, every field validated
+ * (names and scopes hold no tabs or newlines), "where" names the record's
+ * origin for errors (FILE:LINE, argument N, or the walked path). */
 
-	if (cat_bulk_add(r->bulk, &f)) {
-		r->failed = 1;
-		return -1;
-	}
-	r->seen++;
-	r->registered_bytes += bytes;
+static int spool_put(struct reg *r, const char *where, const char *scope, const char *name,
+		     uint64_t bytes, const char *adler, const char *md5, const char *pfn)
+{
+	if (strpbrk(where, "\t\n") || (pfn && strpbrk(pfn, "\t\n")))
+		return cli_failf(r->c, "InputValidationError", "%s: tab or newline in a field", where);
+	if (fprintf(r->spool, "%s\t%s\t%s\t%llu\t%s\t%s\t%s\t%d\n", where, scope, name,
+		    (unsigned long long)bytes, adler, md5 ? md5 : "", pfn ? pfn : "", pfn ? 1 : 0) < 0)
+		return cli_failf(r->c, "RucioException", "cannot write the temporary spool: %s",
+				 strerror(errno));
+	r->spooled++;
 	return 0;
 }
 
+struct spooled {
+	char *where, *scope, *name, *adler, *md5, *pfn;
+	uint64_t bytes;
+};
+
+static int spool_split(char *line, struct spooled *x)
+{
+	char *f[8], *p = line, *t;
+	int n = 0;
+
+	line[strcspn(line, "\n")] = 0;
+	while (n < 8 && (t = strsep(&p, "\t")))
+		f[n++] = t;
+	if (p)
+		return -1;
+	if (n != 8 || dm_parse_u64(f[3], &x->bytes))
+		return -1;
+	x->where = f[0];
+	x->scope = f[1];
+	x->name = f[2];
+	x->adler = f[4];
+	x->md5 = *f[5] ? f[5] : NULL;
+	x->pfn = *f[7] == '1' ? f[6] : NULL;
+	return 0;
+}
+
+/* Register everything spooled: in one transaction (batch 0) or in
+ * transactions of batch records.  Returns 0 or the CLI's failure. */
+static int register_spool(struct reg *r, const char *ds_scope, const char *ds_name, unsigned flags,
+			  size_t batch, uint64_t *added)
+{
+	struct cat_bulk *bulk = NULL;
+	char *line = NULL;
+	size_t cap = 0, in_batch = 0;
+	int rc = 0;
+
+	*added = 0;
+	if (fflush(r->spool) || fseek(r->spool, 0, SEEK_SET))
+		return cli_failf(r->c, "RucioException", "cannot read the temporary spool: %s",
+				 strerror(errno));
+	dm_progress_reset(r->prog, "registering", r->spooled, 0);
+	while (!rc && getline(&line, &cap, r->spool) > 0) {
+		struct spooled x;
+		struct cat_file_in f;
+
+		if (spool_split(line, &x)) {
+			rc = cli_failf(r->c, "RucioException", "the temporary spool is damaged");
+			break;
+		}
+		if (!bulk && cat_bulk_begin(r->c->db, r->rse, ds_scope, ds_name, flags, &bulk)) {
+			rc = cli_fail(r->c, NULL);
+			break;
+		}
+		f = (struct cat_file_in){ x.scope, x.name, x.bytes, x.adler, x.md5, x.pfn, r->state };
+		if (cat_bulk_add(bulk, &f)) {
+			const struct dm_err *ce = cat_error(r->c->db);
+			rc = cli_failf(r->c, ce->cls, "%s: %s", x.where, ce->msg);
+			break;
+		}
+		r->seen++;
+		r->registered_bytes += x.bytes;
+		dm_progress_add(r->prog, 1, 0);
+		if (batch && ++in_batch == batch) {
+			uint64_t n = 0;
+			in_batch = 0;
+			if (cat_bulk_commit(bulk, &n)) {
+				bulk = NULL;
+				rc = cli_fail(r->c, NULL);
+				break;
+			}
+			bulk = NULL;
+			*added += n;
+		}
+	}
+	free(line);
+	if (rc) {
+		cat_bulk_abort(bulk);
+		return rc;
+	}
+	if (!bulk && r->seen == 0 && cat_bulk_begin(r->c->db, r->rse, ds_scope, ds_name, flags, &bulk))
+		return cli_fail(r->c, NULL); /* nothing to add: still check the RSE and dataset */
+	if (bulk) {
+		uint64_t n = 0;
+		if (cat_bulk_commit(bulk, &n))
+			return cli_fail(r->c, NULL);
+		*added += n;
+	}
+	return 0;
+}
+
+/* ---- walking ---- */
+
 static void skip(struct reg *r, const char *path, const char *why)
 {
-	fprintf(stderr, "didfs: %s: %s: %s\n", r->strict ? "error" : "skipped", path, why);
+	struct skip_reason *sr = NULL;
+
+	for (size_t i = 0; i < r->nreasons && !sr; i++)
+		if (!strcmp(r->reasons[i].why, why))
+			sr = &r->reasons[i];
+	if (!sr && r->nreasons < DM_ARRAY_SIZE(r->reasons)) {
+		sr = &r->reasons[r->nreasons++];
+		dm_strlcpy(sr->why, why, sizeof sr->why);
+	}
+	if (!sr || sr->count < SKIP_EXAMPLES)
+		fprintf(stderr, "%sdidfs: %s: %s: %s\n", r->prog ? "\r\033[K" : "",
+			r->strict ? "error" : "skipped", path, why);
+	if (sr)
+		sr->count++;
 	r->skipped++;
 	if (r->strict)
 		r->failed = 1;
+}
+
+static void skip_summary(struct reg *r)
+{
+	for (size_t i = 0; i < r->nreasons; i++)
+		if (r->reasons[i].count > SKIP_EXAMPLES)
+			fprintf(stderr, "didfs: %s %llu more file(s): %s\n",
+				r->strict ? "refused" : "skipped",
+				(unsigned long long)(r->reasons[i].count - SKIP_EXAMPLES), r->reasons[i].why);
+	if (r->ignored)
+		fprintf(stderr, "didfs: ignored %llu file(s) of scopes other than --scope %s\n",
+			(unsigned long long)r->ignored, r->scope);
 }
 
 static int hex2(const char *s)
@@ -74,8 +225,10 @@ static int hex2(const char *s)
 	return isxdigit((unsigned char)s[0]) && isxdigit((unsigned char)s[1]);
 }
 
-/* Map a relative path to scope:name; 0 on success. */
-static int map_path(struct reg *r, const char *rel, char *scope, char *name, const char **why)
+/* Map a relative path to scope:name; 0 on success.  only_scope: the scope
+ * a deterministic path must belong to (NULL: any). */
+static int map_path(struct reg *r, const char *rel, const char *only_scope, char *scope,
+		    char *name, const char **why)
 {
 	struct dm_err e;
 	size_t len = strlen(rel);
@@ -114,7 +267,7 @@ static int map_path(struct reg *r, const char *rel, char *scope, char *name, con
 					*p = '.';
 		if (cat_validate_scope(cand, &e))
 			continue;
-		if (r->scope && strcmp(cand, r->scope))
+		if (only_scope && strcmp(cand, only_scope))
 			continue;
 		rest = rel + i + 1;
 		if (!strcmp(r->algo, "identity")) {
@@ -147,6 +300,48 @@ static int map_path(struct reg *r, const char *rel, char *scope, char *name, con
 	return -1;
 }
 
+/* The one function that reads a walked file's bytes: size, adler32 and
+ * (md5 != NULL) md5, in 4 MiB reads, with progress.  No catalog
+ * transaction is open while it runs. */
+static enum dm_status hash_file(struct reg *r, const char *path, uint64_t *bytes, char adler[9],
+				char *md5, struct dm_err *err)
+{
+	enum { BUFSZ = 4 << 20 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned char *buf;
+	uint32_t a = DM_ADLER32_INIT;
+	struct dm_md5 *m = NULL;
+	uint64_t total = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return dm_seterr(err, DM_EIO, NULL, "cannot open: %s", strerror(errno));
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	buf = dm_xmalloc(BUFSZ);
+	if (md5)
+		m = dm_md5_new();
+	while ((n = read(fd, buf, BUFSZ)) > 0) {
+		a = dm_adler32_update(a, buf, (size_t)n);
+		if (m)
+			dm_md5_update(m, buf, (size_t)n);
+		total += (uint64_t)n;
+		dm_progress_add(r->prog, 0, (uint64_t)n);
+	}
+	if (n < 0)
+		dm_seterr(err, DM_EIO, NULL, "read error: %s", strerror(errno));
+	free(buf);
+	close(fd);
+	if (m) {
+		char tmp[33];
+		dm_md5_final_hex(m, n < 0 ? tmp : md5);
+	}
+	if (n < 0)
+		return DM_EIO;
+	*bytes = total;
+	dm_adler32_hex(a, adler);
+	return DM_OK;
+}
+
 static int walk_file(struct reg *r, const char *path, const char *rel)
 {
 	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1], adler[9], md5[33];
@@ -161,18 +356,25 @@ static int walk_file(struct reg *r, const char *path, const char *rel)
 		skip(r, path, "leftover of an unfinished upload");
 		return 0;
 	}
-	if (map_path(r, rel, scope, name, &why)) {
+	if (map_path(r, rel, r->deterministic ? r->scope : NULL, scope, name, &why)) {
+		/* another scope's file, when --scope picked one: not ours to judge */
+		if (r->deterministic && r->scope && !map_path(r, rel, NULL, scope, name, &why)) {
+			r->ignored++;
+			dm_progress_add(r->prog, 1, 0);
+			return 0;
+		}
 		skip(r, path, why);
 		return 0;
 	}
-	if (dm_file_checksums(path, &bytes, adler, r->with_md5 ? md5 : NULL, &err)) {
+	if (hash_file(r, path, &bytes, adler, r->with_md5 ? md5 : NULL, &err)) {
 		skip(r, path, err.msg);
 		return 0;
 	}
+	dm_progress_add(r->prog, 1, 0);
 	if (!r->deterministic)
 		cat_pfn_join(&r->proto, rel, &pfn);
-	rc = reg_add(r, scope, name, bytes, adler, r->with_md5 ? md5 : NULL,
-		     r->deterministic ? NULL : pfn.s);
+	rc = spool_put(r, rel, scope, name, bytes, adler, r->with_md5 ? md5 : NULL,
+		       r->deterministic ? NULL : pfn.s);
 	dm_buf_release(&pfn);
 	return rc;
 }
@@ -182,8 +384,10 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Depth-first, names sorted, so registration order is reproducible. */
-static int walk_dir(struct reg *r, struct dm_buf *path, size_t root_len)
+/* Depth-first, names sorted, so registration order is reproducible.
+ * count_only: add up files and bytes for the progress totals. */
+static int walk_dir(struct reg *r, struct dm_buf *path, size_t root_len, int count_only,
+		    uint64_t *files, uint64_t *bytes)
 {
 	DIR *d = opendir(path->s);
 	struct dirent *de;
@@ -192,7 +396,8 @@ static int walk_dir(struct reg *r, struct dm_buf *path, size_t root_len)
 	int rc = 0;
 
 	if (!d) {
-		skip(r, path->s, strerror(errno));
+		if (!count_only)
+			skip(r, path->s, strerror(errno));
 		return 0;
 	}
 	while ((de = readdir(d))) {
@@ -211,12 +416,19 @@ static int walk_dir(struct reg *r, struct dm_buf *path, size_t root_len)
 		path->len = base;
 		path->s[base] = 0;
 		dm_buf_addf(path, "/%s", names[i]);
-		if (lstat(path->s, &st))
-			skip(r, path->s, strerror(errno));
-		else if (S_ISDIR(st.st_mode))
-			rc = walk_dir(r, path, root_len);
-		else if (S_ISREG(st.st_mode))
-			rc = walk_file(r, path->s, path->s + root_len + 1);
+		if (lstat(path->s, &st)) {
+			if (!count_only)
+				skip(r, path->s, strerror(errno));
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = walk_dir(r, path, root_len, count_only, files, bytes);
+		} else if (S_ISREG(st.st_mode)) {
+			if (count_only) {
+				(*files)++;
+				*bytes += (uint64_t)st.st_size;
+			} else {
+				rc = walk_file(r, path->s, path->s + root_len + 1);
+			}
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -226,61 +438,42 @@ static int walk_dir(struct reg *r, struct dm_buf *path, size_t root_len)
 	return rc;
 }
 
-/* "scope:name bytes adler32 [md5] [pfn]" per line; '#' starts a comment. */
+/* Parse and validate every line of a --list file into the spool; the first
+ * bad line is an error naming its number, before anything is registered. */
 static int read_list(struct reg *r, const char *file)
 {
 	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
-	char *line = NULL;
+	char *line = NULL, where[64];
 	size_t cap = 0;
-	long lineno = 0;
+	long lineno = 0, n;
 	int rc = 0;
 
 	if (!f)
 		return cli_failf(r->c, "InputValidationError", "cannot read '%s': %s", file, strerror(errno));
-	while (!rc && getline(&line, &cap, f) > 0) {
-		char *tok[6] = { 0 }, *save = NULL, *p;
-		char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
-		int nt = 0;
-		uint64_t bytes;
+	while (!rc && (n = list_read_line(f, &line, &cap, 64 * 1024)) != -1) {
+		struct list_rec x;
 		struct dm_err e = { 0 };
+		int got;
 
 		lineno++;
-		line[strcspn(line, "\r\n")] = 0;
-		p = line + strspn(line, " \t");
-		if (!*p || *p == '#')
-			continue;
-		for (char *t = strtok_r(p, " \t", &save); t && nt < 6; t = strtok_r(NULL, " \t", &save))
-			tok[nt++] = t;
-		if (nt < 3 || nt > 5) {
-			rc = cli_failf(r->c, "InputValidationError",
-				       "%s:%ld: expected 'scope:name bytes adler32 [md5] [pfn]'", file, lineno);
+		if (n == -2) {
+			rc = cli_failf(r->c, "InputValidationError", "%s:%ld: line longer than 64 KiB",
+				       file, lineno);
 			break;
 		}
-		if (cat_parse_did(tok[0], scope, name, &e)) {
+		got = list_parse_line(line, (size_t)n, &x, &e);
+		if (got < 0) {
 			rc = cli_failf(r->c, e.cls, "%s:%ld: %s", file, lineno, e.msg);
 			break;
 		}
-		if (dm_parse_u64(tok[1], &bytes)) {
-			rc = cli_failf(r->c, "InputValidationError", "%s:%ld: bytes must be a number, not '%s'",
-				       file, lineno, tok[1]);
-			break;
-		}
-		{
-			const char *md5 = NULL, *pfn = NULL;
-			if (nt >= 4) {
-				if (strstr(tok[3], "://"))
-					pfn = tok[3];
-				else
-					md5 = tok[3];
-			}
-			if (nt == 5)
-				pfn = tok[4];
-			if (reg_add(r, scope, name, bytes, tok[2], md5, pfn)) {
-				const struct dm_err *ce = cat_error(r->c->db);
-				rc = cli_failf(r->c, ce->cls, "%s:%ld: %s", file, lineno, ce->msg);
-			}
-		}
+		if (got == 0)
+			continue;
+		snprintf(where, sizeof where, "line %ld", lineno);
+		rc = spool_put(r, where, x.scope, x.name, x.bytes, x.adler32, x.md5[0] ? x.md5 : NULL,
+			       x.pfn);
 	}
+	if (!rc && ferror(f))
+		rc = cli_failf(r->c, "InputValidationError", "error reading '%s': %s", file, strerror(errno));
 	free(line);
 	if (f != stdin)
 		fclose(f);
@@ -383,18 +576,24 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 			return cli_failf(c, "RSEProtocolNotSupported",
 					 "RSE '%s' has no protocol to build PFNs from", r.rse);
 	}
-	if (cat_bulk_begin(c->db, r.rse, dataset ? ds_scope : NULL, dataset ? ds_name : NULL,
-			   flags, &r.bulk)) {
-		rc = cli_fail(c, NULL);
+	r.spool = tmpfile();
+	if (!r.spool) {
+		rc = cli_failf(c, "RucioException", "cannot create a temporary spool file: %s",
+			       strerror(errno));
 		goto out;
 	}
+	/* 1: validate (and for a walk, hash) everything, no transaction open */
 	for (int i = optind; i + 2 < argc && !rc; i += 3) {
-		char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+		char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1], where[32];
+		struct dm_err e = { 0 };
 		uint64_t bytes;
+		snprintf(where, sizeof where, "argument %d", i - optind + 1);
 		if (cli_did(c, argv[i], scope, name) || cli_parse_u64(c, "BYTES", argv[i + 1], &bytes))
 			rc = 1;
-		else if (reg_add(&r, scope, name, bytes, argv[i + 2], NULL, NULL))
-			rc = cli_fail(c, NULL);
+		else if (cat_validate_adler32(argv[i + 2], &e))
+			rc = cli_fail(c, &e);
+		else
+			rc = spool_put(&r, where, scope, name, bytes, argv[i + 2], NULL, NULL);
 	}
 	if (!rc && list)
 		rc = read_list(&r, list);
@@ -407,41 +606,54 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 		if (stat(path.s, &st) || !S_ISDIR(st.st_mode)) {
 			rc = cli_failf(c, "InputValidationError", "--walk: '%s' is not a directory", walk);
 		} else {
-			walk_dir(&r, &path, path.len);
-			if (r.failed) {
-				const struct dm_err *e = cat_error(c->db);
-				rc = e->code ? cli_fail(c, NULL)
-					     : cli_failf(c, "InputValidationError",
-							 "%llu file(s) could not be registered (--strict)",
-							 (unsigned long long)r.skipped);
-			}
+			uint64_t files = 0, bytes = 0;
+			if (isatty(STDERR_FILENO)) /* totals for the ETA: a stat-only pass */
+				walk_dir(&r, &path, path.len, 1, &files, &bytes);
+			r.prog = dm_progress_new(r.with_md5 ? "hashing (adler32, md5)" : "hashing (adler32)",
+						 files, bytes);
+			rc = walk_dir(&r, &path, path.len, 0, NULL, NULL);
+			if (r.prog && r.failed)
+				fputc('\n', stderr);
+			skip_summary(&r);
+			if (!rc && r.failed)
+				rc = cli_failf(c, "InputValidationError",
+					       "%llu file(s) could not be registered (--strict): nothing registered",
+					       (unsigned long long)r.skipped);
 		}
 		dm_buf_release(&path);
 	}
-	if (rc) {
-		struct dm_err keep = *cat_error(c->db);
-		cat_bulk_abort(r.bulk);
-		(void)keep;
+	if (rc)
 		goto out;
-	}
-	if (cat_bulk_commit(r.bulk, &added)) {
-		rc = cli_fail(c, NULL);
+	/* 2: register; a walk alone in short batches, anything else at once */
+	if (!r.prog && r.spooled >= 100000)
+		r.prog = dm_progress_new("registering", r.spooled, 0);
+	rc = register_spool(&r, dataset ? ds_scope : NULL, dataset ? ds_name : NULL, flags,
+			    walk && !list && optind == argc ? WALK_BATCH : 0, &added);
+	dm_progress_done(r.prog);
+	r.prog = NULL;
+	if (rc)
 		goto out;
-	}
 	{
 		double dt = dm_now_f() - t0;
 		char h[32];
 		if (c->json)
 			printf("{\"rse\": \"%s\", \"files\": %llu, \"new_replicas\": %llu, \"bytes\": %llu,"
-			       " \"skipped\": %llu, \"seconds\": %.3f}\n", r.rse,
+			       " \"skipped\": %llu, \"ignored\": %llu, \"seconds\": %.3f}\n", r.rse,
 			       (unsigned long long)r.seen, (unsigned long long)added,
-			       (unsigned long long)r.registered_bytes, (unsigned long long)r.skipped, dt);
+			       (unsigned long long)r.registered_bytes, (unsigned long long)r.skipped,
+			       (unsigned long long)r.ignored, dt);
 		else
 			printf("Registered %llu file(s) (%s) on %s: %llu new replica(s), %llu skipped, %.2f s\n",
 			       (unsigned long long)r.seen, cli_human_bytes(r.registered_bytes, h), r.rse,
 			       (unsigned long long)added, (unsigned long long)r.skipped, dt);
 	}
 out:
+	if (r.prog) {
+		dm_progress_done(r.prog);
+		r.prog = NULL;
+	}
+	if (r.spool)
+		fclose(r.spool);
 	for (int i = 0; i < 3; i++)
 		free(r.proto_strs[i]);
 	return rc;

@@ -244,6 +244,9 @@ int cli_list_rses(struct cli *c, int argc, char **argv)
 		expr = argv[optind++];
 	if (optind != argc)
 		return cli_usage(c);
+	/* Rucio's client and server treat an empty expression as none: all RSEs */
+	if (expr && !*expr)
+		expr = NULL;
 	if (cli_open(c))
 		return 1;
 	o = cli_out_begin(c, cols, 6);

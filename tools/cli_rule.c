@@ -49,9 +49,8 @@ static int parse_int(struct cli *c, const char *opt, const char *s, int lo, int 
 {
 	int64_t v;
 
-	if (dm_parse_i64(s, &v) || v < lo || v > hi)
-		return cli_failf(c, "InputValidationError", "%s takes an integer from %d to %d, not '%s'",
-				 opt, lo, hi, s);
+	if (cli_parse_int(c, opt, s, lo, hi, NULL, &v))
+		return 1;
 	*out = (int)v;
 	return 0;
 }
@@ -90,12 +89,9 @@ int cli_add_rule(struct cli *c, int argc, char **argv)
 						 "--grouping takes ALL, DATASET or NONE, not '%s'", optarg);
 			break;
 		case 'l':
-			if (cli_parse_i64(c, "--lifetime", optarg, &ro.lifetime))
+			if (cli_parse_int(c, "--lifetime", optarg, 1, DM_DURATION_MAX,
+					  "seconds", &ro.lifetime))
 				return 1;
-			if (ro.lifetime <= 0)
-				return cli_failf(c, "InputValidationError",
-						 "--lifetime takes a positive number of seconds, not '%s'",
-						 optarg);
 			break;
 		case 'w': ro.weight = optarg; break;
 		case 'L': ro.locked = 1; break;
@@ -120,7 +116,7 @@ int cli_add_rule(struct cli *c, int argc, char **argv)
 	ndids = argc - optind - 2;
 	if (ndids < 1)
 		return cli_usage(c);
-	if (parse_int(c, "COPIES", argv[argc - 2], -1000000, 1000000, &ro.copies))
+	if (parse_int(c, "COPIES", argv[argc - 2], 1, 16, &ro.copies))
 		return 1;
 	ro.rse_expression = argv[argc - 1];
 	scopes = dm_xcalloc((size_t)ndids, sizeof *scopes);
@@ -453,12 +449,9 @@ int cli_delete_rule(struct cli *c, int argc, char **argv)
 		case 'p': purge = 1; break;
 		case 'n': now = 1; break;
 		case 'd':
-			if (cli_parse_i64(c, "--delay", optarg, &delay))
+			if (cli_parse_int(c, "--delay", optarg, 0, DM_DURATION_MAX,
+					  "seconds", &delay))
 				return 1;
-			if (delay < 0)
-				return cli_failf(c, "InputValidationError",
-						 "--delay takes a non-negative number of seconds, not '%s'",
-						 optarg);
 			break;
 		default: return cli_usage(c);
 		}
@@ -506,9 +499,12 @@ int cli_update_rule(struct cli *c, int argc, char **argv)
 		switch (opt) {
 		case 'l':
 			k = "lifetime";
-			if (strcasecmp(v, "none") && (dm_parse_i64(v, &num) || num < 0))
+			if (strcasecmp(v, "none") && dm_parse_int(v, 0, DM_DURATION_MAX, &num))
 				return cli_failf(c, "InputValidationError",
-						 "--lifetime takes seconds (or none), not '%s'", v);
+						 "--lifetime takes seconds from 0 to " DM_DURATION_MAX_STR
+						 " (100 years), or none, not '%s'", v);
+			if (!strcasecmp(v, "none"))
+				v = "-1"; /* the catalog's "no lifetime" */
 			break;
 		case 'L':
 			k = "locked";

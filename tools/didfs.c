@@ -188,6 +188,15 @@ int cli_parse_i64(struct cli *c, const char *opt, const char *s, int64_t *out)
 	return 0;
 }
 
+int cli_parse_int(struct cli *c, const char *opt, const char *s, int64_t lo, int64_t hi,
+		  const char *unit, int64_t *out)
+{
+	if (dm_parse_int(s, lo, hi, out))
+		return cli_failf(c, "InputValidationError", "%s takes %s from %lld to %lld, not '%s'",
+				 opt, unit ? unit : "an integer", (long long)lo, (long long)hi, s);
+	return 0;
+}
+
 const char *cli_human_bytes(uint64_t b, char out[32])
 {
 	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };

@@ -5,7 +5,8 @@
  * then evaluated over a small fixed universe (columns, boolean, numeric and
  * non-numeric attributes, a NULL value), with and without allow_empty.  Beside
  * the sanitizers it traps when the two entry points disagree, when an error
- * has no class or message, or when *count does not match the result array.
+ * has no class or message, when *count does not match the result array, or
+ * when unbalanced parentheses are not refused with Rucio's exact text.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,6 +77,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check = cat_rse_expr_check(expr, &err);
 	if (check != DM_OK && (check != DM_EINVAL || !err.cls[0] || !err.msg[0]))
 		__builtin_trap();
+
+	/* unbalanced parentheses (within the length limit) are refused first,
+	 * with Rucio's exact text */
+	{
+		size_t len = strlen(expr), open = 0, close = 0;
+		int bad = 0;
+		for (i = 0; i < len; i++) {
+			open += expr[i] == '(';
+			close += expr[i] == ')';
+			bad |= close > open;
+		}
+		bad |= open != close;
+		if (len <= 3000 && bad != (check == DM_EINVAL &&
+					   !strncmp(err.msg, "Problem with parantheses.", 25)))
+			__builtin_trap();
+	}
 
 	dm_err_clear(&err);
 	st = cat_rse_expr_eval(expr, &universe, match, &count, 1, &err);

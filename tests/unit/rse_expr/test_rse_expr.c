@@ -490,14 +490,14 @@ static void test_errors(void)
 	size_t count;
 
 	for (i = 0; i < DM_ARRAY_SIZE(parens); i++) {
-		CHECK(is_expr_error(parens[i], "Problem with parentheses.", 1));
+		CHECK(is_expr_error(parens[i], "Problem with parantheses.", 1));
 	}
 	for (i = 0; i < DM_ARRAY_SIZE(syntax); i++)
 		CHECK(is_expr_error(syntax[i], "Expression does not comply to RSE Expression syntax",
 				    1));
 	/* the parentheses check comes before the syntax check */
-	CHECK(is_expr_error("mock|)(", "Problem with parentheses.", 1));
-	CHECK(is_expr_error("$$(", "Problem with parentheses.", 1));
+	CHECK(is_expr_error("mock|)(", "Problem with parantheses.", 1));
+	CHECK(is_expr_error("$$(", "Problem with parantheses.", 1));
 	/* syntax messages say where */
 	CHECK(ev_err("mock|tier=1|", &err) == DM_EINVAL);
 	CHECK(strstr(err.msg, "at character 13") != NULL);
