@@ -348,4 +348,13 @@ enum dm_status cat_account_usage_list(struct cat_db *db, const char *account,
 enum dm_status cat_usage_refresh(struct cat_db *db);
 enum dm_status cat_rse_usage_list(struct cat_db *db, const char *rse, cat_usage_cb cb, void *ud);
 
+/* ---- X.509 identities (catalog/identity_x509.c; for didfs serve) ----
+ * A DN mapped to an account (admin only; is_default picks the account when
+ * the client names none).  _account: the account of a DN (want != NULL:
+ * that one, if mapped), CannotAuthenticate if none. */
+enum dm_status cat_identity_add_x509(struct cat_db *db, const char *account, const char *dn,
+				     const char *email, int is_default);
+enum dm_status cat_identity_x509_account(struct cat_db *db, const char *dn, const char *want,
+					 char *account);
+
 #endif

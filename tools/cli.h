@@ -128,5 +128,6 @@ int cli_list_transfers(struct cli *c, int argc, char **argv);
 int cli_add_distance(struct cli *c, int argc, char **argv);
 int cli_daemon(struct cli *c, int argc, char **argv);
 int cli_mount(struct cli *c, int argc, char **argv);
+int cli_serve(struct cli *c, int argc, char **argv);
 
 #endif
