@@ -758,8 +758,13 @@ int ep_dids(struct srv_req *r, const char *rest)
 		if (is(r, "GET")) {
 			if (!(db = srv_db(r)))
 				return srv_error(r, "DatabaseException", "too many requests");
-			if (cat_did_get(db, scope, name, did_copy_cb, &b))
-				rc = srv_cat_error(r, db);
+			if (cat_did_get(db, scope, name, did_copy_cb, &b)) {
+				/* Rucio answers an unknown scope as an unknown DID (T-20) */
+				if (!strcmp(cat_error(db)->cls, "ScopeNotFound"))
+					rc = srv_error(r, "DataIdentifierNotFound", "Data identifier '%s:%s' not found", scope, name);
+				else
+					rc = srv_cat_error(r, db);
+			}
 			else
 				rc = srv_reply_json(r, 200, &b);
 			dm_buf_release(&b);
