@@ -131,6 +131,7 @@ class Served:
             raise RuntimeError("didfs serve did not become ready: " + open(self.log).read())
         self.session = requests.Session()
         self.session.verify = self.ca
+        self.session.trust_env = False  # else $REQUESTS_CA_BUNDLE overrides verify
         self._token = None
 
     def token(self, user="ddmlab", password="secret"):
