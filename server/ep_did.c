@@ -659,8 +659,12 @@ static int meta(struct srv_req *r, struct cat_db *db, const char *scope, const c
 		const char *suffix)
 {
 	struct dm_buf b = DM_BUF_INIT;
+	char k0[256];
 	int rc;
 
+	if (!strncmp(suffix, "/meta/", 6) &&
+	    (srv_pct_decode(suffix + 6, strlen(suffix + 6), 0, k0, sizeof(k0)) || !*k0))
+		return srv_error(r, "InvalidPath", "invalid metadata key in the path");
 	if (is(r, "GET")) {
 		if (cat_did_get(db, scope, name, meta_did_cb, &b) ||
 		    cat_did_meta_list(db, scope, name, meta_kv_cb, &b)) {
