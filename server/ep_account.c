@@ -65,20 +65,6 @@ static int acc_cb(void *ud, const struct cat_account *a)
 	return 0;
 }
 
-static enum dm_status stream_accounts(struct srv_stream *s, struct cat_db *db, void *ud)
-{
-	struct dm_buf b = DM_BUF_INIT;
-	struct acc_out o = { &b, 0 };
-	enum dm_status rc;
-
-	(void)ud;
-	/* rows are formatted in the callback and written after it returns */
-	rc = cat_account_list(db, acc_cb, &o);
-	(void)rc;
-	dm_buf_release(&b);
-	return rc;
-}
-
 struct acc_stream { struct srv_stream *s; struct dm_buf b; };
 
 static int acc_stream_cb(void *ud, const struct cat_account *a)
@@ -235,7 +221,6 @@ int ep_accounts(struct srv_req *r, const char *rest)
 	if (n == 0 || (n == 1 && len[0] == 0)) {
 		if (!is(r, "GET"))
 			return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
-		(void)stream_accounts;
 		return srv_stream(r, "application/x-json-stream", stream_accounts2, NULL, NULL);
 	}
 	if (len[0] == 6 && !strncmp(part[0], "whoami", 6) && n == 1) {

@@ -185,6 +185,9 @@ static int proto_collect_cb(void *ud, const struct cat_protocol *p)
 	dm_buf_adds(&ri->strs, p->hostname ? p->hostname : "");
 	dm_buf_addc(&ri->strs, 0);
 	q->prefix = (const char *)(uintptr_t)ri->strs.len;
+	/* root:// PFNs carry an absolute path ("//prefix"), as Rucio lists them */
+	if (!strcmp(p->scheme, "root") && p->prefix && p->prefix[0] == '/' && p->prefix[1] != '/')
+		dm_buf_addc(&ri->strs, '/');
 	dm_buf_adds(&ri->strs, p->prefix ? p->prefix : "");
 	dm_buf_addc(&ri->strs, 0);
 	q->impl = NULL;

@@ -31,7 +31,16 @@ static void proto_json(struct dm_buf *b, const struct cat_protocol *p)
 	jw_ks(b, "hostname", p->hostname);
 	jw_ks(b, "scheme", p->scheme);
 	jw_ki(b, "port", p->port);
-	jw_ks(b, "prefix", p->prefix);
+	{
+		/* root:// paths are absolute: Rucio's convention is the prefix "//path" */
+		char pre[1024];
+
+		if (!strcmp(p->scheme, "root") && p->prefix && p->prefix[0] == '/' && p->prefix[1] != '/')
+			snprintf(pre, sizeof(pre), "/%s", p->prefix);
+		else
+			snprintf(pre, sizeof(pre), "%s", p->prefix ? p->prefix : "");
+		jw_ks(b, "prefix", pre);
+	}
 	jw_ks(b, "impl", p->impl);
 	jw_key(b, "domains");
 	dm_buf_adds(b, "{");
