@@ -199,6 +199,8 @@ class Served:
         return self.proc.poll() is None
 
     def stop(self):
+        """SIGTERM (SIGKILL after 15 s); returns the exit status.  A sanitizer
+        report in the server's log fails the test."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -206,6 +208,9 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        log = open(self.log, errors="replace").read()
+        if "AddressSanitizer" in log or "runtime error:" in log:
+            pytest.fail("didfs serve: sanitizer report in " + self.log + "\n" + log[-4000:])
         return self.proc.returncode
 
 
