@@ -329,8 +329,12 @@ int ep_rules(struct srv_req *r, const char *rest)
 	if (!(db = srv_db(r)))
 		return srv_error(r, "DatabaseException", "too many requests");
 	if (is(r, "GET")) {
-		if (cat_rule_get(db, id, rule_copy_cb, &b))
-			rc = srv_cat_error(r, db);
+		if (cat_rule_get(db, id, rule_copy_cb, &b)) {
+			if (!strcmp(cat_error(db)->cls, "RuleNotFound")) /* Rucio's text (T-35) */
+				rc = srv_error(r, "RuleNotFound", "No rule with the id %s found", id);
+			else
+				rc = srv_cat_error(r, db);
+		}
 		else
 			rc = srv_reply_json(r, 200, &b);
 		dm_buf_release(&b);
@@ -359,9 +363,57 @@ int ep_rules(struct srv_req *r, const char *rest)
 	return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
 }
 
-/* GET /locks/<scope>/<name>?did_type=dataset : locks of the DID's rules */
+/* GET /locks/<scope>/<name>?did_type=dataset: the locks of the DID's rules.
+ * The rule ids are collected first, then each rule's locks listed: no
+ * catalog call inside a row callback. */
+struct did_locks { struct rules_ctx c; char (*ids)[33]; size_t n; };
+
+static int rule_id_cb(void *ud, const struct cat_rule *x)
+{
+	struct did_locks *d = ud;
+
+	d->ids = dm_xrealloc(d->ids, sizeof(*d->ids) * (d->n + 1));
+	snprintf(d->ids[d->n++], 33, "%s", x->id);
+	return 0;
+}
+
+static enum dm_status did_locks_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct did_locks *d = ud;
+	enum dm_status rc = cat_rule_list(db, d->c.scope, d->c.name, NULL, rule_id_cb, d);
+
+	d->c.s = s;
+	for (size_t i = 0; rc == DM_OK && i < d->n; i++)
+		rc = cat_rule_list_locks(db, d->ids[i], lock_row_cb, &d->c);
+	return rc;
+}
+
+static void did_locks_free(void *p)
+{
+	struct did_locks *d = p;
+
+	dm_buf_release(&d->c.b);
+	free(d->ids);
+	free(d);
+}
+
 int ep_locks(struct srv_req *r, const char *rest)
 {
-	return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s (not implemented yet)",
-				r->method, r->path);
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	const char *suffix, *dt = srv_arg(r, "did_type");
+	struct dm_err err = { 0 };
+	struct did_locks *d;
+
+	if (!is(r, "GET") || !strchr(rest, '/'))
+		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s (locks per RSE are not served)",
+					r->method, r->path);
+	if (!dt || strcmp(dt, "dataset"))
+		return srv_error(r, "UnsupportedOperation", "did_type must be 'dataset'");
+	if (srv_did_path(rest, scope, sizeof(scope), name, sizeof(name), &suffix, &err) || *suffix)
+		return srv_error(r, "InvalidPath", "invalid DID in the path");
+	d = dm_xcalloc(1, sizeof(*d));
+	dm_buf_init(&d->c.b, 0);
+	snprintf(d->c.scope, sizeof(d->c.scope), "%s", scope);
+	snprintf(d->c.name, sizeof(d->c.name), "%s", name);
+	return srv_stream(r, "application/x-json-stream", did_locks_stream, d, did_locks_free);
 }

@@ -33,7 +33,7 @@ def setup_rse(served):
     d("add-rse", "MOCK1")
     d("add-protocol", "--rse", "MOCK1", "--scheme", "root", "--hostname", "127.0.0.1",
       "--port", "1094", "--prefix", "/rucio")
-    d("set-account-limit", "root", "MOCK1", "-1")
+    d("set-account-limit", "root", "MOCK1", "1000000")
 
 
 @pytest.mark.parametrize("v", VERSIONS)
@@ -88,6 +88,7 @@ def test_catalog_calls(served, tmp_path, v):
     assert out["meta"] == "demo"
     assert out["open"] is False
     assert out["rule"] == "MOCK1" and out["rules"] is True
+    assert out["limits"] == {"MOCK1": 1000000}
     assert "MOCK1" in out["usage"]
 
 

@@ -130,7 +130,12 @@ def test_rses_rules_usage(served):
         409, "DuplicateRule")
     rule = served.get(f"/rules/{rid}").json()
     assert rule["id"] == rid and DATE.match(rule["created_at"]) and rule["grouping"] == "DATASET"
-    err(served.get("/rules/" + "0" * 32), 404, "RuleNotFound")
+    err(served.get("/rules/" + "0" * 32), 404, "RuleNotFound",
+        "No rule with the id 00000000000000000000000000000000 found")
+    r = served.get(f"/rules/{rid}/locks")
+    assert r.headers["Content-Type"] == "application/x-json-stream"
+    r2 = served.get("/locks/lab/ds?did_type=dataset")
+    assert r2.text == r.text
     r = served.req("DELETE", f"/rules/{rid}", data='{"purge_replicas": false}')
     assert r.status_code == 200 and r.text == ""
     r = served.get("/accounts/root/usage/local")
