@@ -173,7 +173,8 @@ class Served:
             f.write("\n".join(lines) + "\n")
         return path
 
-    def rucio(self, version, d, *args, cfg=None, prog="rucio", check=True, timeout=120, input=None):
+    def rucio(self, version, d, *args, cfg=None, prog="rucio", check=True, timeout=120, input=None,
+              env_extra=None):
         peers = need_peers()
         cfg = cfg or self.rucio_cfg(d)
         env = dict(os.environ)
@@ -182,6 +183,7 @@ class Served:
         os.makedirs(tmpdir, exist_ok=True)
         env["TMPDIR"] = tmpdir
         env.pop("RUCIO_HOME", None)
+        env.update(env_extra or {})
         p = subprocess.run([os.path.join(peers, "run"), version, prog, *map(str, args)], env=env,
                            capture_output=True, text=True, timeout=timeout, input=input, cwd=str(d))
         if check and p.returncode != 0:

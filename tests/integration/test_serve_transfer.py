@@ -62,3 +62,4 @@ def test_rule_through_rest_done_by_daemon(served, rses, make_file, tmp_path):
     assert "OK" in p.stdout
     p = served.rucio("1.31.7", tmp_path, "list-rules", "user.root:rds")
     assert rid in p.stdout and "OK" in p.stdout
+
