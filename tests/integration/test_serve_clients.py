@@ -109,3 +109,29 @@ def test_errors_become_rucio_exceptions(served, tmp_path, v):
     """)
     assert out == {"did": "DataIdentifierNotFound", "expr": "InvalidRSEExpression",
                    "rule": "RuleNotFound"}
+
+
+def test_cli_list_dids_filters_and_rules(served, tmp_path):
+    """The 1.31.7 `rucio` command's list-dids with --filter, add-rule, rule-info, delete-rule."""
+    setup_rse(served)
+    d = served.didfs
+    d("add-scope", "user.root", "--account", "root")
+    d("add-dataset", "user.root:big")
+    d("add-dataset", "user.root:small")
+    d("add-replicas", "--rse", "MOCK1", "--dataset", "user.root:big", "user.root:a", "10", "0000000b",
+      "user.root:b", "20", "0000000c")
+    v = "1.31.7"
+    out = served.rucio(v, tmp_path, "list-dids", "user.root:*", "--filter", "type=dataset").stdout
+    assert "user.root:big" in out and "user.root:small" in out and "user.root:a " not in out
+    out = served.rucio(v, tmp_path, "list-dids", "user.root:*", "--filter", "type=file,bytes>15").stdout
+    assert "user.root:b" in out and "user.root:a " not in out
+    rid = served.rucio(v, tmp_path, "add-rule", "user.root:big", "1", "MOCK1").stdout.split()[-1]
+    assert len(rid) == 32
+    out = served.rucio(v, tmp_path, "rule-info", rid).stdout
+    assert "MOCK1" in out and "big" in out and rid in out
+    served.rucio(v, tmp_path, "delete-rule", rid)
+    assert rid not in d("list-rules", "user.root:big")
+    out = served.rucio(v, tmp_path, "list-account-limits", "root").stdout
+    assert "MOCK1" in out
+    out = served.rucio(v, tmp_path, "list-account-usage", "root").stdout
+    assert "MOCK1" in out
