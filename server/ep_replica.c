@@ -7,8 +7,9 @@
  * The listing reads every RSE's settings and protocols once before it
  * starts, so PFNs are computed in C inside the row callback with no catalog
  * call there; rows come ordered by (scope, name, rse) and are grouped per
- * file.  PFNs are ordered by RSE name (client_location sorting is not done
- * yet).  With metalink and resolve_parents, a file's parent is the
+ * file.  PFNs on RSEs whose `site` attribute is the request's
+ * client_location.site come first, then by RSE name (Rucio's geoip and
+ * latitude/longitude sorting are not done).  With metalink and resolve_parents, a file's parent is the
  * collection it was listed through, or its own parents for a file DID.
  */
 #include "server.h"
@@ -108,7 +109,7 @@ fail:
 
 /* ---- listing ---- */
 struct rinfo {
-	char id[33], rse[CAT_RSE_MAX + 1], type[16], algo[32];
+	char id[33], rse[CAT_RSE_MAX + 1], type[16], algo[32], site[64];
 	int volatile_, deterministic, in_expr;
 	struct cat_protocol *p;
 	struct dm_buf strs;  /* protocol strings */
@@ -136,6 +137,7 @@ struct list_ctx {
 	char parents[4][CAT_SCOPE_MAX + CAT_NAME_MAX + 2];
 	int nparents;
 	int64_t nfiles;
+	char site[64]; /* client_location.site: its RSEs' PFNs come first */
 	char **only; /* RSEs of the request's rse_expression */
 	int nonly, use_only;
 };
@@ -205,9 +207,21 @@ static int scheme_ok(const struct list_ctx *c, const char *scheme)
 	return 0;
 }
 
+static __thread const struct list_ctx *tl_sort_ctx;
+
 static int ent_cmp(const void *a, const void *b)
 {
-	return ((const struct pfnent *)a)->rse - ((const struct pfnent *)b)->rse;
+	const struct pfnent *x = a, *y = b;
+	const struct list_ctx *c = tl_sort_ctx;
+
+	if (c && c->site[0]) {
+		int lx = strcmp(c->rses[x->rse].site, c->site) != 0;
+		int ly = strcmp(c->rses[y->rse].site, c->site) != 0;
+
+		if (lx != ly)
+			return lx - ly;
+	}
+	return x->rse - y->rse;
 }
 
 static void xml_esc(struct dm_buf *b, const char *s)
@@ -230,7 +244,9 @@ static int emit_file(struct list_ctx *c)
 		return 0;
 	c->have = 0;
 	c->nfiles++;
+	tl_sort_ctx = c;
 	qsort(c->ents, (size_t)c->nents, sizeof(*c->ents), ent_cmp);
+	tl_sort_ctx = NULL;
 	if (c->metalink) {
 		dm_buf_adds(b, " <file name=\"");
 		xml_esc(b, c->name);
@@ -398,6 +414,8 @@ static enum dm_status list_stream(struct srv_stream *s, struct cat_db *db, void 
 		dm_buf_init(&ri->strs, 0);
 		if (cat_rse_attr_get(db, ri->rse, "lfn2pfn_algorithm", ri->algo, sizeof(ri->algo)))
 			snprintf(ri->algo, sizeof(ri->algo), "hash");
+		if (cat_rse_attr_get(db, ri->rse, "site", ri->site, sizeof(ri->site)))
+			ri->site[0] = 0;
 		rc = cat_protocol_list(db, ri->rse, proto_collect_cb, ri);
 		for (int q = 0; q < ri->np; q++) {
 			ri->p[q].scheme = ri->strs.s + (uintptr_t)ri->p[q].scheme;
@@ -480,9 +498,12 @@ static int wants_metalink(struct srv_req *r)
 }
 
 static int list_replicas(struct srv_req *r, json_t *dids, json_t *schemes, int all_states,
-			 int resolve_parents, const char *expr)
+			 int resolve_parents, const char *expr, const char *site)
 {
 	struct list_ctx *c = dm_xcalloc(1, sizeof(*c));
+
+	if (site)
+		snprintf(c->site, sizeof(c->site), "%s", site);
 	size_t i;
 	json_t *x;
 
@@ -554,7 +575,8 @@ static int replicas_list_post(struct srv_req *r)
 		return 0;
 	}
 	rc = list_replicas(r, dids, json_object_get(j, "schemes"), json_is_true(json_object_get(j, "all_states")),
-			   json_is_true(json_object_get(j, "resolve_parents")), expr);
+			   json_is_true(json_object_get(j, "resolve_parents")), expr,
+			   json_string_value(json_object_get(json_object_get(j, "client_location"), "site")));
 	json_decref(j);
 	return rc;
 }
@@ -585,7 +607,7 @@ int ep_replicas(struct srv_req *r, const char *rest)
 		dids = json_pack("[{s:s,s:s}]", "scope", scope, "name", name);
 		if (sch)
 			schemes = json_pack("[s]", sch);
-		rc = list_replicas(r, dids, schemes, 0, 0, NULL);
+		rc = list_replicas(r, dids, schemes, 0, 0, NULL, NULL);
 		json_decref(dids);
 		json_decref(schemes);
 		return rc;

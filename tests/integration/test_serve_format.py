@@ -144,3 +144,21 @@ def test_rses_rules_usage(served):
     assert u.startswith('{"rse_id": ') and '"bytes_limit": Infinity, "bytes_remaining": Infinity}' in u
     r = served.post("/traces/", token=None, data="{}")
     assert r.status_code == 201
+
+
+def test_replicas_sorted_by_client_site(served):
+    d = served.didfs
+    d("add-scope", "lab", "--account", "root")
+    for rse, site in (("AAA", "SITE1"), ("BBB", "SITE2")):
+        d("add-rse", rse)
+        d("set-rse-attribute", "--rse", rse, "--key", "site", "--value", site)
+        d("add-protocol", "--rse", rse, "--scheme", "root", "--hostname", rse.lower(), "--port", "1094",
+          "--prefix", "/rucio")
+        d("add-replicas", "--rse", rse, "lab:f", "5", "00000001")
+    for site, first in ((None, "AAA"), ("SITE2", "BBB"), ("SITE1", "AAA")):
+        body = {"dids": [{"scope": "lab", "name": "f"}], "schemes": ["root"]}
+        if site:
+            body["client_location"] = {"site": site}
+        row = json.loads(served.post("/replicas/list", data=json.dumps(body)).text)
+        best = min(row["pfns"].items(), key=lambda kv: kv[1]["priority"])
+        assert best[1]["rse"] == first, (site, row["pfns"])
