@@ -371,4 +371,13 @@ enum dm_status cat_check(struct cat_db *db, cat_check_cb cb, void *ud, uint64_t 
 enum dm_status cat_quick_check(struct cat_db *db);
 int cat_is_corrupt(const struct cat_db *db);
 
+/* ---- X.509 identities (catalog/identity_x509.c; for didfs serve) ----
+ * A DN mapped to an account (admin only; is_default picks the account when
+ * the client names none).  _account: the account of a DN (want != NULL:
+ * that one, if mapped), CannotAuthenticate if none. */
+enum dm_status cat_identity_add_x509(struct cat_db *db, const char *account, const char *dn,
+				     const char *email, int is_default);
+enum dm_status cat_identity_x509_account(struct cat_db *db, const char *dn, const char *want,
+					 char *account);
+
 #endif

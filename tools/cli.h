@@ -135,5 +135,6 @@ int cli_add_distance(struct cli *c, int argc, char **argv);
 int cli_daemon(struct cli *c, int argc, char **argv);
 int cli_check(struct cli *c, int argc, char **argv);
 int cli_mount(struct cli *c, int argc, char **argv);
+int cli_serve(struct cli *c, int argc, char **argv);
 
 #endif
