@@ -1588,6 +1588,13 @@ unsigned fs_bc_file_prefetch_window(struct fs_bc *bc, struct fs_bc_file *f)
 
 /* ---- whole cache ---- */
 
+void fs_bc_note_checksum_failure(struct fs_bc *bc)
+{
+	pthread_mutex_lock(&bc->lock);
+	bc->st.checksum_failures++;
+	pthread_mutex_unlock(&bc->lock);
+}
+
 void fs_bc_get_stats(struct fs_bc *bc, struct fs_bc_stats *st)
 {
 	pthread_mutex_lock(&bc->lock);

@@ -135,6 +135,8 @@ void fs_bc_file_close(struct fs_bc *bc, struct fs_bc_file *f);
 enum dm_status fs_bc_read(struct fs_bc *bc, struct fs_bc_file *f, void *buf, size_t len,
 			  uint64_t off, size_t *got, struct dm_err *err);
 
+/** Count a mismatch the fetch callback found itself (per-piece manifests). */
+void fs_bc_note_checksum_failure(struct fs_bc *bc);
 /** Snapshot of the counters. OUT: *st. */
 void fs_bc_get_stats(struct fs_bc *bc, struct fs_bc_stats *st);
 /** Bytes of `key` held locally (the user.rucio.cache xattr); 0 if none. */
