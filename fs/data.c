@@ -47,6 +47,7 @@
 #define SOURCES_TTL 30.0
 #define RSES_TTL 30.0
 #define FAIL_PENALTY 60.0
+#define FAIL_FAST_MS 2000 /* after a failed read of a handle, its next reads fail at once */
 
 struct fs_job {
 	struct fs_job *next;
@@ -761,7 +762,8 @@ static int file_corrupt(struct fs *fs, struct fs_file *f)
 	pthread_mutex_unlock(&fs->ns_lock);
 	fs_sources_put(fs, old);
 	__atomic_store_n(&f->cur, 0, __ATOMIC_RELAXED);
-	return nused && fresh->n ? 0 : -1;
+	/* nused 0: another read of the handle saw the mismatch first */
+	return fresh->n ? 0 : -1;
 }
 
 static void serve(struct fs *fs, fuse_req_t req, struct fs_file *f, size_t size, uint64_t off,
@@ -794,6 +796,8 @@ static void serve(struct fs *fs, fuse_req_t req, struct fs_file *f, size_t size,
 		       (unsigned long long)off, fs_errmsg(&err));
 		fs_node_set_error(fs, f->node, "%s: %s", err.cls[0] ? err.cls : "RucioException",
 				  err.msg);
+		__atomic_store_n(&f->fail_until_ms, (int64_t)(dm_now_f() * 1000) + FAIL_FAST_MS,
+				 __ATOMIC_RELAXED);
 		if (reply_once(replied))
 			fuse_reply_err(req, EIO);
 		return;
@@ -843,6 +847,13 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		__atomic_store_n(&f->whole, 1, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&f->whole, __ATOMIC_RELAXED)) {
 		serve(fs, req, f, size, (uint64_t)off, thread_buf(), NULL);
+		return;
+	}
+	/* the kernel retries the pages of a failed readahead one by one: the
+	 * application's read() must not wait a deadline for each */
+	if ((int64_t)(dm_now_f() * 1000) < __atomic_load_n(&f->fail_until_ms, __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(&fs->n_read_err, 1, __ATOMIC_RELAXED);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	__atomic_add_fetch(&fs->n_read_async, 1, __ATOMIC_RELAXED);
@@ -948,6 +959,8 @@ static void *watchdog_main(void *arg)
 			dm_log(DM_LOG_ERROR, WHO_FS, "read %s, %zu bytes at %llu: no answer from "
 			       "storage within --timeout %d s: EIO", j->f->key, j->size,
 			       (unsigned long long)j->off, fs->o.timeout_s);
+			__atomic_store_n(&j->f->fail_until_ms, (int64_t)(now * 1000) + FAIL_FAST_MS,
+					 __ATOMIC_RELAXED);
 			fuse_reply_err(j->req, EIO);
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);

@@ -156,6 +156,8 @@ struct fs_file {
 	uint8_t *piece_seen;
 	size_t npieces, pieces_seen;
 	uint64_t used_mask;         /* bit i: source i served a fetch (atomic) */
+	int64_t fail_until_ms;      /* a read of this handle just failed: the kernel's
+				     * retry of its pages fails at once (atomic) */
 };
 
 /* The "is scope:prefix a DID" cache of the name layout (ns.c). */
