@@ -14,14 +14,33 @@
  * never during a fetch.
  *
  * Fetches.  The block cache calls fetch_range() for each block it needs
- * (readers and its prefetch threads, concurrently).  It starts with the
- * source that served the handle last and falls over to the next on any
- * error; each xfer_pread ends within --timeout (connect, request and stall
- * timeouts of the transfer context), and no new source is tried once
- * --timeout has passed since the first attempt, so a read that cannot be
- * served ends in EIO within about twice --timeout, never hangs.  The block
- * cache verifies the whole-file adler32 once every block was stored; a
- * mismatch drops the blocks and fails the read with EIO.
+ * (readers and its prefetch threads, concurrently).  The range is widened to
+ * whole 1 MiB manifest pieces (the mount's blocks already are).  It starts
+ * with the source that served the handle last and falls over to the next on
+ * any error; no new source is tried once the request's deadline has passed.
+ *
+ * Integrity.  At open the file's per-block checksum manifest is loaded
+ * (catalog/manifest.c; recorded by upload and by whole-file reads here).
+ * With one, every fetched piece is checked before a byte of it is handed
+ * out: a mismatch drops that source for the file during the mount, declares
+ * the replica suspicious in the catalog (BAD: later readers and mounts skip
+ * it, the repairer re-copies it) and the same range is read from the next
+ * source.  Without one, the block cache verifies the whole-file adler32 once
+ * every block was stored; on a mismatch it drops the blocks, the RSEs the
+ * handle fetched from are dropped (and declared suspicious when it was only
+ * one), the kernel's pages of the file go, and the read is re-served from
+ * the remaining sources.  Meanwhile the handle notes the adler32 of every
+ * piece it fetches; when it has seen them all and they combine to the
+ * file's adler32, it records the manifest.  DIDFS_NO_VERIFY=1 in the
+ * mount's environment turns the per-piece checks off (benchmarks only).
+ *
+ * Deadlines.  A read that waits on storage carries one deadline, --timeout
+ * after the request arrived, across every retry and fall-over.  The
+ * watchdog thread answers EIO to any request past it, whatever storage
+ * does; the I/O thread's late reply is dropped (reply_once).  After a failed
+ * read, the handle's next reads fail at once for FAIL_FAST_MS, so the
+ * kernel's page-by-page retry of a failed readahead does not multiply what
+ * an application waits.
  *
  * Reads.  A read of a file whose bytes are all in the cache is served in
  * the FUSE worker (a local pread).  Any other read is queued to the I/O
@@ -31,10 +50,12 @@
  * opened with keep_cache: Rucio file content never changes, so the kernel
  * page cache stays valid across opens.
  *
- * Lifetimes: an fs_file holds a ref on its node and on its sources; the
- * kernel sends RELEASE only after every READ of the handle was answered, so
- * a queued job never outlives its file.  Files still open at unmount (a
- * lazy or forced unmount) are closed by fs_data_stop().
+ * Lifetimes: an fs_file holds a ref on its node and on its sources; it is
+ * refcounted (the kernel's handle plus one per read job), because the
+ * watchdog may answer a READ, and the kernel then RELEASE the handle, while
+ * an I/O thread still works on it.  Files still open at unmount (a lazy or
+ * forced unmount) are closed by fs_data_stop(), which gives I/O threads
+ * stuck on storage 2 s and then leaves them (fs->pool_stuck).
  */
 #include "fs_i.h"
 
@@ -779,6 +800,14 @@ static void serve(struct fs *fs, fuse_req_t req, struct fs_file *f, size_t size,
 		return;
 	}
 	rc = fs_bc_read(fs->bc, f->bcf, buf, size, off, &got, &err);
+	/* The fetch this read waited for may have been started by an earlier
+	 * request (a prefetch, a reader answered by the watchdog) and failed
+	 * with that request's trouble: try once more on this request's time. */
+	if (rc != DM_OK && strcmp(err.cls, "ChecksumMismatch") && req_deadline > 0 &&
+	    dm_now_f() < req_deadline) {
+		dm_err_clear(&err);
+		rc = fs_bc_read(fs->bc, f->bcf, buf, size, off, &got, &err);
+	}
 	/* a whole-file mismatch: re-serve from the next replica (the cache
 	 * dropped the file, so this read fetches afresh) */
 	for (int again = 0; rc == DM_EIO && strcmp(err.cls, "ChecksumMismatch") == 0 && again < 4;
