@@ -36,6 +36,17 @@ def corrupt(lake, rse, did, off=CORRUPT_AT, n=4096):
         f.seek(off)
         f.write(bytes(b ^ 0xA5 for b in good))
     assert os.path.getsize(p) > off + n
+    return p
+
+
+def forget_server_checksum(p):
+    """XRootD keeps a computed checksum in an xattr of the file (XrdCks):
+    drop it so the server checksums the corrupted bytes afresh."""
+    names = os.listxattr(p)
+    for x in names:
+        if "XrdCks" in x:
+            os.removexattr(p, x)
+    return names
 
 
 def states(lake, did):
@@ -194,3 +205,34 @@ def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_
     n = db.execute("SELECT count(*) FROM file_manifests").fetchone()[0]
     db.close()
     assert n == 1
+
+
+def test_suspicious_replica_is_repaired_from_the_good_copy(lake, mount, make_file, tmp_path):
+    import subprocess
+    a, did = two_copies(lake, make_file, "fix", size=6 << 20)
+    lake("add-rule", did, "1", "XRD1")  # a lock on the copy that goes bad
+    bad = corrupt(lake, "XRD1", did)
+    forget_server_checksum(bad)
+    m = mount(lake)
+    path = m.path / "user.root" / "fix" / a.name
+    assert sha(path.read_bytes()) == sha(a.read_bytes())
+    assert states(lake, did)["XRD1"] == "BAD"
+    # the lock on the BAD copy is STUCK: the file shows it
+    assert os.getxattr(path, "user.rucio.state").decode() == "STUCK"
+    conf = tmp_path / "daemon.conf"
+    conf.write_text(f"sleep = 1\nheartbeat.interval = 1\ntransfer.ca_path = {lake.rses.ca_dir}\n"
+                    "transfer.timeout = 20\nconveyor.tpc = false\nconveyor.retry_delay = 1\n"
+                    "judge-repairer.min_age = 1\n")
+    dm = subprocess.Popen([lake.bin, "--catalog", lake.catalog, "daemon", "judge-repairer",
+                           "conveyor", "--config", str(conf)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and states(lake, did).get("XRD1") != "AVAILABLE":
+            time.sleep(0.5)
+    finally:
+        dm.terminate()
+        _, err = dm.communicate(timeout=60)
+    assert states(lake, did) == {"XRD1": "AVAILABLE", "XRD2": "AVAILABLE"}, err[-3000:]
+    with open(disk_path(lake, "XRD1", did), "rb") as f:
+        assert sha(f.read()) == sha(a.read_bytes())
