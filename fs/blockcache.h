@@ -55,6 +55,13 @@
  */
 typedef enum dm_status (*fs_bc_fetch_fn)(void *ud, uint64_t off, void *buf, size_t len,
 					 size_t *got, struct dm_err *err);
+/*
+ * Called by a fetch callback, before it returns DM_OK with all len bytes,
+ * that already knows their adler32 (it verified them against per-piece
+ * checksums): the cache then does not hash the block again.  Per thread,
+ * for the current callback only.
+ */
+void fs_bc_fetch_adler(uint32_t adler);
 
 /* Zero means "default" for every field except dir and max_bytes. */
 struct fs_bc_config {

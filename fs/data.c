@@ -427,11 +427,13 @@ static void rse_corrupt(struct fs *fs, struct fs_file *f, const char *rse, int d
  * once every piece was seen and they combine to the file's adler32, record
  * the manifest in the catalog and verify with it from then on. */
 static void pieces_note(struct fs *fs, struct fs_file *f, uint64_t off, const char *buf,
-			size_t len)
+			size_t len, uint32_t *whole, int *have_whole)
 {
 	struct cat_manifest *m = NULL;
 	char want[9], got[9];
+	uint32_t acc = DM_ADLER32_INIT;
 
+	*have_whole = 0;
 	if (!f->piece_seen || off % CAT_MANIFEST_CHUNK)
 		return;
 	for (size_t done = 0; done < len; done += CAT_MANIFEST_CHUNK) {
@@ -440,8 +442,13 @@ static void pieces_note(struct fs *fs, struct fs_file *f, uint64_t off, const ch
 		uint32_t a;
 
 		if (n < CAT_MANIFEST_CHUNK && off + done + n != f->size)
-			break;
+			return;
 		a = dm_adler32_update(DM_ADLER32_INIT, buf + done, n);
+		acc = cat_adler32_concat(acc, a, n);
+		if (done + n == len) {
+			*whole = acc;
+			*have_whole = 1;
+		}
 		pthread_mutex_lock(&f->mlock);
 		if (f->piece_seen && !f->piece_seen[i]) {
 			f->piece_seen[i] = 1;
@@ -486,6 +493,22 @@ static void pieces_note(struct fs *fs, struct fs_file *f, uint64_t off, const ch
 	free(m);
 }
 
+/* adler32 of [off, off+len), whole pieces of m, from the manifest alone. */
+static int range_adler(const struct cat_manifest *m, uint64_t off, size_t len, uint32_t *out)
+{
+	uint32_t a = DM_ADLER32_INIT;
+
+	if (!cat_manifest_covers(m, off, len))
+		return 0;
+	for (uint64_t p = off; p < off + len; p += m->chunk) {
+		uint64_t n = off + len - p < m->chunk ? off + len - p : m->chunk;
+
+		a = cat_adler32_concat(a, m->sums[p / m->chunk], n);
+	}
+	*out = a;
+	return 1;
+}
+
 /*
  * The block cache's fetch callback.  The range is widened to whole manifest
  * pieces (the mount's blocks already are), read from the handle's source
@@ -528,6 +551,8 @@ static enum dm_status fetch_range(void *ud, uint64_t off, void *buf, size_t len,
 		struct cat_manifest *m = __atomic_load_n(&f->man, __ATOMIC_ACQUIRE);
 		size_t g = 0;
 		uint64_t bad_off = 0;
+		uint32_t whole = 0;
+		int have_whole = 0;
 
 		if (k && dm_now_f() >= dl)
 			break;
@@ -554,8 +579,13 @@ static enum dm_status fetch_range(void *ud, uint64_t off, void *buf, size_t len,
 				__atomic_store_n(&f->cur, (int)i, __ATOMIC_RELAXED);
 			if (i < 64)
 				__atomic_or_fetch(&f->used_mask, 1ull << i, __ATOMIC_RELAXED);
-			if (!m)
-				pieces_note(fs, f, aoff, dst, alen);
+			if (!m && f->piece_seen)
+				pieces_note(fs, f, aoff, dst, alen, &whole, &have_whole);
+			else if (m && !fs->no_verify)
+				have_whole = range_adler(m, aoff, alen, &whole);
+			/* the cache need not hash again what was just checked */
+			if (have_whole && !tmp)
+				fs_bc_fetch_adler(whole);
 			if (tmp)
 				memcpy(buf, tmp + (off - aoff), len);
 			free(tmp);
