@@ -23,6 +23,10 @@
  *  - Never waits forever: fetches carry the caller's timeout (the fetch
  *    callback must time out itself); waiters wake when the fetch ends, and
  *    give up with DM_ETIMEDOUT after wait_timeout_ms in any case.
+ *  - Per-block checks are the fetch callback's (the mount verifies against
+ *    per-piece manifests before it returns); a callback that did so hands
+ *    the block's adler32 over with fs_bc_fetch_adler() and the cache does
+ *    not hash the block again.
  *  - Whole-file adler32: once every block of a file has been stored at least
  *    once, the per-block adler32 values are combined and compared with the
  *    value given at fs_bc_file_open(); on mismatch the file's blocks are

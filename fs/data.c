@@ -434,8 +434,14 @@ static void pieces_note(struct fs *fs, struct fs_file *f, uint64_t off, const ch
 	uint32_t acc = DM_ADLER32_INIT;
 
 	*have_whole = 0;
-	if (!f->piece_seen || off % CAT_MANIFEST_CHUNK)
+	if (off % CAT_MANIFEST_CHUNK)
 		return;
+	pthread_mutex_lock(&f->mlock);
+	if (!f->piece_seen) {
+		pthread_mutex_unlock(&f->mlock);
+		return;
+	}
+	pthread_mutex_unlock(&f->mlock);
 	for (size_t done = 0; done < len; done += CAT_MANIFEST_CHUNK) {
 		size_t i = (size_t)((off + done) / CAT_MANIFEST_CHUNK);
 		size_t n = len - done < CAT_MANIFEST_CHUNK ? len - done : CAT_MANIFEST_CHUNK;
@@ -579,7 +585,7 @@ static enum dm_status fetch_range(void *ud, uint64_t off, void *buf, size_t len,
 				__atomic_store_n(&f->cur, (int)i, __ATOMIC_RELAXED);
 			if (i < 64)
 				__atomic_or_fetch(&f->used_mask, 1ull << i, __ATOMIC_RELAXED);
-			if (!m && f->piece_seen)
+			if (!m && !fs->no_verify)
 				pieces_note(fs, f, aoff, dst, alen, &whole, &have_whole);
 			else if (m && !fs->no_verify)
 				have_whole = range_adler(m, aoff, alen, &whole);
