@@ -380,4 +380,59 @@ enum dm_status cat_identity_add_x509(struct cat_db *db, const char *account, con
 enum dm_status cat_identity_x509_account(struct cat_db *db, const char *dn, const char *want,
 					 char *account);
 
+/* ==== per-block checksum manifests and suspicious replicas (manifest.c) ====
+ * A manifest is the adler32 of every CAT_MANIFEST_CHUNK piece of a file (the
+ * last one short); readers verify any range of whole pieces with it. */
+#define CAT_MANIFEST_CHUNK (1u << 20)
+struct cat_manifest {
+	uint64_t bytes;  /* the file's size */
+	uint32_t chunk;  /* CAT_MANIFEST_CHUNK */
+	size_t n;        /* pieces: ceil(bytes / chunk) */
+	uint32_t *sums;  /* adler32 per piece */
+};
+/* Build a manifest from a file's bytes fed in order. */
+struct cat_manifest_builder {
+	uint64_t bytes;
+	size_t fill, n, cap;
+	uint32_t cur;
+	uint32_t *sums;
+};
+void cat_manifest_builder_init(struct cat_manifest_builder *b);
+void cat_manifest_builder_add(struct cat_manifest_builder *b, const void *p, size_t len);
+/* OUT: *out (free with cat_manifest_free); b is reset. */
+void cat_manifest_builder_finish(struct cat_manifest_builder *b, struct cat_manifest *out);
+void cat_manifest_free(struct cat_manifest *m);
+size_t cat_manifest_count(uint64_t bytes);
+/* adler32 of X||Y from adler32(X), adler32(Y) and |Y|. */
+uint32_t cat_adler32_concat(uint32_t a1, uint32_t a2, uint64_t len2);
+/* The whole file's adler32, combined from the pieces. */
+uint32_t cat_manifest_adler32(const struct cat_manifest *m);
+/* Whether [off, off+len) is made of whole pieces (the last may end at EOF). */
+int cat_manifest_covers(const struct cat_manifest *m, uint64_t off, uint64_t len);
+/* Verify buf = bytes [off, off+len): 0 all pieces match; 1 a mismatch (the
+ * first bad piece's offset in *bad_off); -1 the range is not whole pieces. */
+int cat_manifest_verify(const struct cat_manifest *m, uint64_t off, const void *buf, size_t len,
+			uint64_t *bad_off);
+/* Is m well formed and consistent with a file of `bytes` bytes and adler32
+ * (NULL/"" skips that check)?  DM_EINVAL / DM_ECONFLICT (FileConsistencyMismatch). */
+enum dm_status cat_manifest_check(const struct cat_manifest *m, uint64_t bytes, const char *adler32,
+				  struct dm_err *err);
+/* Record the manifest of a file: must match the DID's bytes and adler32
+ * (FileConsistencyMismatch otherwise); an existing manifest is kept. */
+enum dm_status cat_manifest_set(struct cat_db *db, const char *scope, const char *name,
+				const struct cat_manifest *m);
+/* *found = 0 when the file has none (or an unusable one). OUT: *out. */
+enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char *name,
+				struct cat_manifest *out, int *found);
+/* A reader found the replica's bytes differ from the file's checksums: a
+ * SUSPICIOUS row in bad_replicas and the replica BAD (its locks STUCK, so
+ * the repairer re-copies it from a good replica).  An already not-AVAILABLE
+ * replica is left as it is (DM_OK); no replica there: ReplicaNotFound. */
+enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse,
+					      const char *scope, const char *name,
+					      const char *reason);
+/* SUSPICIOUS declarations of a replica. */
+enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
+					    const char *name, int64_t *count);
+
 #endif

@@ -177,6 +177,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE messages("
 	"  id INTEGER PRIMARY KEY, event_type TEXT NOT NULL, payload TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
+	/* 3: per-block checksum manifests (catalog/manifest.c) */
+	"CREATE TABLE file_manifests("
+	"  did_id INTEGER PRIMARY KEY REFERENCES dids(id) ON DELETE CASCADE,"
+	"  chunk_size INTEGER NOT NULL, bytes INTEGER NOT NULL, sums BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL);",
 };
 
 static enum dm_status migrate(struct cat_db *db)

@@ -148,6 +148,16 @@ struct fs_file {
 	int whole;                  /* every byte is in the cache (atomic hint) */
 	int bad;                    /* failed its adler32 check: every read is EIO */
 	struct fs_file *next, *prev; /* fs->files, under fs->ns_lock */
+	/* integrity and deadlines (data.c) */
+	unsigned refs;              /* the kernel's handle + read jobs (atomic) */
+	struct cat_manifest *man;   /* per-piece adler32s; NULL: whole-file check only */
+	pthread_mutex_t mlock;      /* the pieces below, and src swaps */
+	uint32_t *piece_sums;       /* no manifest yet: pieces fetched, to record one */
+	uint8_t *piece_seen;
+	size_t npieces, pieces_seen;
+	uint64_t used_mask;         /* bit i: source i served a fetch (atomic) */
+	int64_t fail_until_ms;      /* a read of this handle just failed: the kernel's
+				     * retry of its pages fails at once (atomic) */
 };
 
 /* The "is scope:prefix a DID" cache of the name layout (ns.c). */
@@ -217,6 +227,12 @@ struct fs {
 	pthread_t *pool;
 	int npool;
 	int pool_stop;
+	struct fs_job *live;        /* jobs queued or running, for the deadline watchdog */
+	pthread_t wd;
+	pthread_cond_t wd_cond;     /* wakes the watchdog at stop */
+	int wd_started;
+	int pool_stuck;             /* an I/O thread did not stop: leave its state alone */
+	int no_verify;              /* DIDFS_NO_VERIFY=1: no per-piece checks (benchmark) */
 
 	/* background thread */
 	pthread_mutex_t bg_lock;
