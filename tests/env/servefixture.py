@@ -183,6 +183,9 @@ class Served:
         os.makedirs(tmpdir, exist_ok=True)
         env["TMPDIR"] = tmpdir
         env.pop("RUCIO_HOME", None)
+        # Rucio's client takes X509_CERT_DIR before the config's ca_cert; other
+        # fixtures (the lake's) point it at the storage CA for the whole run
+        env.pop("X509_CERT_DIR", None)
         env.update(env_extra or {})
         p = subprocess.run([os.path.join(peers, "run"), version, prog, *map(str, args)], env=env,
                            capture_output=True, text=True, timeout=timeout, input=input, cwd=str(d))
