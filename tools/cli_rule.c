@@ -116,8 +116,15 @@ int cli_add_rule(struct cli *c, int argc, char **argv)
 	ndids = argc - optind - 2;
 	if (ndids < 1)
 		return cli_usage(c);
-	if (parse_int(c, "COPIES", argv[argc - 2], 1, 16, &ro.copies))
-		return 1;
+	{
+		int64_t v;
+		/* not a number: InputValidationError; out of range: Rucio's class */
+		int prc = dm_parse_int(argv[argc - 2], 1, 16, &v);
+		if (prc)
+			return cli_failf(c, prc == DM_PARSE_RANGE ? "InvalidValueForKey" : "InputValidationError",
+					 "COPIES takes an integer from 1 to 16, not '%s'", argv[argc - 2]);
+		ro.copies = (int)v;
+	}
 	ro.rse_expression = argv[argc - 1];
 	scopes = dm_xcalloc((size_t)ndids, sizeof *scopes);
 	names = dm_xcalloc((size_t)ndids, sizeof *names);

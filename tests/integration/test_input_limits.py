@@ -97,7 +97,8 @@ def test_longest_lifetime_is_far_future_and_survives_undertaker(cat):
 def test_copies_and_priority_ranges(cat):
     for v in ["0", "-1", "-1000000", "17", INT64_MAX, "two", ""]:
         # "--": a negative count is a value, not an option
-        refused(cat, "add-rule", "--", "mock:ds", v, "R1", cls="InputValidationError",
+        cls = "InputValidationError" if v in ("two", "") else "InvalidValueForKey"
+        refused(cat, "add-rule", "--", "mock:ds", v, "R1", cls=cls,
                 contains="COPIES takes an integer from 1 to 16")
     for v in ["0", "6", "-1", INT64_MAX]:
         refused(cat, "add-rule", "mock:ds", "1", "R1", "--priority", v,
