@@ -44,8 +44,10 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);
 const struct dm_err *cat_error(const struct cat_db *db);
-/* Create the schema (if needed) and the root account with its userpass
- * identity (Rucio's bootstrap: root, SERVICE, attribute admin=true). */
+/* Create the schema (if needed) and the root account (Rucio's bootstrap:
+ * root, SERVICE, attribute admin=true) with a userpass identity root_user
+ * ("ddmlab" if NULL) / root_password; a NULL root_password creates no
+ * identity: there is no default password. */
 enum dm_status cat_bootstrap(struct cat_db *db, const char *root_user,
 			     const char *root_password);
 enum dm_status cat_set_issuer(struct cat_db *db, const char *account);
@@ -96,6 +98,14 @@ enum dm_status cat_identity_add_userpass(struct cat_db *db, const char *account,
 /* On success writes the account of the identity (buffer CAT_ACCOUNT_MAX+1). */
 enum dm_status cat_identity_check_userpass(struct cat_db *db, const char *username,
 					   const char *password, char *account);
+
+/* LOCAL identities: the embedded mode's door.  The OS user who owns the
+ * catalog file, and root, may act as any account; any other OS user acts
+ * only as the accounts its user name is mapped to (the first mapping is its
+ * default issuer), and an unmapped one may only read: every write is
+ * AccessDenied naming the OS user.  Admin only. */
+enum dm_status cat_identity_add_local(struct cat_db *db, const char *account,
+				      const char *os_user);
 
 /* ---- scopes ---- */
 typedef int (*cat_scope_cb)(void *ud, const char *scope, const char *account);
@@ -347,5 +357,82 @@ enum dm_status cat_account_usage_list(struct cat_db *db, const char *account,
  * pending deltas into account/RSE usage now. */
 enum dm_status cat_usage_refresh(struct cat_db *db);
 enum dm_status cat_rse_usage_list(struct cat_db *db, const char *rse, cat_usage_cb cb, void *ud);
+
+/* ---- checking the catalog (catalog/check.c) ----
+ * A damaged file (SQLite's CORRUPT / NOTADB) turns every call's error into
+ * DatabaseException naming the file, and the handle refuses every write
+ * from then on.  cat_quick_check() runs SQLite's quick check (one pass over
+ * the file: for daemons at start-up); cat_check() runs the full integrity
+ * check and the catalog's own invariants (catalog/check.c lists them),
+ * calling cb once per finding with kind "integrity" or "invariant"; found
+ * counts them.  Both only read. */
+typedef int (*cat_check_cb)(void *ud, const char *kind, const char *text);
+enum dm_status cat_check(struct cat_db *db, cat_check_cb cb, void *ud, uint64_t *found);
+enum dm_status cat_quick_check(struct cat_db *db);
+int cat_is_corrupt(const struct cat_db *db);
+
+/* ---- X.509 identities (catalog/identity_x509.c; for didfs serve) ----
+ * A DN mapped to an account (admin only; is_default picks the account when
+ * the client names none).  _account: the account of a DN (want != NULL:
+ * that one, if mapped), CannotAuthenticate if none. */
+enum dm_status cat_identity_add_x509(struct cat_db *db, const char *account, const char *dn,
+				     const char *email, int is_default);
+enum dm_status cat_identity_x509_account(struct cat_db *db, const char *dn, const char *want,
+					 char *account);
+
+/* ==== per-block checksum manifests and suspicious replicas (manifest.c) ====
+ * A manifest is the adler32 of every CAT_MANIFEST_CHUNK piece of a file (the
+ * last one short); readers verify any range of whole pieces with it. */
+#define CAT_MANIFEST_CHUNK (1u << 20)
+struct cat_manifest {
+	uint64_t bytes;  /* the file's size */
+	uint32_t chunk;  /* CAT_MANIFEST_CHUNK */
+	size_t n;        /* pieces: ceil(bytes / chunk) */
+	uint32_t *sums;  /* adler32 per piece */
+};
+/* Build a manifest from a file's bytes fed in order. */
+struct cat_manifest_builder {
+	uint64_t bytes;
+	size_t fill, n, cap;
+	uint32_t cur;
+	uint32_t *sums;
+};
+void cat_manifest_builder_init(struct cat_manifest_builder *b);
+void cat_manifest_builder_add(struct cat_manifest_builder *b, const void *p, size_t len);
+/* OUT: *out (free with cat_manifest_free); b is reset. */
+void cat_manifest_builder_finish(struct cat_manifest_builder *b, struct cat_manifest *out);
+void cat_manifest_free(struct cat_manifest *m);
+size_t cat_manifest_count(uint64_t bytes);
+/* adler32 of X||Y from adler32(X), adler32(Y) and |Y|. */
+uint32_t cat_adler32_concat(uint32_t a1, uint32_t a2, uint64_t len2);
+/* The whole file's adler32, combined from the pieces. */
+uint32_t cat_manifest_adler32(const struct cat_manifest *m);
+/* Whether [off, off+len) is made of whole pieces (the last may end at EOF). */
+int cat_manifest_covers(const struct cat_manifest *m, uint64_t off, uint64_t len);
+/* Verify buf = bytes [off, off+len): 0 all pieces match; 1 a mismatch (the
+ * first bad piece's offset in *bad_off); -1 the range is not whole pieces. */
+int cat_manifest_verify(const struct cat_manifest *m, uint64_t off, const void *buf, size_t len,
+			uint64_t *bad_off);
+/* Is m well formed and consistent with a file of `bytes` bytes and adler32
+ * (NULL/"" skips that check)?  DM_EINVAL / DM_ECONFLICT (FileConsistencyMismatch). */
+enum dm_status cat_manifest_check(const struct cat_manifest *m, uint64_t bytes, const char *adler32,
+				  struct dm_err *err);
+/* Record the manifest of a file: must match the DID's bytes and adler32
+ * (FileConsistencyMismatch otherwise); an existing manifest is kept. */
+enum dm_status cat_manifest_set(struct cat_db *db, const char *scope, const char *name,
+				const struct cat_manifest *m);
+/* *found = 0 when the file has none (or an unusable one). OUT: *out. */
+enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char *name,
+				struct cat_manifest *out, int *found);
+/* A reader found the replica's bytes differ from the file's checksums: a
+ * SUSPICIOUS row in bad_replicas and the replica BAD (its locks STUCK, so
+ * the repairer re-copies it from a good replica).  An already not-AVAILABLE
+ * replica is left as it is (DM_OK); no replica there: ReplicaNotFound. */
+enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse,
+					      const char *scope, const char *name,
+					      const char *reason);
+/* SUSPICIOUS declarations of a replica. */
+enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
+					    const char *name, int64_t *count);
 
 #endif

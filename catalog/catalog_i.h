@@ -33,6 +33,12 @@ struct cat_db {
 	int issuer_admin; /* -1 unknown, 0, 1 */
 	int busy_ms;      /* how long a writer waits for the lock ($DIDFS_BUSY_TIMEOUT) */
 	int tx_depth;
+	int corrupt;      /* SQLite saw damaged pages: no more writes */
+	/* The embedded trust model (store.c, "who may act as whom"): */
+	int os_trusted;   /* the process is root or owns the catalog file */
+	int os_readonly;  /* neither trusted nor mapped: reads only */
+	unsigned os_uid;
+	char os_user[64]; /* the process's OS user name (or its uid) */
 	struct {
 		const char *sql; /* identity of a static SQL string */
 		sqlite3_stmt *st;

@@ -16,8 +16,11 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* schema                                                              */
@@ -174,6 +177,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE messages("
 	"  id INTEGER PRIMARY KEY, event_type TEXT NOT NULL, payload TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
+	/* 3: per-block checksum manifests (catalog/manifest.c) */
+	"CREATE TABLE file_manifests("
+	"  did_id INTEGER PRIMARY KEY REFERENCES dids(id) ON DELETE CASCADE,"
+	"  chunk_size INTEGER NOT NULL, bytes INTEGER NOT NULL, sums BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL);",
 };
 
 static enum dm_status migrate(struct cat_db *db)
@@ -223,10 +231,45 @@ enum dm_status cat_fail(struct cat_db *db, enum dm_status st, const char *cls,
 	return st;
 }
 
+/* A damaged file: say so, name the file, and refuse every write from now
+ * on (cat_tx_begin), so nothing is built on top of damaged pages. */
+static enum dm_status cat_corrupt(struct cat_db *db, const char *what, const char *why)
+{
+	db->corrupt = 1;
+	return cat_fail(db, DM_EIO, "DatabaseException",
+			"%s: the catalog file %s is damaged (%s); nothing more is written to it:"
+			" run 'didfs check' and restore it from a backup",
+			what, db->path ? db->path : "(unknown)", why);
+}
+
+int cat_is_corrupt(const struct cat_db *db)
+{
+	return db->corrupt;
+}
+
+enum dm_status cat_quick_check(struct cat_db *db)
+{
+	sqlite3_stmt *st = NULL;
+	enum dm_status rc = DM_OK;
+	int r;
+
+	if (sqlite3_prepare_v2(db->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
+		return cat_dberr(db, "checking the catalog");
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW && strcmp(cat_col_text(st, 0) ? cat_col_text(st, 0) : "", "ok"))
+		rc = cat_corrupt(db, "checking the catalog", cat_col_text(st, 0));
+	else if (r != SQLITE_ROW)
+		rc = cat_dberr(db, "checking the catalog");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 enum dm_status cat_dberr(struct cat_db *db, const char *what)
 {
-	int code = sqlite3_errcode(db->db);
+	int code = sqlite3_errcode(db->db) & 0xff;
 
+	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		return cat_corrupt(db, what, sqlite3_errmsg(db->db));
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return cat_fail(db, DM_AGAIN, "DatabaseException",
 				"%s: the catalog is busy: another writer held it for more than %d s "
@@ -291,15 +334,29 @@ enum dm_status cat_exec(struct cat_db *db, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		cat_fail(db, DM_EINTERNAL, "DatabaseException", "%s", msg ? msg : "exec failed");
+		int code = sqlite3_errcode(db->db) & 0xff;
+		enum dm_status rc = DM_EINTERNAL;
+
+		if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+			rc = cat_corrupt(db, "running a statement", msg ? msg : "exec failed");
+		else
+			cat_fail(db, DM_EINTERNAL, "DatabaseException", "%s", msg ? msg : "exec failed");
 		sqlite3_free(msg);
-		return DM_EINTERNAL;
+		return rc;
 	}
 	return DM_OK;
 }
 
+static enum dm_status os_refuse_readonly(struct cat_db *db);
+
 enum dm_status cat_tx_begin(struct cat_db *db)
 {
+	if (db->os_readonly)
+		return os_refuse_readonly(db);
+	if (db->corrupt)
+		return cat_fail(db, DM_EIO, "DatabaseException",
+				"the catalog file %s is damaged; refusing to write to it"
+				" (run 'didfs check')", db->path ? db->path : "(unknown)");
 	if (db->tx_depth++ > 0)
 		return DM_OK;
 	if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -364,6 +421,91 @@ static void sqlite_setup(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* ---- who may act as whom (the embedded mode's door) ----
+ * The catalog file's owner and root may act as any account (they can write
+ * the file anyway).  Any other OS user acts only as the accounts mapped to
+ * its user name by a LOCAL identity (cat_identity_add_local), by default
+ * the first of them; a user with no mapping may only read. */
+static enum dm_status os_caller(struct cat_db *db)
+{
+	struct stat stbuf;
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[1024];
+	uid_t uid = geteuid();
+	sqlite3_stmt *st;
+	int r;
+
+	db->os_uid = (unsigned)uid;
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+		dm_strlcpy(db->os_user, pwp->pw_name, sizeof db->os_user);
+	else
+		snprintf(db->os_user, sizeof db->os_user, "%u", (unsigned)uid);
+	if (uid == 0 || (stat(db->path, &stbuf) == 0 && stbuf.st_uid == uid)) {
+		db->os_trusted = 1;
+		return DM_OK;
+	}
+	st = cat_stmt(db, "SELECT account FROM account_map WHERE identity=? AND identity_type='LOCAL'"
+			  " ORDER BY is_default DESC, account LIMIT 1");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_text(st, 1, db->os_user, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		dm_strlcpy(db->issuer, cat_col_text(st, 0), sizeof db->issuer);
+	} else {
+		db->os_readonly = 1;
+	}
+	sqlite3_reset(st);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return cat_dberr(db, "looking up the caller's account");
+	return DM_OK;
+}
+
+static enum dm_status os_refuse_readonly(struct cat_db *db)
+{
+	return cat_fail(db, DM_EPERM, "AccessDenied",
+			"OS user %s (uid %u) may only read the catalog %s: it neither owns the file"
+			" nor is mapped to an account (the owner maps it with 'didfs add-identity"
+			" ACCOUNT --type local --identity %s')",
+			db->os_user, db->os_uid, db->path, db->os_user);
+}
+
+/* A WAL catalog can be read without write access only while its -wal and
+ * -shm files exist, or where they can be created.  Where neither holds (a
+ * reader of another user's catalog in a directory it cannot write, with no
+ * writer running: the -wal file is removed by the last connection, so there
+ * is nothing uncheckpointed), open it immutable: SQLite reads the file
+ * as it is, without the shared-memory index. */
+static void readonly_fallback(struct cat_db *db)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct dm_buf uri = DM_BUF_INIT;
+	sqlite3 *alt = NULL;
+	int rc = sqlite3_exec(db->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK || ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN))
+		return;
+	dm_buf_adds(&uri, "file:");
+	for (const unsigned char *p = (const unsigned char *)db->path; *p; p++) {
+		if (isalnum(*p) || strchr("/-._~", *p)) {
+			dm_buf_addc(&uri, (char)*p);
+		} else {
+			dm_buf_addc(&uri, '%');
+			dm_buf_addc(&uri, hex[*p >> 4]);
+			dm_buf_addc(&uri, hex[*p & 15]);
+		}
+	}
+	dm_buf_adds(&uri, "?immutable=1");
+	if (sqlite3_open_v2(uri.s, &alt, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+			    NULL) == SQLITE_OK) {
+		sqlite3_close(db->db);
+		db->db = alt;
+	} else {
+		sqlite3_close(alt);
+	}
+	dm_buf_release(&uri);
+}
+
 enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 			struct dm_err *err)
 {
@@ -373,6 +515,10 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 
 	*out = NULL;
 	pthread_once(&sqlite_once, sqlite_setup);
+	/* A catalog this process may read but not write is opened read-only
+	 * (no WAL set-up, no migrations): listings work, writes are refused. */
+	if (!(flags & CAT_OPEN_CREATE) && eaccess(path, F_OK) == 0 && eaccess(path, W_OK) != 0)
+		flags |= CAT_OPEN_READONLY;
 	if (flags & CAT_OPEN_READONLY)
 		oflags |= SQLITE_OPEN_READONLY;
 	else
@@ -390,6 +536,8 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 		free(db);
 		return DM_ENOENT;
 	}
+	if (flags & CAT_OPEN_READONLY)
+		readonly_fallback(db);
 	/* Writers wait for each other with SQLite's back-off (sleeps growing
 	 * from 1 ms to 100 ms) up to the busy timeout, then fail with a clear
 	 * "catalog is busy" (DM_AGAIN).  No command holds a write transaction
@@ -433,6 +581,8 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 				rc = migrate(db);
 		}
 	}
+	if (rc == DM_OK)
+		rc = os_caller(db);
 	if (rc) {
 		if (err)
 			*err = db->err;
@@ -580,6 +730,29 @@ enum dm_status cat_set_issuer(struct cat_db *db, const char *account)
 	rc = cat_account_check(db, account);
 	if (rc)
 		return rc;
+	if (!db->os_trusted && !db->os_readonly) {
+		sqlite3_stmt *st = cat_stmt(db, "SELECT 1 FROM account_map WHERE identity=?"
+					    " AND identity_type='LOCAL' AND account=?");
+		int r;
+
+		if (!st)
+			return db->err.code;
+		sqlite3_bind_text(st, 1, db->os_user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+		r = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (r != SQLITE_ROW && r != SQLITE_DONE)
+			return cat_dberr(db, "checking the caller's accounts");
+		if (r != SQLITE_ROW)
+			return cat_fail(db, DM_EPERM, "AccessDenied",
+					"OS user %s (uid %u) may not act as account %s: only the"
+					" catalog file's owner and root act as any account, others as"
+					" the accounts mapped to them", db->os_user, db->os_uid, account);
+	} else if (db->os_readonly && strcmp(account, db->issuer)) {
+		/* an unmapped reader keeps the default issuer; asking for
+		 * another account is asking to act as it */
+		return os_refuse_readonly(db);
+	}
 	dm_strlcpy(db->issuer, account, sizeof db->issuer);
 	db->issuer_admin = -1;
 	return DM_OK;
@@ -952,6 +1125,57 @@ out:
 	return rc;
 }
 
+enum dm_status cat_identity_add_local(struct cat_db *db, const char *account,
+				      const char *os_user)
+{
+	enum dm_status rc;
+	sqlite3_stmt *st;
+	size_t n = os_user ? strlen(os_user) : 0;
+
+	if (n == 0 || n >= sizeof db->os_user || strpbrk(os_user, ":/ \t\n"))
+		return cat_fail(db, DM_EINVAL, "InputValidationError",
+				"'%s' is not an OS user name", os_user ? os_user : "");
+	rc = cat_tx_begin(db);
+	if (rc)
+		return rc;
+	rc = cat_require_admin(db, "add a local identity");
+	if (!rc)
+		rc = cat_account_check(db, account);
+	if (rc)
+		goto out;
+	st = cat_stmt(db, "INSERT INTO identities(identity, identity_type, email, created_at)"
+			  " VALUES (?, 'LOCAL', '', ?) ON CONFLICT DO NOTHING");
+	if (!st) {
+		rc = db->err.code;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, os_user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, dm_now());
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = cat_dberr(db, "adding an identity");
+		goto out;
+	}
+	st = cat_stmt(db, "INSERT INTO account_map(identity, identity_type, account, is_default)"
+			  " VALUES (?1, 'LOCAL', ?2, NOT EXISTS (SELECT 1 FROM account_map WHERE"
+			  " identity=?1 AND identity_type='LOCAL'))");
+	if (!st) {
+		rc = db->err.code;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, os_user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if ((sqlite3_errcode(db->db) & 0xff) == SQLITE_CONSTRAINT)
+			rc = cat_fail(db, DM_EEXIST, "Duplicate",
+				      "Identity '%s' of type LOCAL is already mapped to account %s",
+				      os_user, account);
+		else
+			rc = cat_dberr(db, "mapping an identity");
+	}
+out:
+	return cat_tx_end(db, rc);
+}
+
 /* ------------------------------------------------------------------ */
 /* bootstrap                                                           */
 
@@ -974,8 +1198,11 @@ enum dm_status cat_bootstrap(struct cat_db *db, const char *root_user, const cha
 		rc = st ? cat_dberr(db, "bootstrap") : db->err.code;
 		goto out;
 	}
-	rc = identity_add_locked(db, "root", root_user ? root_user : "ddmlab",
-				 root_password ? root_password : "secret", "root@localhost");
+	/* No fixed default password: without one, root gets no userpass
+	 * identity (the CLI's init generates a password when none is given). */
+	if (root_password)
+		rc = identity_add_locked(db, "root", root_user ? root_user : "ddmlab",
+					 root_password, "root@localhost");
 out:
 	return cat_tx_end(db, rc);
 }

@@ -175,6 +175,14 @@ static void *loop_main(void *arg)
 			log_failure(l, rc, "cycle");
 			if (l->once)
 				s->failed = 1;
+			if (cat_is_corrupt(l->db)) {
+				/* the handle writes nothing more; stop every loop
+				 * rather than work on around damaged pages */
+				dm_log(DM_LOG_ERROR, l->name, "the catalog is damaged: stopping");
+				s->failed = 1;
+				request_stop();
+				break;
+			}
 		}
 		if (l->once)
 			break;
@@ -255,9 +263,15 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 
 	if (build_config(o, &cfg, err) != DM_OK)
 		return 1;
-	/* Refuse a missing or foreign catalog before starting anything. */
+	/* Refuse a missing, foreign or damaged catalog before starting
+	 * anything: SQLite's quick check reads every page once. */
 	if (cat_open(o->catalog_path, 0, &probe, err) != DM_OK)
 		return 1;
+	if (cat_quick_check(probe) != DM_OK) {
+		*err = *cat_error(probe);
+		cat_close(probe);
+		return 1;
+	}
 	cat_close(probe);
 	dm_log_set_level(cfg.log_level);
 	if (gethostname(hostname, sizeof hostname) != 0)

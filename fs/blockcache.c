@@ -1017,19 +1017,39 @@ static enum dm_status mismatch_err(const struct entry *e, struct dm_err *err)
 
 /* ---- fetching ---- */
 
-/* Fetch exactly len bytes (looping over short reads); err untouched on success. */
+/* The adler32 a fetch callback vouched for (fs_bc_fetch_adler), per thread. */
+static __thread int tl_have_adler;
+static __thread uint32_t tl_adler;
+
+void fs_bc_fetch_adler(uint32_t adler)
+{
+	tl_have_adler = 1;
+	tl_adler = adler;
+}
+
+/* Fetch exactly len bytes (looping over short reads); err untouched on
+ * success.  *have_adler (if given): the callback returned all len bytes in
+ * one call and gave their adler32 in *adler. */
 static enum dm_status fetch_full(struct fs_bc_file *f, uint64_t off, void *buf, size_t len,
-				 struct dm_err *err)
+				 struct dm_err *err, int *have_adler, uint32_t *adler)
 {
 	struct dm_err lerr;
 	size_t done = 0;
 
+	if (have_adler)
+		*have_adler = 0;
 	while (done < len) {
 		size_t got = 0;
 		enum dm_status rc;
 
 		dm_err_clear(&lerr);
+		tl_have_adler = 0;
 		rc = f->fetch(f->ud, off + done, (char *)buf + done, len - done, &got, &lerr);
+		if (rc == DM_OK && have_adler && done == 0 && got == len && tl_have_adler) {
+			*have_adler = 1;
+			*adler = tl_adler;
+		}
+		tl_have_adler = 0;
 		if (rc != DM_OK) {
 			if (lerr.code == DM_OK)
 				dm_seterr(&lerr, rc, NULL, "fetching %zu bytes at offset %" PRIu64
@@ -1090,16 +1110,17 @@ static enum dm_status fill_block(struct fs_bc *bc, struct fs_bc_file *f, struct 
 	enum verdict vd = V_NONE;
 	struct node *victims2 = NULL;
 	enum dm_status rc;
-	int stored = 0;
+	int stored = 0, vouched = 0;
 
 	*have_data = 0;
 	if (victims)
 		evict_io(bc, victims);
-	rc = fetch_full(f, boff, buf, len, err);
+	rc = fetch_full(f, boff, buf, len, err, &vouched, &a);
 	if (rc != DM_OK)
 		goto publish;
 	*have_data = 1;
-	a = dm_adler32_update(DM_ADLER32_INIT, buf, len);
+	if (!vouched)
+		a = dm_adler32_update(DM_ADLER32_INIT, buf, len);
 	if (e->dfd < 0 || pwrite_full(e->dfd, buf, len, boff) != 0 ||
 	    (bc->sync && fdatasync(e->dfd) != 0)) {
 		dm_log(DM_LOG_WARN, WHO, "cannot store block %" PRIu64 " of %s: %s", n->idx,
@@ -1370,7 +1391,7 @@ static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_
 	return rc;
 
 passthrough:
-	rc = fetch_full(f, boff + inoff, dst, n, err);
+	rc = fetch_full(f, boff + inoff, dst, n, err, NULL, NULL);
 	if (rc != DM_OK) {
 		pthread_mutex_lock(&bc->lock);
 		bc->st.fetch_errors++;
@@ -1587,6 +1608,13 @@ unsigned fs_bc_file_prefetch_window(struct fs_bc *bc, struct fs_bc_file *f)
 }
 
 /* ---- whole cache ---- */
+
+void fs_bc_note_checksum_failure(struct fs_bc *bc)
+{
+	pthread_mutex_lock(&bc->lock);
+	bc->st.checksum_failures++;
+	pthread_mutex_unlock(&bc->lock);
+}
 
 void fs_bc_get_stats(struct fs_bc *bc, struct fs_bc_stats *st)
 {

@@ -23,6 +23,10 @@
  *  - Never waits forever: fetches carry the caller's timeout (the fetch
  *    callback must time out itself); waiters wake when the fetch ends, and
  *    give up with DM_ETIMEDOUT after wait_timeout_ms in any case.
+ *  - Per-block checks are the fetch callback's (the mount verifies against
+ *    per-piece manifests before it returns); a callback that did so hands
+ *    the block's adler32 over with fs_bc_fetch_adler() and the cache does
+ *    not hash the block again.
  *  - Whole-file adler32: once every block of a file has been stored at least
  *    once, the per-block adler32 values are combined and compared with the
  *    value given at fs_bc_file_open(); on mismatch the file's blocks are
@@ -55,6 +59,13 @@
  */
 typedef enum dm_status (*fs_bc_fetch_fn)(void *ud, uint64_t off, void *buf, size_t len,
 					 size_t *got, struct dm_err *err);
+/*
+ * Called by a fetch callback, before it returns DM_OK with all len bytes,
+ * that already knows their adler32 (it verified them against per-piece
+ * checksums): the cache then does not hash the block again.  Per thread,
+ * for the current callback only.
+ */
+void fs_bc_fetch_adler(uint32_t adler);
 
 /* Zero means "default" for every field except dir and max_bytes. */
 struct fs_bc_config {
@@ -135,6 +146,8 @@ void fs_bc_file_close(struct fs_bc *bc, struct fs_bc_file *f);
 enum dm_status fs_bc_read(struct fs_bc *bc, struct fs_bc_file *f, void *buf, size_t len,
 			  uint64_t off, size_t *got, struct dm_err *err);
 
+/** Count a mismatch the fetch callback found itself (per-piece manifests). */
+void fs_bc_note_checksum_failure(struct fs_bc *bc);
 /** Snapshot of the counters. OUT: *st. */
 void fs_bc_get_stats(struct fs_bc *bc, struct fs_bc_stats *st);
 /** Bytes of `key` held locally (the user.rucio.cache xattr); 0 if none. */

@@ -112,7 +112,8 @@ struct fs_node {
 	int64_t expired_at;
 	int is_open;
 	/* mount state */
-	char *error;            /* user.rucio.error: the last refused write */
+	char *error;            /* user.rucio.error of the data path (all users) */
+	struct fs_uerr *uerrors; /* refused writes, per calling uid (xattr.c) */
 	double listed_at;       /* last readdir of this collection (poller) */
 	double polled_at;
 	struct fs_sources *src; /* files: replica sources, cached briefly */
@@ -147,6 +148,16 @@ struct fs_file {
 	int whole;                  /* every byte is in the cache (atomic hint) */
 	int bad;                    /* failed its adler32 check: every read is EIO */
 	struct fs_file *next, *prev; /* fs->files, under fs->ns_lock */
+	/* integrity and deadlines (data.c) */
+	unsigned refs;              /* the kernel's handle + read jobs (atomic) */
+	struct cat_manifest *man;   /* per-piece adler32s; NULL: whole-file check only */
+	pthread_mutex_t mlock;      /* the pieces below, and src swaps */
+	uint32_t *piece_sums;       /* no manifest yet: pieces fetched, to record one */
+	uint8_t *piece_seen;
+	size_t npieces, pieces_seen;
+	uint64_t used_mask;         /* bit i: source i served a fetch (atomic) */
+	int64_t fail_until_ms;      /* a read of this handle just failed: the kernel's
+				     * retry of its pages fails at once (atomic) */
 };
 
 /* The "is scope:prefix a DID" cache of the name layout (ns.c). */
@@ -216,6 +227,12 @@ struct fs {
 	pthread_t *pool;
 	int npool;
 	int pool_stop;
+	struct fs_job *live;        /* jobs queued or running, for the deadline watchdog */
+	pthread_t wd;
+	pthread_cond_t wd_cond;     /* wakes the watchdog at stop */
+	int wd_started;
+	int pool_stuck;             /* an I/O thread did not stop: leave its state alone */
+	int no_verify;              /* DIDFS_NO_VERIFY=1: no per-piece checks (benchmark) */
 
 	/* background thread */
 	pthread_mutex_t bg_lock;
@@ -255,6 +272,9 @@ void fs_node_put(struct fs *fs, struct fs_node *n);
 void fs_node_set_error(struct fs *fs, struct fs_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void fs_node_clear_error(struct fs *fs, struct fs_node *n);
+/* Free a node's per-uid refusal list (xattr.c). */
+struct fs_uerr;
+void fs_uerr_free(struct fs_uerr *e);
 /* Refresh a DID node's attributes from the catalog (after a write). */
 void fs_node_refresh(struct fs *fs, struct fs_node *n);
 /* Open collections the kernel has looked at recently, for the poller:

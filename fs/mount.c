@@ -20,6 +20,9 @@
  *      `fusermount3 -u` (the kernel ends the connection).  The background
  *      thread and the I/O pool stop, the mount is removed, files the kernel
  *      never released are closed, then the cache and the catalog handles.
+ *      Teardown is bounded: I/O threads stuck on storage are given 2 s and
+ *      then left behind, and a timer detaches the mount and exits the
+ *      process TEARDOWN_GRACE seconds after the session ended in any case.
  *
  * Kernel settings negotiated in init: readdirplus always (not AUTO, so
  * `ls -l` never falls back to a lookup per entry), no automatic page cache
@@ -694,6 +697,35 @@ static void mount_failure(struct fs *fs, struct dm_err *err)
 		  fs->mountpoint);
 }
 
+/* Once the session has ended, teardown waits on nothing but storage can
+ * hold (I/O threads, prefetches, XrdCl's own threads): if it has not ended
+ * after TEARDOWN_GRACE seconds the mount is detached and the process exits,
+ * so unmount and SIGTERM take a few seconds whatever storage does. */
+#define TEARDOWN_GRACE 4
+
+static void *teardown_timer(void *arg)
+{
+	struct fs *fs = arg;
+	struct timespec ts = { TEARDOWN_GRACE, 0 };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	dm_log(DM_LOG_WARN, WHO_FS, "storage still holds threads %d s after the session ended: "
+	       "detaching %s and exiting without waiting", TEARDOWN_GRACE, fs->mountpoint);
+	if (umount2(fs->mountpoint, MNT_DETACH) != 0) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "-z", fs->mountpoint, (char *)NULL);
+			_exit(127);
+		}
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+	}
+	_exit(0);
+	return NULL;
+}
+
 /* Everything after the fork: open, mount, serve, tear down. */
 static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 {
@@ -771,6 +803,16 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	fuse_loop_cfg_set_idle_threads(lc, (unsigned)fs->o.threads);
 	loop_rc = fuse_session_loop_mt(fs->se, lc);
 	dm_log(DM_LOG_INFO, WHO_FS, "session ended (%d): unmounting %s", loop_rc, fs->mountpoint);
+	{
+		pthread_t t;
+		pthread_attr_t a;
+
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &a, teardown_timer, fs) != 0)
+			dm_log(DM_LOG_WARN, WHO_FS, "cannot start the teardown timer");
+		pthread_attr_destroy(&a);
+	}
 out:
 	if (fs->bg_started) {
 		pthread_mutex_lock(&fs->bg_lock);
@@ -791,9 +833,10 @@ out:
 		fuse_loop_cfg_destroy(lc);
 	fuse_opt_free_args(&args);
 	dm_buf_release(&mopts);
-	if (fs->bc)
+	/* an I/O thread still on storage uses the cache and the transfer context */
+	if (fs->bc && !fs->pool_stuck)
 		fs_bc_close(fs->bc);
-	if (fs->xfer)
+	if (fs->xfer && !fs->pool_stuck)
 		xfer_ctx_free(fs->xfer);
 	if (rc) {
 		dm_log(DM_LOG_ERROR, WHO_FS, "mount failed: %s", fs_errmsg(err));

@@ -221,6 +221,7 @@ static void free_node(struct fs_node *n)
 	free(n->scope);
 	free(n->name);
 	free(n->error);
+	fs_uerr_free(n->uerrors);
 	free(n);
 }
 

@@ -20,8 +20,8 @@
  *          user.rucio.meta.<k>  a metadata value
  *          user.rucio.lifetime  seconds left before the DID expires
  *          user.rucio.cache     bytes held in the local block cache
- *          user.rucio.error     why the last write here was refused (or a
- *                               read failed)
+ *          user.rucio.error     why the caller's last write here was refused
+ *                               (kept per uid), else why a read failed
  *          eos.url.xroot        files: the best root:// PFN
  *   write  user.rucio.rule      "<copies> <rse-expression> [key=value ...]"
  *                               (lifetime= grouping= weight= activity=
@@ -31,7 +31,8 @@
  *          user.rucio.meta.<k>  set; removing it deletes the key
  *          user.rucio.lifetime  seconds (0 or "none" clears); removing clears
  *          removing user.rucio.rule.<id> deletes that rule now
- *          removing user.rucio.error forgets the error
+ *          removing user.rucio.error forgets the caller's own error (and
+ *                               a read error, for root and the mount's owner)
  * On the root: user.rucio.cache (bytes cached) and user.rucio.stats (the
  * block cache's and the mount's counters, "name value" per line).
  *
@@ -297,7 +298,77 @@ struct did_copy {
 	char *error;
 };
 
-static void copy_node(struct fs *fs, struct fs_node *n, struct did_copy *c)
+/* ---- user.rucio.error, per calling uid ----
+ * A refused write leaves its reason for the uid that made it only: other
+ * users of an --allow-other mount neither read nor clear it.  Errors of the
+ * data path (no replica, storage failed) are about the file and kept in
+ * n->error for everyone; a user's own refusal hides that while it lasts.
+ * At most FS_UERR_MAX uids per node (the oldest is dropped). */
+#define FS_UERR_MAX 16
+struct fs_uerr {
+	struct fs_uerr *next;
+	uid_t uid;
+	char text[];
+};
+
+void fs_uerr_free(struct fs_uerr *e)
+{
+	while (e) {
+		struct fs_uerr *next = e->next;
+		free(e);
+		e = next;
+	}
+}
+
+/* Under ns_lock: unlink uid's entry from the list, returning it. */
+static struct fs_uerr *uerr_take_locked(struct fs_node *n, uid_t uid)
+{
+	for (struct fs_uerr **pp = &n->uerrors; *pp; pp = &(*pp)->next) {
+		if ((*pp)->uid == uid) {
+			struct fs_uerr *e = *pp;
+			*pp = e->next;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void uerr_set(struct fs *fs, struct fs_node *n, uid_t uid, const char *text)
+{
+	size_t len = strlen(text);
+	struct fs_uerr *e = dm_xmalloc(sizeof *e + len + 1), *old, **pp;
+	int count = 0;
+
+	e->uid = uid;
+	memcpy(e->text, text, len + 1);
+	pthread_mutex_lock(&fs->ns_lock);
+	free(uerr_take_locked(n, uid));
+	e->next = n->uerrors; /* newest first */
+	n->uerrors = e;
+	for (pp = &n->uerrors; *pp; pp = &(*pp)->next) {
+		if (++count > FS_UERR_MAX) {
+			old = *pp;
+			*pp = NULL;
+			fs_uerr_free(old);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
+static void uerr_clear(struct fs *fs, struct fs_node *n, uid_t uid)
+{
+	pthread_mutex_lock(&fs->ns_lock);
+	free(uerr_take_locked(n, uid));
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
+static uid_t req_uid(fuse_req_t req)
+{
+	return req ? fuse_req_ctx(req)->uid : 0;
+}
+
+static void copy_node(struct fs *fs, struct fs_node *n, struct did_copy *c, uid_t uid)
 {
 	pthread_mutex_lock(&fs->ns_lock);
 	dm_strlcpy(c->scope, n->scope ? n->scope : "", sizeof c->scope);
@@ -308,7 +379,12 @@ static void copy_node(struct fs *fs, struct fs_node *n, struct did_copy *c)
 	c->bytes = n->bytes;
 	c->expired_at = n->expired_at;
 	c->did_id = n->did_id;
-	c->error = n->error ? dm_xstrdup(n->error) : NULL;
+	c->error = NULL;
+	for (struct fs_uerr *e = n->uerrors; e; e = e->next)
+		if (e->uid == uid)
+			c->error = dm_xstrdup(e->text);
+	if (!c->error && n->error)
+		c->error = dm_xstrdup(n->error);
 	pthread_mutex_unlock(&fs->ns_lock);
 }
 
@@ -491,7 +567,8 @@ static int xroot_url(struct fs *fs, struct fs_node *n, struct dm_buf *out)
 }
 
 /* The value of name on node n into out; 0 or an errno. */
-static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct dm_buf *out)
+static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct dm_buf *out,
+		     uid_t uid)
 {
 	struct did_copy c = { 0 };
 	struct cat_db *db;
@@ -510,7 +587,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 			return 0;
 		}
 	}
-	copy_node(fs, n, &c);
+	copy_node(fs, n, &c, uid);
 	if (!strcmp(name, P "error")) {
 		if (c.error) {
 			dm_buf_adds(out, c.error);
@@ -623,7 +700,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		goto reply_err;
 	}
 	dm_buf_init(&v, 2 * VALUE_MAX); /* past VALUE_MAX: E2BIG */
-	err_no = get_value(fs, n, name, &v);
+	err_no = get_value(fs, n, name, &v, req_uid(req));
 	fs_node_put(fs, n);
 	if (err_no)
 		goto reply_err;
@@ -681,7 +758,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		goto reply_err;
 	}
 	dm_buf_init(&b, 2 * VALUE_MAX);
-	copy_node(fs, n, &c);
+	copy_node(fs, n, &c, req_uid(req));
 	if (n->kind == FS_ROOT) {
 		add_name(&b, P "cache");
 		add_name(&b, P "stats");
@@ -881,10 +958,14 @@ static int writer_allowed(struct fs *fs, fuse_req_t req)
 	return ctx->uid == 0 || ctx->uid == fs->uid;
 }
 
-/* A refused write: record why on the node, return the errno. */
-static int refuse(struct fs *fs, struct fs_node *n, int err_no, const struct dm_err *e)
+/* A refused write: record why for the calling uid, return the errno. */
+static int refuse_uid(struct fs *fs, struct fs_node *n, uid_t uid, int err_no,
+		      const struct dm_err *e)
 {
-	fs_node_set_error(fs, n, "%s: %s", e->cls[0] ? e->cls : "RucioException", e->msg);
+	char text[sizeof e->cls + sizeof e->msg + 4];
+
+	snprintf(text, sizeof text, "%s: %s", e->cls[0] ? e->cls : "RucioException", e->msg);
+	uerr_set(fs, n, uid, text);
 	dm_log(DM_LOG_INFO, WHO_FS, "refused: %s: %s", e->cls, e->msg);
 	return err_no;
 }
@@ -919,28 +1000,32 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 		return EOPNOTSUPP; /* only user.rucio. */
 	k = name + PLEN;
 	if (remove && !strcmp(k, "error")) {
-		fs_node_clear_error(fs, n);
+		/* one's own refusal; the file's data-path error only by
+		 * those who may change things here */
+		uerr_clear(fs, n, req_uid(req));
+		if (writer_allowed(fs, req))
+			fs_node_clear_error(fs, n);
 		return 0;
 	}
 	if (!writer_allowed(fs, req)) {
 		dm_seterr(&err, DM_EPERM, "AccessDenied",
 			  "only root and the user who mounted may change the catalog here");
-		return refuse(fs, n, EACCES, &err);
+		return refuse_uid(fs, n, req_uid(req), EACCES, &err);
 	}
 	if (n->kind != FS_DID) {
 		dm_seterr(&err, DM_ENOTSUP, "UnsupportedOperation",
 			  "%s is not a DID: rules, metadata and lifetimes live on DIDs", name);
-		return refuse(fs, n, EPERM, &err);
+		return refuse_uid(fs, n, req_uid(req), EPERM, &err);
 	}
 	db = fs_db(fs, &err);
 	if (!db)
-		return refuse(fs, n, EIO, &err);
-	copy_node(fs, n, &c);
+		return refuse_uid(fs, n, req_uid(req), EIO, &err);
+	copy_node(fs, n, &c, req_uid(req));
 	free(c.error);
 	if (!remove) {
 		if (size > 4000) {
 			dm_seterr(&err, DM_EINVAL, "InputValidationError", "%s: value too long", name);
-			return refuse(fs, n, EINVAL, &err);
+			return refuse_uid(fs, n, req_uid(req), EINVAL, &err);
 		}
 		val = dm_xmalloc(size + 1);
 		memcpy(val, value, size);
@@ -949,7 +1034,7 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 			val[--size] = 0;
 		if (strlen(val) != size) {
 			dm_seterr(&err, DM_EINVAL, "InputValidationError", "%s: value holds a NUL", name);
-			err_no = refuse(fs, n, EINVAL, &err);
+			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
 			goto out;
 		}
 	}
@@ -957,11 +1042,11 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 		struct cat_rule_opts o;
 		char id[33];
 		if (parse_rule(val, &o, &err)) {
-			err_no = refuse(fs, n, EINVAL, &err);
+			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
 			goto out;
 		}
 		if (cat_rule_add(db, c.scope, c.name, &o, id)) {
-			err_no = refuse(fs, n, errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 		dm_log(DM_LOG_INFO, WHO_FS, "rule %s: %d %s on %s:%s", id, o.copies, o.rse_expression,
@@ -969,23 +1054,23 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 	} else if (!strncmp(k, "rule.", 5) && remove) {
 		struct rule_owner ro = { 0 };
 		if (cat_rule_get(db, k + 5, keep_rule_owner, &ro) && cat_error(db)->code != DM_ENOENT) {
-			err_no = refuse(fs, n, errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 		if (!ro.found || strcmp(ro.scope, c.scope) || strcmp(ro.name, c.name)) {
 			dm_seterr(&err, DM_ENOENT, "RuleNotFound", "no rule %s on %s:%s", k + 5, c.scope,
 				  c.name);
-			err_no = refuse(fs, n, ENODATA, &err);
+			err_no = refuse_uid(fs, n, req_uid(req), ENODATA, &err);
 			goto out;
 		}
 		if (cat_rule_delete(db, k + 5, -1, 0)) {
-			err_no = refuse(fs, n, errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 	} else if (!strncmp(k, "meta.", 5) && k[5]) {
 		if (remove ? cat_did_meta_del(db, c.scope, c.name, k + 5)
 			   : cat_did_meta_set(db, c.scope, c.name, k + 5, val)) {
-			err_no = refuse(fs, n, errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 	} else if (!strcmp(k, "lifetime")) {
@@ -994,11 +1079,11 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 			dm_seterr(&err, DM_EINVAL, "InvalidValueForKey",
 				  "lifetime is a number of seconds from 0 to " DM_DURATION_MAX_STR
 				  " (100 years), or none, not '%s'", val);
-			err_no = refuse(fs, n, EINVAL, &err);
+			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
 			goto out;
 		}
 		if (cat_did_set_lifetime(db, c.scope, c.name, secs)) {
-			err_no = refuse(fs, n, errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 	} else {
@@ -1006,9 +1091,10 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 			  "%s cannot be %s (writable: user.rucio.rule, user.rucio.meta.<key>, "
 			  "user.rucio.lifetime; removable: user.rucio.rule.<id>)", name,
 			  remove ? "removed" : "set");
-		err_no = refuse(fs, n, remove && !strncmp(k, "rule", 4) ? ENODATA : EPERM, &err);
+		err_no = refuse_uid(fs, n, req_uid(req), remove && !strncmp(k, "rule", 4) ? ENODATA : EPERM, &err);
 		goto out;
 	}
+	uerr_clear(fs, n, req_uid(req));
 	fs_node_clear_error(fs, n);
 	fs_node_refresh(fs, n);
 	fs_inval_later(fs, n->ino, 0);

@@ -7,18 +7,64 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
+/* A generated root password: 24 characters of [A-Za-z0-9-_] (144 bits;
+ * 64 divides 256, so every character is uniform). */
+static int gen_password(char out[25])
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char b[24];
+
+	if (dm_random_bytes(b, sizeof b))
+		return -1;
+	for (size_t i = 0; i < sizeof b; i++)
+		out[i] = alphabet[b[i] & 63];
+	out[24] = '\0';
+	return 0;
+}
+
+/* Write the password to a new file readable by its owner only. */
+static int write_password_file(const char *path, const char *pass, struct dm_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	size_t n = strlen(pass);
+
+	if (fd < 0) {
+		dm_seterr(err, DM_EIO, "InputValidationError", "cannot create %s: %s%s", path,
+			   strerror(errno), errno == EEXIST ? " (it is never overwritten)" : "");
+		return -1;
+	}
+	if (write(fd, pass, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd)) {
+		dm_seterr(err, DM_EIO, "RucioException", "cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* init: there is no default password.  --root-password gives one; else one
+ * is generated and printed once, or written to --root-password-file (0600,
+ * never overwritten) and not printed. */
 int cli_init(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "root-username", required_argument, NULL, 'u' },
 		{ "root-password", required_argument, NULL, 'p' },
+		{ "root-password-file", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *user = "ddmlab", *pass = "secret";
+	const char *user = "ddmlab", *pass = NULL, *pwfile = NULL;
+	char generated[25];
 	struct dm_err err = { 0 };
 	int opt;
 
@@ -26,21 +72,58 @@ int cli_init(struct cli *c, int argc, char **argv)
 		switch (opt) {
 		case 'u': user = optarg; break;
 		case 'p': pass = optarg; break;
+		case 'f': pwfile = optarg; break;
 		default: return cli_usage(c);
 		}
 	}
 	if (optind != argc)
 		return cli_usage(c);
+	if (pass && pwfile) {
+		dm_seterr(&err, DM_EINVAL, "InputValidationError",
+			   "--root-password and --root-password-file exclude each other "
+			   "(the file receives a generated password)");
+		return cli_fail(c, &err);
+	}
+	if (pass && !*pass) {
+		dm_seterr(&err, DM_EINVAL, "InputValidationError", "--root-password must not be empty");
+		return cli_fail(c, &err);
+	}
+	if (!pass) {
+		if (gen_password(generated)) {
+			dm_seterr(&err, DM_EINTERNAL, "RucioException", "no random bytes for a password");
+			return cli_fail(c, &err);
+		}
+		pass = generated;
+	}
 	if (cat_open(c->catalog_path, CAT_OPEN_CREATE, &c->db, &err))
 		return cli_fail(c, &err);
 	if (cat_bootstrap(c->db, user, pass))
 		return cli_fail(c, NULL);
-	if (c->json)
-		printf("{\"catalog\": \"%s\", \"account\": \"root\", \"identity\": \"%s\"}\n",
-		       c->catalog_path, user);
-	else
+	/* The catalog exists now; a password file that cannot be written leaves
+	 * root without a known password, so say how to set one. */
+	if (pass == generated && pwfile && write_password_file(pwfile, pass, &err)) {
+		cli_fail(c, &err);
+		fprintf(stderr, "didfs: the catalog was created; give root a password with "
+				"'didfs add-identity root --type userpass ...'\n");
+		return 1;
+	}
+	int show = pass == generated && !pwfile;
+	if (c->json) {
+		printf("{\"catalog\": \"%s\", \"account\": \"root\", \"identity\": \"%s\"", c->catalog_path,
+		       user);
+		if (show)
+			printf(", \"password\": \"%s\"", pass);
+		else if (pwfile)
+			printf(", \"password_file\": \"%s\"", pwfile);
+		printf("}\n");
+	} else {
 		printf("Catalog %s created; account root (admin) with userpass identity %s.\n",
 		       c->catalog_path, user);
+		if (show)
+			printf("Generated password for %s (shown only now): %s\n", user, pass);
+		else if (pwfile)
+			printf("Generated password for %s written to %s (mode 0600).\n", user, pwfile);
+	}
 	return 0;
 }
 
@@ -175,24 +258,33 @@ int cli_add_identity(struct cli *c, int argc, char **argv)
 		{ "username", required_argument, NULL, 'u' },
 		{ "password", required_argument, NULL, 'p' },
 		{ "email", required_argument, NULL, 'e' },
+		{ "type", required_argument, NULL, 't' },
+		{ "identity", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *user = NULL, *pass = NULL, *email = NULL;
-	int opt;
+	const char *user = NULL, *pass = NULL, *email = NULL, *type = "userpass", *ident = NULL;
+	int opt, local;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': user = optarg; break;
 		case 'p': pass = optarg; break;
 		case 'e': email = optarg; break;
+		case 't': type = optarg; break;
+		case 'i': ident = optarg; break;
 		default: return cli_usage(c);
 		}
 	}
-	if (optind != argc - 1 || !user || !pass)
+	local = !strcasecmp(type, "local");
+	if (!local && strcasecmp(type, "userpass"))
+		return cli_failf(c, "InputValidationError",
+				 "identity type '%s' is not one of userpass, local", type);
+	if (optind != argc - 1 || (local ? !ident : (!user || !pass)))
 		return cli_usage(c);
 	if (cli_open(c))
 		return 1;
-	if (cat_identity_add_userpass(c->db, argv[optind], user, pass, email))
+	if (local ? cat_identity_add_local(c->db, argv[optind], ident)
+		  : cat_identity_add_userpass(c->db, argv[optind], user, pass, email))
 		return cli_fail(c, NULL);
 	return 0;
 }

@@ -19,6 +19,7 @@
  * (catalog/rule.h); these commands only parse, call and print.
  */
 #include "cli.h"
+#include "dmcheck.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -116,12 +117,13 @@ int cli_add_rule(struct cli *c, int argc, char **argv)
 	ndids = argc - optind - 2;
 	if (ndids < 1)
 		return cli_usage(c);
+	/* a number that is no copy count (0, 17) is the catalog's to refuse,
+	 * with Rucio's class (InvalidValueForKey); non-numbers are refused here */
 	{
 		int64_t v;
-		/* not a number: InputValidationError; out of range: Rucio's class */
-		int prc = dm_parse_int(argv[argc - 2], 1, 16, &v);
-		if (prc)
-			return cli_failf(c, prc == DM_PARSE_RANGE ? "InvalidValueForKey" : "InputValidationError",
+
+		if (dm_parse_int(argv[argc - 2], INT32_MIN, INT32_MAX, &v))
+			return cli_failf(c, "InputValidationError",
 					 "COPIES takes an integer from 1 to 16, not '%s'", argv[argc - 2]);
 		ro.copies = (int)v;
 	}

@@ -7,7 +7,8 @@
  * with a rule (copies 1 on the RSE, or on the dataset) so nothing reaps it;
  * write to <pfn>.rucio.upload; check size and server checksum; rename to the
  * PFN; only then mark the replica AVAILABLE (its locks turn OK) and attach
- * it to the dataset.  A failed upload removes its temporary file and the
+ * it to the dataset, and record the file's per-block checksum manifest
+ * (catalog/manifest.c) from the local bytes.  A failed upload removes its temporary file and the
  * registration it made: a file is never left under its final name
  * unverified, and a replica is never AVAILABLE before its bytes are.
  *
@@ -15,7 +16,9 @@
  * AVAILABLE replicas (optionally inside an RSE expression) ordered by read
  * availability and protocol priority; many files in flight on shared
  * connections; each written to <dest>.part, adler32 (and md5) verified,
- * renamed; a failing or corrupted source falls over to the next replica.
+ * renamed; a failing or corrupted source falls over to the next replica,
+ * and a corrupted one (wrong size or checksum) is declared suspicious in the
+ * catalog (cat_replica_declare_suspicious: BAD, its locks STUCK for repair).
  *
  * Storage credentials: --ca-path/$X509_CERT_DIR, --ca-file,
  * --cert/$X509_USER_CERT, --key/$X509_USER_KEY, --token/$BEARER_TOKEN,
@@ -26,6 +29,7 @@
 #include "xfer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -152,6 +156,33 @@ static void upload_undo(struct upload *u, const char *scope, const char *name, c
 	*(struct dm_err *)cat_error(db) = keep;
 }
 
+/* The per-piece manifest of an uploaded file (catalog/manifest.c), so
+ * readers can verify every block they fetch.  A failure is only a warning:
+ * the whole-file adler32 still protects the file. */
+static void record_manifest(struct cat_db *db, const char *path, const char *scope,
+			    const char *name)
+{
+	struct cat_manifest_builder b;
+	struct cat_manifest m = { 0 };
+	unsigned char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r = -1;
+
+	if (fd >= 0) {
+		buf = dm_xmalloc(1 << 20);
+		cat_manifest_builder_init(&b);
+		while ((r = read(fd, buf, 1 << 20)) > 0)
+			cat_manifest_builder_add(&b, buf, (size_t)r);
+		cat_manifest_builder_finish(&b, &m);
+		close(fd);
+	}
+	if (r != 0 || cat_manifest_set(db, scope, name, &m) != DM_OK)
+		fprintf(stderr, "didfs: warning: no block manifest recorded for %s:%s: %s\n", scope,
+			name, r != 0 ? strerror(errno) : cat_error(db)->msg);
+	cat_manifest_free(&m);
+	free(buf);
+}
+
 static int upload_one(struct upload *u, const char *path, const char *name_opt)
 {
 	struct cli *c = u->c;
@@ -255,6 +286,7 @@ static int upload_one(struct upload *u, const char *path, const char *name_opt)
 		rc = cli_fail(c, NULL);
 		goto out;
 	}
+	record_manifest(db, path, u->scope, name);
 	if (!c->json)
 		printf("Uploaded %s as %s:%s to %s (%llu bytes, adler32 %s, %.2f s)\n", path, u->scope, name,
 		       u->rse, (unsigned long long)bytes, adler, dm_now_f() - t0);
@@ -672,6 +704,14 @@ int cli_download(struct cli *c, int argc, char **argv)
 				fprintf(stderr, "didfs: %s%s\n", f->err.msg,
 					f->next < f->nsrc ? ", trying the next replica" : "");
 				unlink(f->part);
+				/* the bytes are proof: later readers skip that copy */
+				if (cat_replica_declare_suspicious(c->db, s->rse, f->scope, f->name,
+								   f->err.msg) == DM_OK)
+					fprintf(stderr, "didfs: %s:%s on %s declared suspicious (now BAD)\n",
+						f->scope, f->name, s->rse);
+				else
+					fprintf(stderr, "didfs: declaring %s:%s on %s suspicious failed: %s\n",
+						f->scope, f->name, s->rse, cat_error(c->db)->msg);
 				continue;
 			}
 			if (rename(f->part, f->dest)) {

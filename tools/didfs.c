@@ -20,13 +20,13 @@
 #include <time.h>
 
 static const struct cli_command commands[] = {
-	{ "init", cli_init, "[--root-username U] [--root-password P]", "create a catalog and bootstrap the root account" },
+	{ "init", cli_init, "[--root-username U] [--root-password P | --root-password-file F]", "create a catalog and bootstrap the root account" },
 	{ "whoami", cli_whoami, "", "show the issuer account" },
 	{ "add-account", cli_add_account, "ACCOUNT [--type USER|GROUP|SERVICE] [--email E]", "add an account" },
 	{ "list-accounts", cli_list_accounts, "[--type TYPE]", "list accounts" },
 	{ "set-account-attribute", cli_set_account_attribute, "ACCOUNT --key K --value V", "set an account attribute (admin=true grants admin)" },
 	{ "list-account-attributes", cli_list_account_attributes, "ACCOUNT", "list account attributes" },
-	{ "add-identity", cli_add_identity, "ACCOUNT --username U --password P [--email E]", "add a userpass identity" },
+	{ "add-identity", cli_add_identity, "ACCOUNT (--username U --password P [--email E] | --type local --identity OS_USER)", "add a userpass identity, or map an OS user to the account (embedded mode)" },
 	{ "add-scope", cli_add_scope, "SCOPE [--account ACCOUNT]", "add a scope owned by an account" },
 	{ "list-scopes", cli_list_scopes, "[--account ACCOUNT]", "list scopes" },
 	{ "add-rse", cli_add_rse, "RSE [--non-deterministic] [--volatile] [--rse-type DISK|TAPE] [--city C] [--country-name C] [--continent C]", "add a storage element" },
@@ -67,8 +67,10 @@ static const struct cli_command commands[] = {
 	{ "update-rule", cli_update_rule, "RULE_ID [--lifetime S|none] [--locked true|false] [--comment C] [--activity A] [--priority N] [--state STUCK|SUSPENDED] [--stuck] [--suspend] [--purge-replicas true|false] [--source-replica-expression E]", "update a rule's settings" },
 	{ "list-transfers", cli_list_transfers, "[--state QUEUED,SUBMITTED,DONE,FAILED,NO_SOURCES,LOST] [--rule RULE_ID]", "list transfer requests" },
 	{ "add-distance", cli_add_distance, "SRC_RSE DST_RSE DISTANCE", "set the distance between two RSEs (source ranking)" },
+	{ "check", cli_check, "", "check the catalog: SQLite's integrity check and the catalog's invariants (lock counts, usage, rule states, requests)" },
 	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
 	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
+	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
 };
 
 static const struct cli_command *current;

@@ -119,13 +119,18 @@ def test_rse_expressions(cat, expr, expected):
     assert {r["rse"] for r in cat.json("list-rses", expr)} == expected
 
 
+def test_empty_expression_lists_every_rse(cat):
+    # Rucio's client and server take the empty expression as none: all RSEs
+    assert {r["rse"] for r in cat.json("list-rses", "--rses", "")} == {"XRD1", "XRD2", "XRD3"}
+
+
 @pytest.mark.parametrize("expr,msg", [
     ("tier=3", "empty set"),
-    ("(XRD1", "Problem with parantheses."),  # sic: Rucio's text
+    ("(XRD1", "Problem with parantheses."),  # Rucio's own spelling
     ("XRD1)", "Problem with parantheses."),
     ("XRD1||XRD2", "syntax"),
     ("XRD1 & XRD2", "syntax"),
-])  # '' is no expression: all RSEs (test_small_fixes.py)
+])
 def test_bad_rse_expressions(cat, expr, msg):
     err = cat.fails("list-rses", "--rses", expr, cls="InvalidRSEExpression")
     assert msg in err

@@ -124,6 +124,20 @@ static void test_identity(void)
 	CHECK(cat_account_add(db, "jdoe", CAT_ACCOUNT_USER, NULL) == DM_OK);
 	CHECK(cat_identity_add_userpass(db, "jdoe", "jdoe", "pw", "j@x") == DM_OK);
 	CHECK(cat_identity_add_userpass(db, "jdoe", "jdoe", "pw2", "j@x") == DM_EEXIST);
+	/* no default password: a bootstrap without one creates no identity */
+	{
+		struct cat_db *bare;
+		struct dm_err e = { 0 };
+		char bp[300];
+
+		snprintf(bp, sizeof bp, "%s.bare", path);
+		unlink(bp);
+		CHECK(cat_open(bp, CAT_OPEN_CREATE, &bare, &e) == DM_OK);
+		CHECK(cat_bootstrap(bare, NULL, NULL) == DM_OK);
+		CHECK(cat_identity_check_userpass(bare, "ddmlab", "secret", acc) == DM_EPERM);
+		cat_close(bare);
+		unlink(bp);
+	}
 	CHECK(cat_identity_check_userpass(db, "jdoe", "pw", acc) == DM_OK);
 	CHECK_STR(acc, "jdoe");
 	/* a non-admin issuer cannot add accounts */

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ep_rule.c - /rules (add, get, list, update, delete with purge, locks),
+ * /locks and the rule listings of DIDs and accounts.
+ *
+ * POST /rules/ needs the `account` key (KeyError otherwise, as Rucio);
+ * null means the issuer.  A USER account may only add rules as itself; an
+ * admin naming another account creates the rule as that account.  One rule
+ * per DID, each its own transaction (as Rucio's REST: the ids of the rules
+ * made before a failure are not returned).
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is(const struct srv_req *r, const char *m) { return !strcmp(r->method, m); }
+
+void srv_rule_json(struct dm_buf *b, const struct cat_rule *x, int old_enums)
+{
+	dm_buf_adds(b, "{");
+	jw_ks(b, "id", x->id);
+	jw_knull(b, "subscription_id");
+	jw_ks(b, "account", x->account);
+	jw_ks(b, "scope", x->scope);
+	jw_ks(b, "name", x->name);
+	jw_ks(b, "did_type", cat_did_type_name(x->did_type));
+	jw_ks(b, "state", cat_rule_state_name(x->state));
+	jw_ks(b, "error", x->error && *x->error ? x->error : NULL);
+	jw_ks(b, "rse_expression", x->rse_expression);
+	jw_ki(b, "copies", x->copies);
+	jw_kt(b, "expires_at", x->expires_at);
+	jw_ks(b, "weight", x->weight && *x->weight ? x->weight : NULL);
+	jw_kb(b, "locked", x->locked);
+	jw_ki(b, "locks_ok_cnt", x->locks_ok_cnt);
+	jw_ki(b, "locks_replicating_cnt", x->locks_replicating_cnt);
+	jw_ki(b, "locks_stuck_cnt", x->locks_stuck_cnt);
+	jw_ks(b, "source_replica_expression",
+	      x->source_replica_expression && *x->source_replica_expression ? x->source_replica_expression : NULL);
+	jw_ks(b, "activity", x->activity);
+	jw_ks(b, "grouping", cat_grouping_name(x->grouping));
+	jw_ks(b, "notification", x->notification ? x->notification : "NO");
+	jw_kt(b, "stuck_at", x->stuck_at);
+	jw_kb(b, "purge_replicas", x->purge_replicas);
+	jw_kb(b, "ignore_availability", x->ignore_availability);
+	jw_kb(b, "ignore_account_limit", 0);
+	jw_ki(b, "priority", x->priority);
+	jw_ks(b, "comments", x->comment && *x->comment ? x->comment : NULL);
+	jw_knull(b, "child_rule_id");
+	jw_knull(b, "eol_at");
+	jw_kb(b, "split_container", 0);
+	jw_knull(b, "meta");
+	jw_kt(b, "created_at", x->created_at);
+	jw_kt(b, "updated_at", x->updated_at);
+	dm_buf_adds(b, "}");
+	(void)old_enums;
+}
+
+static int rule_copy_cb(void *ud, const struct cat_rule *x)
+{
+	srv_rule_json(ud, x, 0);
+	return 0;
+}
+
+/* ---- streams ---- */
+struct rules_ctx {
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1], account[CAT_ACCOUNT_MAX + 1];
+	char state[32], rule_id[33];
+	struct srv_stream *s;
+	struct dm_buf b;
+	int locks;
+};
+
+static int rule_row_cb(void *ud, const struct cat_rule *x)
+{
+	struct rules_ctx *c = ud;
+
+	if (c->state[0] && strcmp(c->state, cat_rule_state_name(x->state)))
+		return 0;
+	srv_rule_json(&c->b, x, 0);
+	dm_buf_addc(&c->b, '\n');
+	return srv_stream_buf(c->s, &c->b);
+}
+
+static int lock_row_cb(void *ud, const struct cat_lock *l)
+{
+	struct rules_ctx *c = ud;
+
+	dm_buf_adds(&c->b, "{");
+	jw_ks(&c->b, "scope", l->scope);
+	jw_ks(&c->b, "name", l->name);
+	jw_ks(&c->b, "rse", l->rse);
+	jw_ks(&c->b, "state", cat_lock_state_name(l->state));
+	jw_ks(&c->b, "rule_id", l->rule_id);
+	dm_buf_adds(&c->b, "}\n");
+	return srv_stream_buf(c->s, &c->b);
+}
+
+static enum dm_status rules_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct rules_ctx *c = ud;
+
+	c->s = s;
+	if (c->locks)
+		return cat_rule_list_locks(db, c->rule_id, lock_row_cb, c);
+	return cat_rule_list(db, c->scope[0] ? c->scope : NULL, c->name[0] ? c->name : NULL,
+			     c->account[0] ? c->account : NULL, rule_row_cb, c);
+}
+
+static void rules_free(void *p)
+{
+	struct rules_ctx *c = p;
+
+	dm_buf_release(&c->b);
+	free(c);
+}
+
+int srv_stream_rules(struct srv_req *r, const char *scope, const char *name, const char *account)
+{
+	struct rules_ctx *c = dm_xcalloc(1, sizeof(*c));
+
+	dm_buf_init(&c->b, 0);
+	snprintf(c->scope, sizeof(c->scope), "%s", scope ? scope : "");
+	snprintf(c->name, sizeof(c->name), "%s", name ? name : "");
+	snprintf(c->account, sizeof(c->account), "%s", account ? account : "");
+	return srv_stream(r, "application/x-json-stream", rules_stream, c, rules_free);
+}
+
+int ep_rules_of_account(struct srv_req *r, const char *account);
+int ep_rules_of_account(struct srv_req *r, const char *account)
+{
+	return srv_stream_rules(r, NULL, NULL, account);
+}
+
+/* ---- add ---- */
+
+static int jint(json_t *j, const char *k, int64_t def)
+{
+	json_t *v = json_object_get(j, k);
+
+	return json_is_integer(v) ? (int)json_integer_value(v) : (int)def;
+}
+
+static int add_rule(struct srv_req *r, struct cat_db *db)
+{
+	json_t *j = srv_body_json(r), *dids, *acc, *x, *lt;
+	struct cat_rule_opts o;
+	const char *account = NULL, *grouping = NULL, *notify = NULL;
+	struct dm_buf b = DM_BUF_INIT;
+	size_t i;
+	int switched = 0;
+
+	if (!j)
+		return 0;
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return srv_error(r, "TypeError", "the body must be a JSON object");
+	}
+	dids = json_object_get(j, "dids");
+	acc = json_object_get(j, "account");
+	if (!json_is_array(dids)) {
+		json_decref(j);
+		return srv_error(r, "KeyError", "'dids' not defined");
+	}
+	if (!acc) {
+		json_decref(j);
+		return srv_error(r, "KeyError", "'account' not defined");
+	}
+	cat_rule_opts_init(&o);
+	if (srv_jstr(r, j, "account", &account) || srv_jstr(r, j, "rse_expression", &o.rse_expression) ||
+	    srv_jstr(r, j, "grouping", &grouping) || srv_jstr(r, j, "weight", &o.weight) ||
+	    srv_jstr(r, j, "source_replica_expression", &o.source_replica_expression) ||
+	    srv_jstr(r, j, "activity", &o.activity) || srv_jstr(r, j, "comment", &o.comment) ||
+	    srv_jstr(r, j, "notify", &notify))
+		goto out;
+	if (!json_object_get(j, "copies") || !json_is_integer(json_object_get(j, "copies"))) {
+		srv_error(r, json_object_get(j, "copies") ? "TypeError" : "KeyError", "'copies' must be an integer");
+		goto out;
+	}
+	if (!o.rse_expression) {
+		srv_error(r, "KeyError", "'rse_expression' not defined");
+		goto out;
+	}
+	o.copies = jint(j, "copies", 1);
+	lt = json_object_get(j, "lifetime");
+	if (json_is_integer(lt))
+		o.lifetime = json_integer_value(lt);
+	if (grouping && cat_grouping_parse(grouping, &o.grouping)) {
+		srv_error(r, "InvalidObject", "unknown grouping '%s'", grouping);
+		goto out;
+	}
+	if (!o.activity)
+		o.activity = "User Subscriptions";
+	o.locked = json_is_true(json_object_get(j, "locked"));
+	o.purge_replicas = json_is_true(json_object_get(j, "purge_replicas"));
+	o.ignore_availability = json_is_true(json_object_get(j, "ignore_availability"));
+	o.asynchronous = json_is_true(json_object_get(j, "asynchronous"));
+	o.priority = jint(j, "priority", 3);
+	if (notify) {
+		o.notification = !strcmp(notify, "Y") ? "YES" : !strcmp(notify, "C") ? "CLOSE" :
+				 !strcmp(notify, "P") ? "PROGRESS" : "NO";
+	}
+	if (account && strcmp(account, r->account)) {
+		if (!cat_issuer_is_admin(db)) {
+			srv_error(r, "AccessDenied", "Account %s can not add rule for account %s", r->account, account);
+			goto out;
+		}
+		if (cat_set_issuer(db, account)) {
+			srv_cat_error(r, db);
+			goto out;
+		}
+		switched = 1;
+	}
+	dm_buf_adds(&b, "[");
+	json_array_foreach(dids, i, x) {
+		const char *s = NULL, *n = NULL;
+		char id[33];
+
+		if (srv_jstr(r, x, "scope", &s) || srv_jstr(r, x, "name", &n))
+			goto out;
+		if (!s || !n) {
+			srv_error(r, "KeyError", "every DID needs 'scope' and 'name'");
+			goto out;
+		}
+		if (cat_rule_add(db, s, n, &o, id)) {
+			srv_cat_error(r, db);
+			goto out;
+		}
+		jw_sep(&b);
+		jw_str(&b, id);
+	}
+	dm_buf_adds(&b, "]");
+	srv_reply(r, 201, "text/html; charset=utf-8", b.s, b.len);
+out:
+	if (switched)
+		cat_set_issuer(db, r->account);
+	dm_buf_release(&b);
+	json_decref(j);
+	return 0;
+}
+
+static int update_rule(struct srv_req *r, struct cat_db *db, const char *id)
+{
+	json_t *j = srv_body_json(r), *opts, *v;
+	const char *k;
+
+	if (!j)
+		return 0;
+	opts = json_object_get(j, "options");
+	if (!json_is_object(opts)) {
+		json_decref(j);
+		return srv_error(r, "KeyError", "'options' not defined");
+	}
+	json_object_foreach(opts, k, v) {
+		char val[1024];
+
+		if (json_is_string(v))
+			snprintf(val, sizeof(val), "%s", json_string_value(v));
+		else if (json_is_integer(v))
+			snprintf(val, sizeof(val), "%lld", (long long)json_integer_value(v));
+		else if (json_is_boolean(v))
+			snprintf(val, sizeof(val), "%s", json_is_true(v) ? "true" : "false");
+		else if (json_is_null(v))
+			snprintf(val, sizeof(val), "none");
+		else {
+			json_decref(j);
+			return srv_error(r, "TypeError", "option '%s' has a value of the wrong type", k);
+		}
+		if (!strcmp(k, "stuck") && !strcmp(val, "true"))
+			k = "state", snprintf(val, sizeof(val), "STUCK");
+		if (cat_rule_update(db, id, k, val)) {
+			json_decref(j);
+			return srv_cat_error(r, db);
+		}
+	}
+	json_decref(j);
+	return srv_reply_ok(r);
+}
+
+int ep_rules(struct srv_req *r, const char *rest)
+{
+	struct cat_db *db;
+	char id[33];
+	const char *slash;
+	struct dm_buf b = DM_BUF_INIT;
+	int rc;
+
+	if (!*rest) {
+		if (is(r, "POST")) {
+			if (!(db = srv_db(r)))
+				return srv_error(r, "DatabaseException", "too many requests");
+			return add_rule(r, db);
+		}
+		if (is(r, "GET")) {
+			struct rules_ctx *c = dm_xcalloc(1, sizeof(*c));
+			const char *v;
+
+			dm_buf_init(&c->b, 0);
+			if ((v = srv_arg(r, "scope")))
+				snprintf(c->scope, sizeof(c->scope), "%s", v);
+			if ((v = srv_arg(r, "name")))
+				snprintf(c->name, sizeof(c->name), "%s", v);
+			if ((v = srv_arg(r, "account")))
+				snprintf(c->account, sizeof(c->account), "%s", v);
+			if ((v = srv_arg(r, "state")))
+				snprintf(c->state, sizeof(c->state), "%s", v);
+			if (c->name[0] && !c->scope[0]) {
+				rules_free(c);
+				return srv_error(r, "InvalidObject", "a name filter needs a scope");
+			}
+			return srv_stream(r, "application/x-json-stream", rules_stream, c, rules_free);
+		}
+		return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
+	}
+	slash = strchr(rest, '/');
+	if (srv_pct_decode(rest, slash ? (size_t)(slash - rest) : strlen(rest), 0, id, sizeof(id)) || !*id)
+		return srv_error(r, "InvalidPath", "invalid rule id in the path");
+	if (slash && !strcmp(slash, "/locks")) {
+		struct rules_ctx *c = dm_xcalloc(1, sizeof(*c));
+
+		dm_buf_init(&c->b, 0);
+		c->locks = 1;
+		snprintf(c->rule_id, sizeof(c->rule_id), "%s", id);
+		return srv_stream(r, "application/x-json-stream", rules_stream, c, rules_free);
+	}
+	if (slash && slash[1])
+		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s", r->method, r->path);
+	if (!(db = srv_db(r)))
+		return srv_error(r, "DatabaseException", "too many requests");
+	if (is(r, "GET")) {
+		if (cat_rule_get(db, id, rule_copy_cb, &b)) {
+			if (!strcmp(cat_error(db)->cls, "RuleNotFound")) /* Rucio's text (T-35) */
+				rc = srv_error(r, "RuleNotFound", "No rule with the id %s found", id);
+			else
+				rc = srv_cat_error(r, db);
+		}
+		else
+			rc = srv_reply_json(r, 200, &b);
+		dm_buf_release(&b);
+		return rc;
+	}
+	if (is(r, "PUT"))
+		return update_rule(r, db, id);
+	if (is(r, "DELETE")) {
+		int purge = -1;
+
+		if (r->body.len) {
+			json_t *j = srv_body_json(r), *p;
+
+			if (!j)
+				return 0;
+			p = json_object_get(j, "purge_replicas");
+			if (json_is_boolean(p))
+				purge = json_is_true(p);
+			json_decref(j);
+		}
+		/* Rucio's REST delete: the rule expires now and goes at once */
+		if (cat_rule_delete(db, id, purge, 0))
+			return srv_cat_error(r, db);
+		return srv_reply_ok(r);
+	}
+	return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
+}
+
+/* GET /locks/<scope>/<name>?did_type=dataset: the locks of the DID's rules.
+ * The rule ids are collected first, then each rule's locks listed: no
+ * catalog call inside a row callback. */
+struct did_locks { struct rules_ctx c; char (*ids)[33]; size_t n; };
+
+static int rule_id_cb(void *ud, const struct cat_rule *x)
+{
+	struct did_locks *d = ud;
+
+	d->ids = dm_xrealloc(d->ids, sizeof(*d->ids) * (d->n + 1));
+	snprintf(d->ids[d->n++], 33, "%s", x->id);
+	return 0;
+}
+
+static enum dm_status did_locks_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct did_locks *d = ud;
+	enum dm_status rc = cat_rule_list(db, d->c.scope, d->c.name, NULL, rule_id_cb, d);
+
+	d->c.s = s;
+	for (size_t i = 0; rc == DM_OK && i < d->n; i++)
+		rc = cat_rule_list_locks(db, d->ids[i], lock_row_cb, &d->c);
+	return rc;
+}
+
+static void did_locks_free(void *p)
+{
+	struct did_locks *d = p;
+
+	dm_buf_release(&d->c.b);
+	free(d->ids);
+	free(d);
+}
+
+int ep_locks(struct srv_req *r, const char *rest)
+{
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	const char *suffix, *dt = srv_arg(r, "did_type");
+	struct dm_err err = { 0 };
+	struct did_locks *d;
+
+	if (!is(r, "GET") || !strchr(rest, '/'))
+		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s (locks per RSE are not served)",
+					r->method, r->path);
+	if (!dt || strcmp(dt, "dataset"))
+		return srv_error(r, "UnsupportedOperation", "did_type must be 'dataset'");
+	if (srv_did_path(rest, scope, sizeof(scope), name, sizeof(name), &suffix, &err) || *suffix)
+		return srv_error(r, "InvalidPath", "invalid DID in the path");
+	d = dm_xcalloc(1, sizeof(*d));
+	dm_buf_init(&d->c.b, 0);
+	snprintf(d->c.scope, sizeof(d->c.scope), "%s", scope);
+	snprintf(d->c.name, sizeof(d->c.name), "%s", name);
+	return srv_stream(r, "application/x-json-stream", did_locks_stream, d, did_locks_free);
+}

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * json.c - the request parsers and the JSON writer of `didfs serve`.
+ *
+ * Output uses Python's json.dumps separators (", " and ": "), as Rucio's
+ * server does and as fuse-posix needs.  A comma goes in unless the buffer
+ * ends with '{' or '[' (no writer state).
+ *
+ * Parsers for outside input (fuzzed by tests/fuzz/fuzz_rest.c):
+ * percent-decoding (NUL refused), UTF-8 validation, the DID path split of
+ * rucio-rest.md §2 (raw path split at the first '/', a known suffix taken
+ * from the right, then each part decoded), and Rucio's `filters` argument, a
+ * Python literal ([{'name': 'x*', 'length.gt': 3}], ...) parsed as a small
+ * subset: lists, dicts, quoted strings, numbers, True/False/None.
+ */
+#include "server.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void jw_sep(struct dm_buf *b)
+{
+	if (b->len && b->s[b->len - 1] != '{' && b->s[b->len - 1] != '[')
+		dm_buf_adds(b, ", ");
+}
+
+void jw_str(struct dm_buf *b, const char *s)
+{
+	if (!s) {
+		dm_buf_adds(b, "null");
+		return;
+	}
+	dm_buf_addc(b, '"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': dm_buf_adds(b, "\\\""); break;
+		case '\\': dm_buf_adds(b, "\\\\"); break;
+		case '\n': dm_buf_adds(b, "\\n"); break;
+		case '\r': dm_buf_adds(b, "\\r"); break;
+		case '\t': dm_buf_adds(b, "\\t"); break;
+		default:
+			if (*p < 0x20)
+				dm_buf_addf(b, "\\u%04x", *p);
+			else
+				dm_buf_addc(b, (char)*p);
+		}
+	}
+	dm_buf_addc(b, '"');
+}
+
+void jw_key(struct dm_buf *b, const char *k)
+{
+	jw_sep(b);
+	jw_str(b, k);
+	dm_buf_adds(b, ": ");
+}
+
+void jw_ks(struct dm_buf *b, const char *k, const char *v) { jw_key(b, k); jw_str(b, v); }
+void jw_ki(struct dm_buf *b, const char *k, int64_t v) { jw_key(b, k); dm_buf_addf(b, "%lld", (long long)v); }
+void jw_ku(struct dm_buf *b, const char *k, uint64_t v) { jw_key(b, k); dm_buf_addf(b, "%llu", (unsigned long long)v); }
+void jw_kb(struct dm_buf *b, const char *k, int v) { jw_key(b, k); dm_buf_adds(b, v ? "true" : "false"); }
+void jw_knull(struct dm_buf *b, const char *k) { jw_key(b, k); dm_buf_adds(b, "null"); }
+
+void jw_kt(struct dm_buf *b, const char *k, int64_t t)
+{
+	char s[40];
+
+	if (!t) {
+		jw_knull(b, k);
+		return;
+	}
+	dm_fmt_time(t, s);
+	jw_ks(b, k, s);
+}
+
+void jw_kiso(struct dm_buf *b, const char *k, int64_t t)
+{
+	char s[40];
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!t) {
+		jw_knull(b, k);
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+	jw_ks(b, k, s);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int srv_pct_decode(const char *in, size_t n, int plus_space, char *out, size_t outn)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)in[i];
+
+		if (c == '%') {
+			int h, l;
+
+			if (i + 2 >= n)
+				return -1;
+			h = hexval((unsigned char)in[i + 1]);
+			l = hexval((unsigned char)in[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = h * 16 + l;
+			i += 2;
+		} else if (c == '+' && plus_space) {
+			c = ' ';
+		}
+		if (c == 0 || o + 1 >= outn)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+int srv_utf8_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + n;
+
+	while (p < e) {
+		unsigned c = *p;
+		int k;
+		unsigned min, cp;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; min = 0x80; }
+		else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; min = 0x800; }
+		else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; min = 0x10000; }
+		else return 0;
+		if (e - p <= k)
+			return 0;
+		for (int i = 1; i <= k; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += k + 1;
+	}
+	return 1;
+}
+
+static const char *const suffixes[] = {
+	"/dids", "/files", "/meta", "/rules", "/parents", "/status", "/associated_rules",
+};
+
+int srv_did_path(const char *raw, char *scope, size_t sn, char *name, size_t nn,
+		 const char **suffix, struct dm_err *err)
+{
+	const char *slash = strchr(raw, '/');
+	size_t len = strlen(raw), end = len;
+
+	*suffix = "";
+	if (!slash || slash == raw)
+		{
+		dm_seterr(err, DM_EINVAL, "InvalidPath", "DID path '%s' is not scope/name", raw);
+		return -1;
+	}
+	/* /meta/<key>: the key follows the suffix */
+	{
+		const char *m = strstr(slash, "/meta/");
+
+		if (m && m != slash) {
+			end = (size_t)(m - raw);
+			*suffix = m;
+		}
+	}
+	if (!**suffix) {
+		for (size_t i = 0; i < DM_ARRAY_SIZE(suffixes); i++) {
+			size_t sl = strlen(suffixes[i]);
+
+			if (len > sl && (size_t)(slash - raw) + sl < len &&
+			    !strcmp(raw + len - sl, suffixes[i])) {
+				end = len - sl;
+				*suffix = raw + end;
+				break;
+			}
+		}
+	}
+	if (end > 0 && raw[end - 1] == '/' && (size_t)(slash - raw) + 1 < end)
+		end--; /* trailing slash */
+	if (srv_pct_decode(raw, (size_t)(slash - raw), 0, scope, sn) ||
+	    srv_pct_decode(slash + 1, end - (size_t)(slash - raw) - 1, 0, name, nn)) {
+		dm_seterr(err, DM_EINVAL, "InvalidPath", "DID path is not a valid percent-encoded scope/name");
+		return -1;
+	}
+	if (!*scope || !*name) {
+		dm_seterr(err, DM_EINVAL, "InvalidPath", "DID path '%s' is not scope/name", raw);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- filters: a Python literal ---- */
+struct lit {
+	const char *p;
+	struct dm_err *err;
+	int depth;
+};
+
+static void ws(struct lit *l)
+{
+	while (*l->p == ' ' || *l->p == '\t' || *l->p == '\n')
+		l->p++;
+}
+
+static int lit_fail(struct lit *l, const char *what)
+{
+	dm_seterr(l->err, DM_EINVAL, "ValueError", "malformed node or string: %s", what);
+	return -1;
+}
+
+/* scalar into out: strings unquoted, True/False/None as true/false/null. */
+static int lit_scalar(struct lit *l, char *out, size_t n)
+{
+	size_t o = 0;
+
+	ws(l);
+	if (*l->p == '\'' || *l->p == '"') {
+		char q = *l->p++;
+
+		while (*l->p && *l->p != q) {
+			char c = *l->p++;
+
+			if (c == '\\') {
+				if (!*l->p)
+					return lit_fail(l, "unterminated string");
+				c = *l->p++;
+			}
+			if (o + 1 >= n)
+				return lit_fail(l, "string too long");
+			out[o++] = c;
+		}
+		if (*l->p != q)
+			return lit_fail(l, "unterminated string");
+		l->p++;
+	} else {
+		while (isalnum((unsigned char)*l->p) || *l->p == '.' || *l->p == '-' || *l->p == '+' ||
+		       *l->p == '_') {
+			if (o + 1 >= n)
+				return lit_fail(l, "value too long");
+			out[o++] = *l->p++;
+		}
+		out[o] = 0;
+		if (!o)
+			return lit_fail(l, "expected a value");
+		if (!strcmp(out, "True"))
+			strcpy(out, "true");
+		else if (!strcmp(out, "False"))
+			strcpy(out, "false");
+		else if (!strcmp(out, "None"))
+			strcpy(out, "null");
+		else if (!isdigit((unsigned char)out[0]) && out[0] != '-' && out[0] != '+')
+			return lit_fail(l, "unknown name");
+		return 0;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static int lit_dict(struct lit *l, int group, srv_filter_cb cb, void *ud)
+{
+	char key[512], val[1024];
+
+	ws(l);
+	if (*l->p != '{')
+		return lit_fail(l, "expected a dict");
+	l->p++;
+	ws(l);
+	if (*l->p == '}') {
+		l->p++;
+		return cb(ud, group, NULL, NULL, NULL);
+	}
+	for (;;) {
+		char *dot, *op = "eq";
+
+		if (lit_scalar(l, key, sizeof(key)))
+			return -1;
+		ws(l);
+		if (*l->p++ != ':')
+			return lit_fail(l, "expected ':'");
+		if (lit_scalar(l, val, sizeof(val)))
+			return -1;
+		dot = strrchr(key, '.');
+		if (dot && (!strcmp(dot, ".gt") || !strcmp(dot, ".lt") || !strcmp(dot, ".gte") ||
+			    !strcmp(dot, ".lte") || !strcmp(dot, ".ne"))) {
+			*dot = 0;
+			op = dot + 1;
+		}
+		if (cb(ud, group, key, op, val))
+			return -1;
+		ws(l);
+		if (*l->p == ',') {
+			l->p++;
+			ws(l);
+			if (*l->p == '}') {
+				l->p++;
+				return 0;
+			}
+			continue;
+		}
+		if (*l->p == '}') {
+			l->p++;
+			return 0;
+		}
+		return lit_fail(l, "expected ',' or '}'");
+	}
+}
+
+int srv_parse_filters(const char *s, srv_filter_cb cb, void *ud, struct dm_err *err)
+{
+	struct lit l = { s, err, 0 };
+	int group = 0;
+
+	ws(&l);
+	if (*l.p == '{') {
+		if (lit_dict(&l, 0, cb, ud))
+			return -1;
+	} else if (*l.p == '[') {
+		l.p++;
+		ws(&l);
+		if (*l.p != ']') {
+			for (;;) {
+				if (lit_dict(&l, group++, cb, ud))
+					return -1;
+				ws(&l);
+				if (*l.p == ',') {
+					l.p++;
+					ws(&l);
+					if (*l.p == ']')
+						break;
+					continue;
+				}
+				break;
+			}
+		}
+		ws(&l);
+		if (*l.p != ']')
+			return lit_fail(&l, "expected ']'");
+		l.p++;
+	} else {
+		return lit_fail(&l, "expected a list of dicts");
+	}
+	ws(&l);
+	if (*l.p)
+		return lit_fail(&l, "trailing characters");
+	return 0;
+}
+
+json_t *srv_body_json(struct srv_req *r)
+{
+	json_error_t je;
+	json_t *j;
+
+	if (!srv_utf8_ok(r->body.s, r->body.len)) {
+		srv_error(r, "ValueError", "request body is not valid UTF-8");
+		return NULL;
+	}
+	j = json_loadb(r->body.s, r->body.len, JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		srv_error(r, "ValueError", "cannot decode the request body as JSON: %s (line %d, column %d)",
+			  je.text, je.line, je.column);
+		return NULL;
+	}
+	return j;
+}
+
+int srv_jstr(struct srv_req *r, json_t *o, const char *key, const char **out)
+{
+	json_t *v = json_object_get(o, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		srv_error(r, "TypeError", "'%s' must be a string", key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+void jw_kenum(struct dm_buf *b, const char *k, const char *cls, const char *v, int old)
+{
+	jw_key(b, k);
+	if (old)
+		dm_buf_addf(b, "\"%s.%s\"", cls, v);
+	else
+		jw_str(b, v);
+}

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Rucio's real clients (1.31.7 and 41.0.0, ../shared/peers/rucio-clients)
+against `didfs serve` over https with a verified test CA: the `rucio`
+command for whoami/ping, the Python API (rucio.client.Client, the same in
+both versions) for the catalog calls."""
+import json
+import os
+import textwrap
+
+import pytest
+
+VERSIONS = ["1.31.7", "41.0.0"]
+
+
+def no_insecure(p):
+    assert "InsecureRequestWarning" not in p.stderr, p.stderr
+
+
+def py(served, v, d, code, cfg=None):
+    """Run code with `c = Client()`; it prints one JSON value as its last line."""
+    os.makedirs(str(d), exist_ok=True)
+    script = os.path.join(str(d), "script.py")
+    with open(script, "w") as f:
+        f.write("import json, sys\nfrom rucio.client import Client\nc = Client()\n" +
+                textwrap.dedent(code))
+    p = served.rucio(v, d, script, prog="python3", cfg=cfg)
+    no_insecure(p)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def setup_rse(served):
+    d = served.didfs
+    d("add-rse", "MOCK1")
+    d("add-protocol", "--rse", "MOCK1", "--scheme", "root", "--hostname", "127.0.0.1",
+      "--port", "1094", "--prefix", "/rucio")
+    d("set-account-limit", "root", "MOCK1", "1000000")
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_whoami_ping(served, tmp_path, v):
+    p = served.rucio(v, tmp_path, "whoami")
+    no_insecure(p)
+    assert "root" in p.stdout and "SERVICE" in p.stdout
+    p = served.rucio(v, tmp_path, "ping")
+    assert "1.31.7" in p.stdout
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_catalog_calls(served, tmp_path, v):
+    setup_rse(served)
+    served.didfs("add-scope", "user.root", "--account", "root")
+    served.didfs("add-replicas", "--rse", "MOCK1", "user.root:f1", "10", "0000000b")
+    out = py(served, v, tmp_path, """
+        r = {}
+        c.add_scope('root', 'user.root') if 'user.root' not in c.list_scopes() else None
+        r['scopes'] = c.list_scopes()
+        c.add_dataset('user.root', 'ds1')
+        c.attach_dids('user.root', 'ds1', [{'scope': 'user.root', 'name': 'f1'}])
+        r['files'] = [f['name'] for f in c.list_files('user.root', 'ds1')]
+        r['content'] = [(f['name'], f['type']) for f in c.list_content('user.root', 'ds1')]
+        r['dids'] = sorted(c.list_dids('user.root', {'name': '*'}, did_type='all'))
+        r['dids_long'] = [str(x['did_type']) for x in c.list_dids('user.root', [{'name': 'ds*'}], did_type='dataset', long=True)]
+        r['rses'] = [x['rse'] for x in c.list_rses('MOCK1')]
+        r['all_rses'] = [x['rse'] for x in c.list_rses()]
+        reps = list(c.list_replicas([{'scope': 'user.root', 'name': 'ds1'}], schemes=['root']))
+        r['pfns'] = [p for x in reps for p in x['pfns']]
+        c.set_metadata('user.root', 'ds1', 'project', 'demo')
+        r['meta'] = c.get_metadata('user.root', 'ds1')['project']
+        c.close('user.root', 'ds1')
+        r['open'] = c.get_did('user.root', 'ds1')['open']
+        rid = c.add_replication_rule([{'scope': 'user.root', 'name': 'ds1'}], 1, 'MOCK1')[0]
+        r['rule'] = c.get_replication_rule(rid)['rse_expression']
+        r['rules'] = [x['id'] for x in c.list_replication_rules({'scope': 'user.root', 'name': 'ds1'})] == [rid]
+        c.delete_replication_rule(rid)
+        r['limits'] = c.get_local_account_limits('root')
+        r['usage'] = [u['rse'] for u in c.get_local_account_usage('root')]
+        print(json.dumps(r, default=str))
+    """)
+    assert out["scopes"] == ["user.root"]
+    assert out["files"] == ["f1"]
+    assert out["content"] == [["f1", "FILE"]]
+    assert out["dids"] == ["ds1", "f1"]
+    assert out["dids_long"] == (["DIDType.DATASET"] if v == "1.31.7" else ["DATASET"])
+    assert out["rses"] == ["MOCK1"] and out["all_rses"] == ["MOCK1"]
+    want = served.didfs("lfn2pfn", "--rse", "MOCK1", "user.root:f1").split()[-1]
+    # root:// PFNs carry the absolute path as Rucio lists them (root://host:port//path)
+    assert out["pfns"] == [want.replace("root://127.0.0.1:1094/", "root://127.0.0.1:1094//")]
+    assert out["meta"] == "demo"
+    assert out["open"] is False
+    assert out["rule"] == "MOCK1" and out["rules"] is True
+    assert out["limits"] == {"MOCK1": 1000000}
+    assert "MOCK1" in out["usage"]
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_errors_become_rucio_exceptions(served, tmp_path, v):
+    out = py(served, v, tmp_path, """
+        from rucio.common import exception as E
+        r = {}
+        for name, f in [('did', lambda: c.get_did('nosuch', 'x')),
+                        ('expr', lambda: list(c.list_rses('tier=1|'))),
+                        ('rule', lambda: c.get_replication_rule('0' * 32))]:
+            try:
+                f()
+                r[name] = 'no error'
+            except E.RucioException as e:
+                r[name] = type(e).__name__
+        print(json.dumps(r))
+    """)
+    assert out == {"did": "DataIdentifierNotFound", "expr": "InvalidRSEExpression",
+                   "rule": "RuleNotFound"}
+
+
+def test_cli_list_dids_filters_and_rules(served, tmp_path):
+    """The 1.31.7 `rucio` command's list-dids with --filter, add-rule, rule-info, delete-rule."""
+    setup_rse(served)
+    d = served.didfs
+    d("add-scope", "user.root", "--account", "root")
+    d("add-dataset", "user.root:big")
+    d("add-dataset", "user.root:small")
+    d("add-replicas", "--rse", "MOCK1", "--dataset", "user.root:big", "user.root:a", "10", "0000000b",
+      "user.root:b", "20", "0000000c")
+    v = "1.31.7"
+    out = served.rucio(v, tmp_path, "list-dids", "user.root:*", "--filter", "type=dataset").stdout
+    assert "user.root:big" in out and "user.root:small" in out and "user.root:a " not in out
+    out = served.rucio(v, tmp_path, "list-dids", "user.root:*", "--filter", "type=file,bytes>15").stdout
+    assert "user.root:b" in out and "user.root:a " not in out
+    rid = served.rucio(v, tmp_path, "add-rule", "user.root:big", "1", "MOCK1").stdout.split()[-1]
+    assert len(rid) == 32
+    out = served.rucio(v, tmp_path, "rule-info", rid).stdout
+    assert "MOCK1" in out and "big" in out and rid in out
+    served.rucio(v, tmp_path, "delete-rule", rid)
+    assert rid not in d("list-rules", "user.root:big")
+    out = served.rucio(v, tmp_path, "list-account-limits", "root").stdout
+    assert "MOCK1" in out
+    out = served.rucio(v, tmp_path, "list-account-usage", "root").stdout
+    assert "MOCK1" in out
