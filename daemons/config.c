@@ -11,8 +11,21 @@
  *   heartbeat.timeout             a heartbeat older than this is dead (30)
  *   <daemon>.sleep, <daemon>.chunk_size   per daemon (judge-evaluator, ...)
  *   conveyor.max_retries          attempts per request before STUCK (3)
- *   conveyor.parallel             transfers in flight per conveyor loop (8)
+ *   conveyor.parallel             streamed copies in flight per conveyor loop (8)
  *   conveyor.tpc                  true | false: third-party copy when possible
+ *   conveyor.tpc_parallel         third-party copies in flight per conveyor loop
+ *                                 (32), besides the streamed ones: a TPC is mostly
+ *                                 waiting (~2.5 s per file on XRootD whatever its
+ *                                 size), so latency, not count, bounds a dataset
+ *   conveyor.tpc_per_rse          of those, at most this many to one destination
+ *                                 RSE (8): an XRootD server runs 9 TPCs at once
+ *                                 (ofs.tpc xfr default) and one queued behind them
+ *                                 longer than its rendezvous key lives (7 s) fails
+ *                                 with "tpc authorization expired"
+ *   conveyor.stream_below         size (K/M/G suffix); a file smaller than this is
+ *                                 streamed through the conveyor even where TPC is
+ *                                 possible (0: never).  Default STREAM_BELOW, see
+ *                                 there for the measurement behind it
  *   conveyor.tpc_fallback         stream through the conveyor if TPC fails
  *   conveyor.retry_delay          a failed attempt waits this * 2^attempt
  *                                 seconds (at most 600) before its retry (10)
@@ -43,6 +56,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* conveyor.stream_below: below this size streaming a file through the
+ * conveyor (get to conveyor.tmp_dir, put, verify at the destination) beat
+ * an XRootD third-party copy (TPC, verify).  Measured by bench_engine (d),
+ * one file at a time, worker time per file, on the test fixture (tests/env/:
+ * two XRootD 5.5 servers on loopback, 2 cores, tmp_dir on disk):
+ *     size      256K   4M     16M    64M    256M   512M   1G
+ *     streamed  0.024  0.034  0.085  0.401  1.660  3.928  8.453 s
+ *     TPC       2.514  2.530  2.558  2.670  2.946  3.263  6.315 s
+ * TPC costs a flat ~2.5 s (whatever the size) plus ~1.5-3.5 ms/MiB, streaming
+ * ~7 ms/MiB: they cross between 256 and 512 MiB; the default is the
+ * largest measured size at which streaming still won. */
+#define STREAM_BELOW (256ull << 20)
 
 static const char *const kind_names[DMN_COUNT] = {
 	[DMN_JUDGE_EVALUATOR] = "judge-evaluator",
@@ -108,6 +134,9 @@ void dmn_config_defaults(struct dmn_config *cfg)
 	cfg->heartbeat_timeout = 30;
 	cfg->max_retries = 3;
 	cfg->parallel = 8;
+	cfg->tpc_parallel = 32;
+	cfg->tpc_per_rse = 8;
+	cfg->stream_below = STREAM_BELOW;
 	cfg->tpc = 1;
 	cfg->tpc_fallback = 1;
 	cfg->max_sources = 4;
@@ -188,6 +217,8 @@ static const struct int_key int_keys[] = {
 	IK("heartbeat.timeout", heartbeat_timeout, 2, 86400),
 	IK("conveyor.max_retries", max_retries, 1, 100),
 	IK("conveyor.parallel", parallel, 1, 256),
+	IK("conveyor.tpc_parallel", tpc_parallel, 1, 256),
+	IK("conveyor.tpc_per_rse", tpc_per_rse, 1, 256),
 	IK("conveyor.max_sources", max_sources, 1, 64),
 	IK("conveyor.max_checksums", max_checksums, 1, 256),
 	IK("conveyor.retry_delay", retry_delay, 0, 3600),
@@ -252,6 +283,14 @@ enum dm_status dmn_config_set(struct dmn_config *cfg, const char *key, const cha
 		if (dmn_log_level_parse(value, &l))
 			return bad(err, key, value, "error, warning, info or debug");
 		cfg->log_level = l;
+		return DM_OK;
+	}
+	if (!strcmp(key, "conveyor.stream_below")) {
+		uint64_t n;
+
+		if (dm_parse_size(value, &n) || n > (1ull << 40))
+			return bad(err, key, value, "a size from 0 to 1T");
+		cfg->stream_below = n;
 		return DM_OK;
 	}
 	if (!strcmp(key, "transfer.chunk_bytes")) {

@@ -6,13 +6,22 @@
  * didfs itself instead of FTS).
  *
  * Threads.  The loop thread owns the catalog handle: it requeues orphans,
- * claims requests, plans them (sources best first, PFNs), hands them to a
- * pool of conveyor.parallel worker threads and records what comes back
- * (cat_replica_declare_bad, cat_req_finish).  Workers only touch storage,
- * through one shared transfer context.  At most conveyor.parallel requests
- * are claimed at a time, so every claimed request is being worked on and a
- * stop never strands one (memory is bounded by that number too); --once
- * claims one chunk (conveyor.chunk_size) and sees it through.
+ * claims requests, plans them (sources best first, PFNs), hands them to
+ * worker threads and records what comes back (cat_replica_declare_bad,
+ * cat_req_finish).  Workers only touch storage, through one shared transfer
+ * context.  Two lanes of workers: conveyor.parallel stream workers (the
+ * conveyor's own bandwidth and disk) and conveyor.tpc_parallel TPC workers
+ * (a third-party copy mostly waits: ~2.5 s per file on XRootD whatever its
+ * size, so many in flight), at most conveyor.tpc_per_rse of them copying to
+ * one destination RSE (an XRootD server runs 9 at once and fails the ones
+ * queued behind too long).  plan() puts a request in the TPC lane when its
+ * best source can TPC to the destination and the file is not smaller than
+ * conveyor.stream_below, else in the stream lane.  At most parallel +
+ * tpc_parallel requests are claimed at a time, so every claimed request is
+ * being worked on or is next in its lane, and a stop never strands one
+ * (workers drain their lane before they quit; memory is bounded by that
+ * number too); --once claims one chunk (conveyor.chunk_size) and sees it
+ * through.
  *
  * One transfer (a worker):
  *   0. final PFN already there with the right size and adler32 (a conveyor
@@ -23,7 +32,9 @@
  *         "<final>.rucio.upload"; or, if TPC is impossible or failed and
  *         conveyor.tpc_fallback, stream: get the source into a local file
  *         (checksummed on the fly: a mismatch there proves the source bad)
- *         and put it to "<final>.rucio.upload";
+ *         and put it to "<final>.rucio.upload".  A file smaller than
+ *         conveyor.stream_below is streamed first and third-party copied
+ *         only when streaming failed (not when the source proved bad);
  *      b. verify size and adler32 AT THE DESTINATION (server checksum of the
  *         temporary file; read back when the server has none);
  *      c. rename to the final PFN.
@@ -63,6 +74,12 @@
 #define RECORD_TRIES 30 /* cycles an outcome is kept when the catalog is busy */
 #define DELAYED_MAX 256  /* failures held back before their retry, at most */
 
+enum lane {
+	LANE_STREAM, /* conveyor.parallel workers */
+	LANE_TPC,    /* conveyor.tpc_parallel workers, tpc_per_rse per destination */
+	LANE_COUNT
+};
+
 enum attempt {
 	ATT_OK,      /* copied, verified, renamed */
 	ATT_BAD_SRC, /* the source's data is wrong: declare it BAD */
@@ -75,7 +92,7 @@ struct conv_src {
 	char *read_url; /* READ protocol PFN (streamed copy), or NULL */
 	char *tpc_url;  /* TPC_READ PFN matching the destination's TPC scheme, or NULL */
 	int bad;        /* outcome: proved corrupted */
-	char bad_reason[256];
+	char bad_reason[512];
 };
 
 struct conv_job {
@@ -95,6 +112,8 @@ struct conv_job {
 	int nsrc;
 	struct conv_src src[CONV_MAX_SOURCES];
 	int tpc, tpc_fallback;
+	int stream_first;  /* smaller than conveyor.stream_below: stream, TPC if that fails */
+	enum lane lane;    /* which workers take it */
 	double budget;     /* seconds a worker may spend on it */
 	unsigned long seq; /* local temporary file number */
 	/* the outcome */
@@ -108,14 +127,28 @@ struct conv_job {
 	double seconds;
 };
 
+struct conv_worker {
+	struct conveyor *cv;
+	enum lane lane;
+};
+
+/* TPCs in flight to one destination RSE (TPC lane, under mu). */
+struct conv_rse_load {
+	char rse[CAT_RSE_MAX + 1];
+	int n;
+};
+
 struct conveyor {
 	struct xfer_ctx *xfer;
 	struct dmn_config xcfg; /* settings the context and the workers were built with */
 	pthread_t *tids;
+	struct conv_worker *workers;
 	int nworkers;
+	int nlane[LANE_COUNT];  /* workers per lane */
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv, done_cv;
-	struct conv_job *todo, *todo_tail;
+	pthread_cond_t work_cv[LANE_COUNT], done_cv;
+	struct conv_job *todo[LANE_COUNT], *todo_tail[LANE_COUNT];
+	struct conv_rse_load *load; /* tpc_parallel slots; n == 0 is free */
 	struct conv_job *done;
 	struct conv_job *unrecorded; /* outcomes the catalog refused for now (loop thread only) */
 	struct conv_job *delayed;    /* failures held back before their retry (loop thread only) */
@@ -423,6 +456,13 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 		}
 		int can_tpc = j->tpc && j->dst_tpc_url && s->tpc_url;
 
+		if (j->stream_first && s->read_url) {
+			/* a small file: streaming beats the TPC's fixed cost */
+			tried = 1;
+			a = copy_streamed(cv->xfer, j, s, cv->xcfg.tmp_dir, cv->pid);
+			if (a == ATT_FAIL && can_tpc)
+				a = copy_tpc(cv->xfer, j, s);
+		} else {
 		if (can_tpc) {
 			tried = 1;
 			a = copy_tpc(cv->xfer, j, s);
@@ -431,6 +471,7 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 		if (a == ATT_FAIL && s->read_url && (!can_tpc || j->tpc_fallback)) {
 			tried = 1;
 			a = copy_streamed(cv->xfer, j, s, cv->xcfg.tmp_dir, cv->pid);
+		}
 		}
 		if (a == ATT_OK) {
 			j->outcome = CAT_REQ_DONE;
@@ -446,9 +487,54 @@ out:
 
 /* ---- the worker pool ---- */
 
+/* The load slot of a destination RSE (TPC lane; under mu): its slot, a
+ * free one when create, else NULL. */
+static struct conv_rse_load *rse_load(struct conveyor *cv, const char *rse, int create)
+{
+	struct conv_rse_load *free_slot = NULL;
+
+	for (int i = 0; i < cv->xcfg.tpc_parallel; i++) {
+		struct conv_rse_load *ld = &cv->load[i];
+
+		if (ld->n > 0 && !strcmp(ld->rse, rse))
+			return ld;
+		if (ld->n == 0 && !free_slot)
+			free_slot = ld;
+	}
+	if (create && free_slot)
+		dm_strlcpy(free_slot->rse, rse, sizeof free_slot->rse);
+	return create ? free_slot : NULL;
+}
+
+/* The next job of a lane that may start now (under mu), unlinked; NULL if
+ * none.  The TPC lane skips jobs whose destination has tpc_per_rse
+ * TPCs in flight already. */
+static struct conv_job *take_job(struct conveyor *cv, enum lane lane)
+{
+	struct conv_job **pp = &cv->todo[lane], *prev = NULL;
+
+	for (; *pp; prev = *pp, pp = &(*pp)->next) {
+		struct conv_job *j = *pp;
+
+		if (lane == LANE_TPC) {
+			struct conv_rse_load *ld = rse_load(cv, j->dest_rse, 0);
+
+			if (ld && ld->n >= cv->xcfg.tpc_per_rse)
+				continue;
+			rse_load(cv, j->dest_rse, 1)->n++;
+		}
+		*pp = j->next;
+		if (cv->todo_tail[lane] == j)
+			cv->todo_tail[lane] = prev;
+		return j;
+	}
+	return NULL;
+}
+
 static void *worker_main(void *arg)
 {
-	struct conveyor *cv = arg;
+	struct conv_worker *w = arg;
+	struct conveyor *cv = w->cv;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -457,17 +543,19 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct conv_job *j;
 
-		while (!cv->todo && !cv->quit)
-			pthread_cond_wait(&cv->work_cv, &cv->mu);
-		if (!cv->todo)
+		/* on a stop, the lane is drained first */
+		while (!(j = take_job(cv, w->lane)) && !(cv->quit && !cv->todo[w->lane]))
+			pthread_cond_wait(&cv->work_cv[w->lane], &cv->mu);
+		if (!j)
 			break;
-		j = cv->todo;
-		cv->todo = j->next;
-		if (!cv->todo)
-			cv->todo_tail = NULL;
 		pthread_mutex_unlock(&cv->mu);
 		transfer(cv, j);
 		pthread_mutex_lock(&cv->mu);
+		if (w->lane == LANE_TPC) {
+			rse_load(cv, j->dest_rse, 0)->n--;
+			/* a destination has room again */
+			pthread_cond_broadcast(&cv->work_cv[LANE_TPC]);
+		}
 		j->next = cv->done;
 		cv->done = j;
 		pthread_cond_signal(&cv->done_cv);
@@ -480,13 +568,19 @@ static void pool_stop(struct conveyor *cv)
 {
 	pthread_mutex_lock(&cv->mu);
 	cv->quit = 1;
-	pthread_cond_broadcast(&cv->work_cv);
+	for (int i = 0; i < LANE_COUNT; i++)
+		pthread_cond_broadcast(&cv->work_cv[i]);
 	pthread_mutex_unlock(&cv->mu);
 	for (int i = 0; i < cv->nworkers; i++)
 		pthread_join(cv->tids[i], NULL);
 	free(cv->tids);
 	cv->tids = NULL;
+	free(cv->workers);
+	cv->workers = NULL;
+	free(cv->load);
+	cv->load = NULL;
 	cv->nworkers = 0;
+	memset(cv->nlane, 0, sizeof cv->nlane);
 	cv->quit = 0;
 	xfer_ctx_free(cv->xfer);
 	cv->xfer = NULL;
@@ -500,15 +594,25 @@ static enum dm_status pool_start(struct dmn_loop *l, struct conveyor *cv)
 		dm_log(DM_LOG_ERROR, l->name, "transfer settings refused: %s", e.msg);
 		return e.code ? e.code : DM_EINVAL;
 	}
+	int want = l->cfg.parallel + (l->cfg.tpc ? l->cfg.tpc_parallel : 0);
+
 	cv->xcfg = l->cfg;
 	set_max_checksums(l->cfg.max_checksums);
-	cv->tids = dm_xcalloc((size_t)l->cfg.parallel, sizeof *cv->tids);
-	for (int i = 0; i < l->cfg.parallel; i++) {
-		if (pthread_create(&cv->tids[i], NULL, worker_main, cv) != 0)
+	cv->tids = dm_xcalloc((size_t)want, sizeof *cv->tids);
+	cv->workers = dm_xcalloc((size_t)want, sizeof *cv->workers);
+	cv->load = dm_xcalloc((size_t)l->cfg.tpc_parallel, sizeof *cv->load);
+	for (int i = 0; i < want; i++) {
+		struct conv_worker *w = &cv->workers[i];
+
+		w->cv = cv;
+		w->lane = i < l->cfg.parallel ? LANE_STREAM : LANE_TPC;
+		if (pthread_create(&cv->tids[i], NULL, worker_main, w) != 0)
 			break;
 		cv->nworkers++;
+		cv->nlane[w->lane]++;
 	}
-	if (cv->nworkers == 0) {
+	/* a lane without workers (thread limit): its jobs go to the other */
+	if (cv->nworkers == 0 || !cv->nlane[LANE_STREAM]) {
 		pool_stop(cv);
 		dm_log(DM_LOG_ERROR, l->name, "cannot start transfer threads");
 		return DM_ENOMEM;
@@ -629,6 +733,19 @@ static int describe_replica(void *ud, const struct cat_replica *r)
 	return 0;
 }
 
+/* Streamed first when the file is small (and a source can be read), else
+ * the TPC lane when the best source can third-party copy. */
+static void choose_lane(const struct dmn_loop *l, struct conv_job *j)
+{
+	int readable = 0;
+
+	for (int i = 0; i < j->nsrc; i++)
+		readable |= j->src[i].read_url != NULL;
+	j->stream_first = readable && j->bytes < l->cfg.stream_below;
+	j->lane = !j->stream_first && j->tpc && j->dst_tpc_url && j->src[0].tpc_url ? LANE_TPC
+										     : LANE_STREAM;
+}
+
 /* Fill the plan; 0 when the job can go to a worker, else the job's outcome
  * is already decided (NO_SOURCES or FAILED with errors). */
 static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
@@ -694,6 +811,7 @@ static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 		j->outcome = CAT_REQ_FAILED;
 		return -1;
 	}
+	choose_lane(l, j);
 	return 0;
 }
 
@@ -766,7 +884,7 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 		if (rc == DM_ENOENT && j->outcome == CAT_REQ_DONE)
 			drop_unwanted_copy(l, cv, j);
 	} else if (j->outcome == CAT_REQ_DONE) {
-		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.1f s (%s) transfer done, request %s",
+		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.3f s (%s) transfer done, request %s",
 		       src ? src : "-", j->dest_rse, j->scope, j->name,
 		       dmn_human_bytes(j->bytes, hb), j->seconds, j->mode ? j->mode : "?", j->id);
 	} else {
@@ -868,14 +986,20 @@ static void wait_done(struct conveyor *cv, double seconds)
 
 static void submit(struct conveyor *cv, struct conv_job *j)
 {
+	enum lane lane = cv->nlane[j->lane] ? j->lane : LANE_STREAM;
+
 	pthread_mutex_lock(&cv->mu);
 	j->next = NULL;
-	if (cv->todo_tail)
-		cv->todo_tail->next = j;
+	if (cv->todo_tail[lane])
+		cv->todo_tail[lane]->next = j;
 	else
-		cv->todo = j;
-	cv->todo_tail = j;
-	pthread_cond_signal(&cv->work_cv);
+		cv->todo[lane] = j;
+	cv->todo_tail[lane] = j;
+	/* TPC workers wait for room at a destination too: wake them all */
+	if (lane == LANE_TPC)
+		pthread_cond_broadcast(&cv->work_cv[lane]);
+	else
+		pthread_cond_signal(&cv->work_cv[lane]);
 	pthread_mutex_unlock(&cv->mu);
 }
 
@@ -886,7 +1010,8 @@ static enum dm_status conveyor_init(struct dmn_loop *l)
 	enum dm_status rc;
 
 	pthread_mutex_init(&cv->mu, NULL);
-	pthread_cond_init(&cv->work_cv, NULL);
+	for (int i = 0; i < LANE_COUNT; i++)
+		pthread_cond_init(&cv->work_cv[i], NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&cv->done_cv, &ca);
@@ -907,14 +1032,18 @@ static enum dm_status conveyor_cycle(struct dmn_loop *l, int *more)
 	/* new transfer settings or pool size: rebuild once idle */
 	if (cv->inflight == 0 && (dmn_xfer_config_differs(&cv->xcfg, &l->cfg) ||
 				  cv->xcfg.parallel != l->cfg.parallel ||
+				  cv->xcfg.tpc != l->cfg.tpc ||
+				  cv->xcfg.tpc_parallel != l->cfg.tpc_parallel ||
+				  cv->xcfg.tpc_per_rse != l->cfg.tpc_per_rse ||
 				  cv->xcfg.max_checksums != l->cfg.max_checksums ||
 				  strcmp(cv->xcfg.tmp_dir, l->cfg.tmp_dir))) {
 		pool_stop(cv);
 		rc = pool_start(l, cv);
 		if (rc != DM_OK)
 			return rc;
-		dm_log(DM_LOG_INFO, l->name, "transfer settings applied (%d in flight)",
-		       cv->nworkers);
+		dm_log(DM_LOG_INFO, l->name,
+		       "transfer settings applied (%d streamed and %d third-party copies in flight)",
+		       cv->nlane[LANE_STREAM], cv->nlane[LANE_TPC]);
 	}
 	recorded = drain_done(l, cv);
 	/* requests held by conveyors that are gone go back to the queue */
@@ -931,7 +1060,8 @@ static enum dm_status conveyor_cycle(struct dmn_loop *l, int *more)
 			       "%d request(s) of a conveyor that is gone put back in the queue", n);
 	}
 	/* --once: one chunk, seen through by the pool; else never more claimed
-	 * than workers, so nothing claimed waits unstarted */
+	 * than workers of both lanes, so a claimed request waits at most for
+	 * the running ones of its lane */
 	free_slots = (l->once ? l->cfg.chunk[l->kind] : cv->nworkers) - cv->inflight;
 	if (free_slots > l->cfg.chunk[l->kind])
 		free_slots = l->cfg.chunk[l->kind];
@@ -991,7 +1121,8 @@ static void conveyor_fini(struct dmn_loop *l)
 	}
 	free(cv->claimed);
 	pthread_mutex_destroy(&cv->mu);
-	pthread_cond_destroy(&cv->work_cv);
+	for (int i = 0; i < LANE_COUNT; i++)
+		pthread_cond_destroy(&cv->work_cv[i]);
 	pthread_cond_destroy(&cv->done_cv);
 	free(cv);
 	l->state = NULL;

@@ -60,7 +60,11 @@ struct dmn_config {
 
 	/* conveyor */
 	int max_retries;          /* conveyor.max_retries: attempts per request */
-	int parallel;             /* conveyor.parallel: transfers in flight */
+	int parallel;             /* conveyor.parallel: streamed copies in flight */
+	int tpc_parallel;         /* conveyor.tpc_parallel: third-party copies in flight */
+	int tpc_per_rse;          /* conveyor.tpc_per_rse: of those, per destination RSE */
+	uint64_t stream_below;    /* conveyor.stream_below: smaller files are streamed
+				     even where TPC is possible (0: never) */
 	int tpc;                  /* conveyor.tpc: use third-party copy when possible */
 	int tpc_fallback;         /* conveyor.tpc_fallback: stream if TPC fails */
 	int max_sources;          /* conveyor.max_sources: sources tried per attempt */

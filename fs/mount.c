@@ -51,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -60,6 +61,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #define POLL_INTERVAL 2.0
 #define POLL_MAX 256
@@ -566,6 +569,30 @@ static void defaults(struct fs_opts *o)
 		o->dir_ttl = 5.0;
 }
 
+/* Memory settings, before any thread starts (issue: RSS grew to ~125 MB
+ * over 20 GiB read and kept 52 MB after listing 100,000 files).  glibc
+ * gives every thread that allocates its own arena (up to 8 per CPU) and,
+ * after the first block-sized buffer is freed, raises its mmap threshold so
+ * that later 4 MiB buffers come from those arenas and stay there: two
+ * arenas, block-sized buffers always mmapped (and so returned on free), and
+ * free tops trimmed from 1 MiB.  SQLite's page caches (one per thread's
+ * catalog handle) share one soft limit, so listing a large dataset from
+ * several FUSE workers does not keep a full cache per worker.  MALLOC_*
+ * variables in the environment are applied by glibc before this and are
+ * overridden here. */
+#define FS_MALLOC_ARENAS 2
+#define FS_MMAP_THRESHOLD (256 << 10)
+#define FS_TRIM_THRESHOLD (1 << 20)
+#define FS_SQLITE_HEAP ((sqlite3_int64)8 << 20)
+
+static void memory_limits(void)
+{
+	mallopt(M_ARENA_MAX, FS_MALLOC_ARENAS);
+	mallopt(M_MMAP_THRESHOLD, FS_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, FS_TRIM_THRESHOLD);
+	sqlite3_soft_heap_limit64(FS_SQLITE_HEAP);
+}
+
 /* Tell the waiting parent how the start went (once). */
 static void report(int *fd, enum dm_status rc, const struct dm_err *err)
 {
@@ -952,6 +979,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 			dm_log(DM_LOG_WARN, WHO_FS, "chdir /: %s", strerror(errno));
 	}
 	signal(SIGPIPE, SIG_IGN);
+	memory_limits();
 	pthread_mutex_init(&fs->db_lock, NULL);
 	pthread_key_create(&fs->db_key, db_slot_free);
 	pthread_mutex_init(&fs->bg_lock, NULL);

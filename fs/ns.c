@@ -48,7 +48,10 @@
  *   the kernel knows them.  Node lifetime: nlookup counts the kernel's
  *   references (one per lookup reply and per readdirplus entry that fitted
  *   in the reply, minus forgets), refs the mount's own; a node is freed when
- *   both are 0.  All of it under fs->ns_lock.
+ *   both are 0.  All of it under fs->ns_lock.  Memory: the table holds what
+ *   the kernel holds (after `ls -lR` of N files, N nodes until the kernel
+ *   forgets them); a DID node and its scope and name strings are one
+ *   allocation (~330 bytes for a typical name).
  *
  * Listing
  *   Streamed in batches of copied rows: a collection by the catalog's child
@@ -218,8 +221,10 @@ static void free_node(struct fs_node *n)
 		free(n->bad_rses[i]);
 	free(n->bad_rses);
 	free(n->key);
-	free(n->scope);
-	free(n->name);
+	if (n->kind != FS_DID) { /* a DID's strings live in its node (node_did) */
+		free(n->scope);
+		free(n->name);
+	}
 	free(n->error);
 	fs_uerr_free(n->uerrors);
 	free(n);
@@ -373,11 +378,15 @@ static struct fs_node *node_did(struct fs *fs, const struct fs_didrow *r)
 		       (unsigned long long)ino, n->scope, n->name, r->scope, r->name);
 	}
 	if (!n) {
-		n = dm_xcalloc(1, sizeof *n);
+		/* one allocation for the node and its two strings: a listing of
+		 * N files leaves N nodes the kernel holds until it forgets them */
+		size_t ls = strlen(r->scope) + 1, ln = strlen(r->name) + 1;
+
+		n = dm_xcalloc(1, sizeof *n + ls + ln);
 		n->ino = ino;
 		n->kind = FS_DID;
-		n->scope = dm_xstrdup(r->scope);
-		n->name = dm_xstrdup(r->name);
+		n->scope = memcpy((char *)(n + 1), r->scope, ls);
+		n->name = memcpy((char *)(n + 1) + ls, r->name, ln);
 		insert_node(fs, n);
 	}
 	set_did_attrs(n, r);

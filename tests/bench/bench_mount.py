@@ -22,6 +22,11 @@ with `didfs upload`, mounts the catalog and prints, each with its ratio:
       cache (file read once) vs native page-cache reads of a local copy,
       and served by the daemon from the block cache (O_DIRECT, so every read
       is a FUSE round trip) vs the same native page-cache reads
+  (e) the mount's peak RSS (VmHWM): reading BENCH_RSS_BYTES (8G) cold
+      through one mount (files of BENCH_BIG_BYTES read over and over, the
+      kernel's caches dropped before each, a block cache of half of it, so
+      every pass fetches from storage again), then `ls -lR` of a dataset of
+      BENCH_RSS_LS_FILES (100000) files; against the 64 MiB limit
 
 Sizes (env): BENCH_BIG_BYTES (1G), BENCH_WARM_BYTES (1G), BENCH_RANDOM_BYTES
 (256M), BENCH_RANDOM_READS (20000), BENCH_REPEAT (3), BENCH_FIRST_BYTE_RUNS
@@ -64,7 +69,9 @@ RANDOM_BYTES = size_env("BENCH_RANDOM_BYTES", "256M")
 RANDOM_READS = int(os.environ.get("BENCH_RANDOM_READS", "20000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 FB_RUNS = int(os.environ.get("BENCH_FIRST_BYTE_RUNS", "7"))
-ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,d").split(","))
+ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,d,e").split(","))
+RSS_BYTES = size_env("BENCH_RSS_BYTES", "8G")
+RSS_LS_FILES = int(os.environ.get("BENCH_RSS_LS_FILES", "100000"))
 NAME = "bench_mount"
 
 
@@ -336,6 +343,61 @@ def part_d(lake, src):
         f"page cache {best['mount_direct'] / best['native']:.2f}")
 
 
+def vm_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def part_e(lake, src):
+    nfiles = max(1, min(4, RSS_BYTES // BIG))
+    names = [f"rss{i}.bin" for i in range(nfiles)]
+    for n in names:
+        f = make_file(os.path.join(src, n), BIG)
+        lake.upload(f, dataset="user.root:rss")
+        os.unlink(f)
+    d = [DIDFS, "--catalog", lake.catalog]
+    run(d + ["add-rse", "RSSLS"])
+    run(d + ["add-protocol", "--rse", "RSSLS", "--scheme", "root", "--hostname", "127.0.0.1",
+             "--port", "1", "--prefix", "/rucio"])
+    run(d + ["add-dataset", "user.root:rssls"])
+    lst = os.path.join(src, "rssls.txt")
+    with open(lst, "w") as f:
+        for i in range(RSS_LS_FILES):
+            f.write(f"user.root:rssls_{i:07d}.root {1000 + i} {(i + 1) & 0xffffffff:08x}\n")
+    run(d + ["add-replicas", "--rse", "RSSLS", "--list", lst, "--dataset", "user.root:rssls"])
+    os.unlink(lst)
+    m = lake.mount(["--cache-size", str(max(BIG, RSS_BYTES // 2))])
+    try:
+        pid = m.proc.pid
+        start = vm_status(pid)["VmRSS"]
+        read = 0
+        while read < RSS_BYTES:
+            for n in names:
+                with open("/proc/sys/vm/drop_caches", "w") as f:
+                    f.write("3\n")
+                read_all(os.path.join(m.path, "user.root", "rss", n))
+                read += BIG
+                if read >= RSS_BYTES:
+                    break
+        after_read = vm_status(pid)["VmHWM"]
+        subprocess.run(["ls", "-lR", os.path.join(m.path, "user.root", "rssls")], check=True,
+                       stdout=subprocess.DEVNULL)
+        after_ls = vm_status(pid)["VmHWM"]
+    finally:
+        m.stop()
+        shutil.rmtree(os.path.dirname(m.path), ignore_errors=True)
+    lim = 64 << 20
+    say(f"(e) mount peak RSS: {start / 2**20:.1f} MiB at start, {after_read / 2**20:.1f} MiB "
+        f"after reading {read >> 30} GiB cold = {after_read / lim:.2f} of 64 MiB; "
+        f"{after_ls / 2**20:.1f} MiB after also ls -lR of {RSS_LS_FILES} files = "
+        f"{after_ls / lim:.2f} of 64 MiB")
+
+
 def main():
     if os.geteuid() != 0:
         raise SystemExit(f"{NAME}: must run as root (xrootd -R xrootd, FUSE)")
@@ -350,7 +412,8 @@ def main():
     try:
         lake.start()
         say(f"XRootD data in {work}; block cache and xrdcp copies in {DEST}; best of {REPEAT}")
-        for part, fn in (("a", part_a), ("b", part_b), ("c", part_c), ("d", part_d)):
+        for part, fn in (("a", part_a), ("b", part_b), ("c", part_c), ("d", part_d),
+                         ("e", part_e)):
             if part in ONLY:
                 fn(lake, src)
     finally:

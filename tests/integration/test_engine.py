@@ -362,7 +362,7 @@ def test_conveyor_killed_and_restarted(eng, tpc, nfiles):
     eng.register("XRD3", files, dataset="mock:ds")
     rule = eng.d("add-rule", "mock:ds", "2", "tier=1").strip()
     total = 2 * nfiles
-    extra = {"conveyor.parallel": 8, "conveyor.tpc": tpc,
+    extra = {"conveyor.parallel": 8, "conveyor.tpc": tpc, "conveyor.stream_below": 0,
              # slow streams down so that kills land mid-file
              "transfer.chunk_bytes": "64K", "transfer.chunks_in_flight": 1}
 
@@ -456,7 +456,7 @@ def test_corrupted_source_is_caught_and_another_used(eng, tpc):
     eng.d("add-distance", "XRD3", "XRD1", "1")
     eng.d("add-distance", "XRD2", "XRD1", "5")
     rule = eng.d("add-rule", did, "1", "XRD1").strip()
-    dm = eng.start("conveyor", extra={"conveyor.tpc": tpc})
+    dm = eng.start("conveyor", extra={"conveyor.tpc": tpc, "conveyor.stream_below": 0})
     eng.wait_rule(rule)
     eng.check_copies({did: data}, ["XRD1"])
     states = {r["rse"]: r["state"] for r in eng.replicas(did)}
