@@ -256,9 +256,13 @@ static void set_max_checksums(int max)
 }
 
 /* Size and adler32 of a file at url as its storage sees it.  Returns 0 when
- * they match, 1 on a mismatch (why filled), -1 when it cannot be checked. */
+ * they match, 1 on a mismatch (why filled), -1 when it cannot be checked.
+ * read_back: compute the adler32 from the bytes instead of asking the
+ * server, whose answer may be stale (XRootD keeps a file's checksum in an
+ * extended attribute, so bytes damaged on disk later still report the old
+ * one). */
 static int verify_at(struct xfer_ctx *x, const char *url, uint64_t bytes, const char *adler,
-		     char *why, size_t whylen, struct dm_err *err)
+		     int read_back, char *why, size_t whylen, struct dm_err *err)
 {
 	struct xfer_stat st;
 	char sum[80];
@@ -274,7 +278,7 @@ static int verify_at(struct xfer_ctx *x, const char *url, uint64_t bytes, const 
 	}
 	if (!adler || !adler[0])
 		return 0;
-	rc = server_checksum(x, url, sum, sizeof sum, err);
+	rc = read_back ? DM_ENOTSUP : server_checksum(x, url, sum, sizeof sum, err);
 	if (rc == DM_ENOTSUP) {
 		/* no server-side checksum: read it back */
 		struct xfer_result res;
@@ -331,7 +335,7 @@ static enum attempt copy_tpc(struct xfer_ctx *x, struct conv_job *j, struct conv
 		goto out;
 	}
 	t = dm_now_f();
-	v = verify_at(x, tmp, j->bytes, j->adler32, why, sizeof why, &e);
+	v = verify_at(x, tmp, j->bytes, j->adler32, 0, why, sizeof why, &e);
 	step_log(j, "verify at the destination", t, v < 0 ? DM_EIO : DM_OK, &e);
 	if (v < 0) {
 		add_error(j, s->rse, "cannot verify the copy at the destination: %s", e.msg);
@@ -345,7 +349,7 @@ static enum attempt copy_tpc(struct xfer_ctx *x, struct conv_job *j, struct conv
 
 		remove_quietly(x, tmp);
 		/* whose fault: ask the source for its own checksum */
-		sv = verify_at(x, s->tpc_url, j->bytes, j->adler32, swhy, sizeof swhy, &se);
+		sv = verify_at(x, s->tpc_url, j->bytes, j->adler32, 0, swhy, sizeof swhy, &se);
 		if (sv == 0) {
 			add_error(j, s->rse, "copy corrupted in transit (%s at the destination)", why);
 		} else {
@@ -409,7 +413,7 @@ static enum attempt copy_streamed(struct xfer_ctx *x, struct conv_job *j, struct
 		goto out;
 	}
 	t = dm_now_f();
-	v = verify_at(x, tmp, j->bytes, j->adler32, why, sizeof why, &e);
+	v = verify_at(x, tmp, j->bytes, j->adler32, 0, why, sizeof why, &e);
 	step_log(j, "verify at the destination", t, v < 0 ? DM_EIO : DM_OK, &e);
 	if (v != 0) {
 		if (v < 0)
@@ -438,8 +442,11 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 
 	j->used = -1;
 	j->outcome = CAT_REQ_FAILED;
-	/* 0. done already by a conveyor that died before recording it? */
-	v = verify_at(cv->xfer, j->dst_url, j->bytes, j->adler32, why, sizeof why, &e);
+	/* 0. done already by a conveyor that died before recording it?  The
+	 * file found there may also be a replica declared BAD that is being
+	 * repaired, so its bytes are read back rather than trusting the
+	 * server's (cached) checksum; a missing file costs one stat. */
+	v = verify_at(cv->xfer, j->dst_url, j->bytes, j->adler32, 1, why, sizeof why, &e);
 	step_log(j, "look for the file at the destination", t0, DM_OK, NULL);
 	if (v == 0) {
 		j->outcome = CAT_REQ_DONE;

@@ -19,8 +19,15 @@ def test_access_log_and_sighup_reload(tmp_path, serve_pki):
     s = Served(tmp_path, serve_pki, extra_args=["--config", str(cfg)])
     try:
         assert s.get("/ping", token=None).json() == {"version": "1.31.7"}
-        s.get("/accounts/root")
-        lines = open(s.access_log).read().splitlines()
+        assert s.get("/accounts/root").status_code == 200
+        # the line is written when the request completes, which may be just
+        # after the client has its answer: wait for it (bounded)
+        deadline = time.time() + 10
+        while True:
+            lines = open(s.access_log).read().splitlines()
+            if any('root "GET /accounts/root" 200' in x for x in lines) or time.time() > deadline:
+                break
+            time.sleep(0.1)
         assert any('"GET /ping" 200' in x for x in lines)
         assert any('root "GET /accounts/root" 200' in x for x in lines)
         cfg.write_text("version = 41.0.0\n")
