@@ -98,6 +98,11 @@ enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t nu
 /* Rucio's update_replicas_states: AVAILABLE turns the replica's locks OK,
  * UNAVAILABLE turns them STUCK (rule.c). */
 enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state);
+/* Add identity (of Rucio's type, "X509", "LOCAL", ...) if new and map it to
+ * account, in one transaction, admin only; is_default 0/1, or -1: default
+ * only as the identity's first account.  A mapping that exists: Duplicate. */
+enum dm_status cat_identity_map(struct cat_db *db, const char *account, const char *identity,
+				const char *type, const char *email, int is_default);
 /* Step a (key, value) query to the end, row by row into cb. */
 enum dm_status cat_kv_rows(struct cat_db *db, sqlite3_stmt *st, cat_kv_cb cb, void *ud,
 			   const char *what);

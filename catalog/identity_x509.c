@@ -12,47 +12,9 @@
 enum dm_status cat_identity_add_x509(struct cat_db *db, const char *account, const char *dn,
 				     const char *email, int is_default)
 {
-	enum dm_status rc;
-	sqlite3_stmt *st;
-
 	if (!dn || !*dn || strlen(dn) > 2048)
 		return cat_fail(db, DM_EINVAL, "InvalidObject", "a DN must have 1..2048 characters");
-	rc = cat_tx_begin(db);
-	if (rc)
-		return rc;
-	rc = cat_require_admin(db, "add identities");
-	if (rc == DM_OK)
-		rc = cat_account_check(db, account);
-	if (rc == DM_OK) {
-		st = cat_stmt(db, "INSERT INTO identities(identity, identity_type, email, created_at)"
-				  " VALUES (?, 'X509', ?, ?) ON CONFLICT DO NOTHING");
-		if (!st) {
-			rc = db->err.code;
-		} else {
-			sqlite3_bind_text(st, 1, dn, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, email ? email : "", -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 3, dm_now());
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = cat_dberr(db, "adding an identity");
-		}
-	}
-	if (rc == DM_OK) {
-		st = cat_stmt(db, "INSERT INTO account_map(identity, identity_type, account, is_default)"
-				  " VALUES (?, 'X509', ?, ?) ON CONFLICT DO NOTHING");
-		if (!st) {
-			rc = db->err.code;
-		} else {
-			sqlite3_bind_text(st, 1, dn, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
-			sqlite3_bind_int(st, 3, is_default ? 1 : 0);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = cat_dberr(db, "mapping an identity");
-			else if (sqlite3_changes(db->db) == 0)
-				rc = cat_fail(db, DM_EEXIST, "Duplicate",
-					      "Identity '%s' of type X509 is already mapped to account %s", dn, account);
-		}
-	}
-	return cat_tx_end(db, rc);
+	return cat_identity_map(db, account, dn, "X509", email, is_default ? 1 : 0);
 }
 
 enum dm_status cat_identity_x509_account(struct cat_db *db, const char *dn, const char *want,

@@ -1125,55 +1125,65 @@ out:
 	return rc;
 }
 
-enum dm_status cat_identity_add_local(struct cat_db *db, const char *account,
-				      const char *os_user)
+enum dm_status cat_identity_map(struct cat_db *db, const char *account, const char *identity,
+				const char *type, const char *email, int is_default)
 {
-	enum dm_status rc;
+	enum dm_status rc = cat_tx_begin(db);
 	sqlite3_stmt *st;
-	size_t n = os_user ? strlen(os_user) : 0;
 
-	if (n == 0 || n >= sizeof db->os_user || strpbrk(os_user, ":/ \t\n"))
-		return cat_fail(db, DM_EINVAL, "InputValidationError",
-				"'%s' is not an OS user name", os_user ? os_user : "");
-	rc = cat_tx_begin(db);
 	if (rc)
 		return rc;
-	rc = cat_require_admin(db, "add a local identity");
+	rc = cat_require_admin(db, "add identities");
 	if (!rc)
 		rc = cat_account_check(db, account);
 	if (rc)
 		goto out;
 	st = cat_stmt(db, "INSERT INTO identities(identity, identity_type, email, created_at)"
-			  " VALUES (?, 'LOCAL', '', ?) ON CONFLICT DO NOTHING");
+			  " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING");
 	if (!st) {
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, os_user, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, dm_now());
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, email ? email : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, dm_now());
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = cat_dberr(db, "adding an identity");
 		goto out;
 	}
+	/* is_default < 0: default only when it is the identity's first account */
 	st = cat_stmt(db, "INSERT INTO account_map(identity, identity_type, account, is_default)"
-			  " VALUES (?1, 'LOCAL', ?2, NOT EXISTS (SELECT 1 FROM account_map WHERE"
-			  " identity=?1 AND identity_type='LOCAL'))");
+			  " VALUES (?1, ?2, ?3, CASE WHEN ?4 >= 0 THEN ?4 ELSE NOT EXISTS (SELECT 1"
+			  " FROM account_map WHERE identity=?1 AND identity_type=?2) END)"
+			  " ON CONFLICT DO NOTHING");
 	if (!st) {
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, os_user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		if ((sqlite3_errcode(db->db) & 0xff) == SQLITE_CONSTRAINT)
-			rc = cat_fail(db, DM_EEXIST, "Duplicate",
-				      "Identity '%s' of type LOCAL is already mapped to account %s",
-				      os_user, account);
-		else
-			rc = cat_dberr(db, "mapping an identity");
-	}
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, is_default);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = cat_dberr(db, "mapping an identity");
+	else if (sqlite3_changes(db->db) == 0)
+		rc = cat_fail(db, DM_EEXIST, "Duplicate",
+			      "Identity '%s' of type %s is already mapped to account %s", identity, type,
+			      account);
 out:
 	return cat_tx_end(db, rc);
+}
+
+enum dm_status cat_identity_add_local(struct cat_db *db, const char *account,
+				      const char *os_user)
+{
+	size_t n = os_user ? strlen(os_user) : 0;
+
+	if (n == 0 || n >= sizeof db->os_user || strpbrk(os_user, ":/ \t\n"))
+		return cat_fail(db, DM_EINVAL, "InputValidationError",
+				"'%s' is not an OS user name", os_user ? os_user : "");
+	return cat_identity_map(db, account, os_user, "LOCAL", NULL, -1);
 }
 
 /* ------------------------------------------------------------------ */
