@@ -7,7 +7,9 @@
  * Walking (--walk DIR): DIR is the local view of the RSE's storage under its
  * protocol prefix (e.g. an XRootD server's data directory + prefix).  Every
  * regular file is mapped to a DID and checksummed (size, adler32, optionally
- * md5) by hash_file(), the one function that reads a file's bytes:
+ * md5, and the per-block manifest of catalog/manifest.c, recorded once the
+ * files are registered) by hash_file(), the one function that reads a
+ * file's bytes:
  *   - deterministic RSE, lfn2pfn "hash": the path must be
  *     <scope'>/<h0h1>/<h2h3>/<name> with md5("scope:name") starting h0..h3,
  *     which makes the mapping unambiguous;
@@ -71,6 +73,7 @@ struct reg {
 	int strict;
 	int state;
 	FILE *spool;        /* validated records waiting for registration */
+	FILE *mspool;       /* a walk's per-block manifests, recorded after it */
 	uint64_t spooled, seen, registered_bytes, skipped, ignored;
 	struct skip_reason reasons[16];
 	size_t nreasons;
@@ -183,6 +186,48 @@ static int register_spool(struct reg *r, const char *ds_scope, const char *ds_na
 		*added += n;
 	}
 	return 0;
+}
+
+/* A walk saw every byte of its files: record their per-block manifests
+ * (catalog/manifest.c), one short transaction each, after registration.
+ * An existing manifest is kept; a failure is reported and the walk's
+ * registration stands (the mount then verifies by whole-file adler32). */
+static void record_manifests(struct reg *r)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t failed = 0;
+
+	if (fflush(r->mspool) || fseek(r->mspool, 0, SEEK_SET))
+		return;
+	while (getline(&line, &cap, r->mspool) > 0) {
+		char *p = line, *scope = strsep(&p, "\t"), *name = strsep(&p, "\t"), *bs = strsep(&p, "\t");
+		struct cat_manifest m = { 0 };
+		size_t len;
+
+		if (!p || !bs || dm_parse_u64(bs, &m.bytes))
+			continue;
+		len = strcspn(p, "\n");
+		m.chunk = CAT_MANIFEST_CHUNK;
+		m.n = len / 8;
+		m.sums = dm_xmalloc((m.n ? m.n : 1) * sizeof *m.sums);
+		for (size_t i = 0; i < m.n; i++) {
+			char h[9];
+			memcpy(h, p + 8 * i, 8);
+			h[8] = 0;
+			m.sums[i] = (uint32_t)strtoul(h, NULL, 16);
+		}
+		if (cat_manifest_set(r->c->db, scope, name, &m) && failed++ < 3) {
+			const struct dm_err *e = cat_error(r->c->db);
+			fprintf(stderr, "didfs: warning: no block manifest for %s:%s: %s: %s\n", scope,
+				name, e->cls, e->msg);
+		}
+		free(m.sums);
+	}
+	free(line);
+	if (failed > 3)
+		fprintf(stderr, "didfs: warning: no block manifest for %llu more file(s)\n",
+			(unsigned long long)(failed - 3));
 }
 
 /* ---- walking ---- */
@@ -304,7 +349,7 @@ static int map_path(struct reg *r, const char *rel, const char *only_scope, char
  * (md5 != NULL) md5, in 4 MiB reads, with progress.  No catalog
  * transaction is open while it runs. */
 static enum dm_status hash_file(struct reg *r, const char *path, uint64_t *bytes, char adler[9],
-				char *md5, struct dm_err *err)
+				char *md5, struct cat_manifest_builder *mb, struct dm_err *err)
 {
 	enum { BUFSZ = 4 << 20 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -322,6 +367,7 @@ static enum dm_status hash_file(struct reg *r, const char *path, uint64_t *bytes
 		m = dm_md5_new();
 	while ((n = read(fd, buf, BUFSZ)) > 0) {
 		a = dm_adler32_update(a, buf, (size_t)n);
+		cat_manifest_builder_add(mb, buf, (size_t)n);
 		if (m)
 			dm_md5_update(m, buf, (size_t)n);
 		total += (uint64_t)n;
@@ -366,10 +412,25 @@ static int walk_file(struct reg *r, const char *path, const char *rel)
 		skip(r, path, why);
 		return 0;
 	}
-	if (hash_file(r, path, &bytes, adler, r->with_md5 ? md5 : NULL, &err)) {
+	struct cat_manifest_builder mb;
+	struct cat_manifest man;
+
+	cat_manifest_builder_init(&mb);
+	if (hash_file(r, path, &bytes, adler, r->with_md5 ? md5 : NULL, &mb, &err)) {
+		cat_manifest_builder_finish(&mb, &man);
+		cat_manifest_free(&man);
 		skip(r, path, err.msg);
 		return 0;
 	}
+	cat_manifest_builder_finish(&mb, &man);
+	/* the per-block manifest, recorded once the file is registered */
+	if (r->mspool) {
+		fprintf(r->mspool, "%s\t%s\t%llu\t", scope, name, (unsigned long long)man.bytes);
+		for (size_t i = 0; i < man.n; i++)
+			fprintf(r->mspool, "%08x", man.sums[i]);
+		fputc('\n', r->mspool);
+	}
+	cat_manifest_free(&man);
 	dm_progress_add(r->prog, 1, 0);
 	if (!r->deterministic)
 		cat_pfn_join(&r->proto, rel, &pfn);
@@ -582,6 +643,8 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 			       strerror(errno));
 		goto out;
 	}
+	if (walk)
+		r.mspool = tmpfile(); /* without one, a walk records no manifests */
 	/* 1: validate (and for a walk, hash) everything, no transaction open */
 	for (int i = optind; i + 2 < argc && !rc; i += 3) {
 		char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1], where[32];
@@ -633,6 +696,8 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 	r.prog = NULL;
 	if (rc)
 		goto out;
+	if (r.mspool)
+		record_manifests(&r);
 	{
 		double dt = dm_now_f() - t0;
 		char h[32];
@@ -654,6 +719,8 @@ out:
 	}
 	if (r.spool)
 		fclose(r.spool);
+	if (r.mspool)
+		fclose(r.mspool);
 	for (int i = 0; i < 3; i++)
 		free(r.proto_strs[i]);
 	return rc;

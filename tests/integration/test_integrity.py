@@ -225,3 +225,27 @@ def test_suspicious_replica_is_repaired_from_the_good_copy(lake, mount, make_fil
     assert states(lake, did) == {"XRD1": "AVAILABLE", "XRD2": "AVAILABLE"}, err[-3000:]
     with open(disk_path(lake, "XRD1", did), "rb") as f:
         assert sha(f.read()) == sha(a.read_bytes())
+
+
+def test_walk_records_manifests(didfs, tmp_path):
+    """add-replicas --walk sees every byte of its files: their per-block
+    manifests are recorded with them (issue 12, item 2a)."""
+    rse = tmp_path / "rse"
+    didfs("add-scope", "mock")
+    didfs("add-rse", "R")
+    didfs("add-protocol", "--rse", "R", "--scheme", "file", "--prefix", rse)
+    sizes = {"big": (3 << 20) + 5, "empty": 0}
+    for name, size in sizes.items():
+        pfn = didfs.json("lfn2pfn", "--rse", "R", "--scheme", "file", f"mock:{name}")[0]["pfn"]
+        path = pfn[len("file://localhost"):]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
+    p = didfs.run("add-replicas", "--rse", "R", "--walk", rse)
+    assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
+    db = sqlite3.connect(didfs.catalog)
+    rows = dict((r[0], r[1:]) for r in db.execute(
+        "SELECT d.name, m.chunk_size, m.bytes, length(m.sums) FROM file_manifests m"
+        " JOIN dids d ON d.id=m.did_id"))
+    db.close()
+    assert rows == {"big": (1 << 20, sizes["big"], 4 * 4), "empty": (1 << 20, 0, 0)}
