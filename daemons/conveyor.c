@@ -29,10 +29,11 @@
  *   1. for each source, best first, within a time budget:
  *      a. third-party copy (source TPC_READ and destination TPC_WRITE
  *         protocols with schemes xfer_tpc_possible accepts) to
- *         "<final>.rucio.upload"; or, if TPC is impossible or failed and
+ *         a temporary name, "<final>.rucio.upload" or, for the next try,
+ *         "<final>.1.rucio.upload" (see tmp_url); or, if TPC is impossible or failed and
  *         conveyor.tpc_fallback, stream: get the source into a local file
  *         (checksummed on the fly: a mismatch there proves the source bad)
- *         and put it to "<final>.rucio.upload".  A file smaller than
+ *         and put it to a new temporary name.  A file smaller than
  *         conveyor.stream_below is streamed first and third-party copied
  *         only when streaming failed (not when the source proved bad);
  *      b. verify size and adler32 AT THE DESTINATION (server checksum of the
@@ -42,6 +43,9 @@
  *      checksum is wrong too (or unavailable): the source is declared BAD and
  *      the next source is tried.  The temporary file is removed on every
  *      failure.
+ *      A streamed copy of a file the catalog has no per-block manifest for
+ *      builds one from its local bytes; it is recorded with a DONE outcome
+ *      (a TPC never passes the bytes through here).
  *   2. outcome DONE (with the source used), FAILED (reasons of every source;
  *      the catalog counts retries) or NO_SOURCES.  Corrupted sources are
  *      declared BAD at once; a FAILED attempt that will be retried is held
@@ -50,8 +54,8 @@
  *      every retry.
  * Invariants: nothing is ever written under the final name except by a
  * rename of a verified file, so a kill at any moment leaves at worst a
- * "<final>.rucio.upload" that the next attempt of the same request
- * overwrites and removes; the replica row is the catalog's (state COPYING
+ * temporary file that the next attempt of the same request removes (both
+ * names, before it copies); the replica row is the catalog's (state COPYING
  * since the rule placed it), DONE only flips it to AVAILABLE, so a request
  * redone after a kill can never register a replica twice.
  */
@@ -59,6 +63,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -116,6 +121,10 @@ struct conv_job {
 	enum lane lane;    /* which workers take it */
 	double budget;     /* seconds a worker may spend on it */
 	unsigned long seq; /* local temporary file number */
+	int ntmp;          /* tries so far (which temporary name is next) */
+	int want_manifest; /* the file has no per-block manifest in the catalog yet */
+	struct cat_manifest manifest; /* built from a streamed copy's bytes (n > 0 or bytes 0) */
+	int have_manifest;
 	/* the outcome */
 	int record_tries;  /* failed attempts to record it in the catalog */
 	int delayed;       /* held back once before being recorded FAILED */
@@ -165,12 +174,44 @@ struct conveyor {
 
 /* ---- small helpers ---- */
 
-static char *url_with_suffix(const char *url, const char *suffix)
+/* Temporary names: a try writes "<final>.rucio.upload" (slot 0) or
+ * "<final>.1.rucio.upload" (slot 1), alternating from one try to the next,
+ * and removes its name first.  A try that was cut off (a kill, a TPC that
+ * timed out) may leave the destination server writing its name for a while
+ * (its own pull goes on until the TPC ends), and XRootD refuses a second
+ * writer on that name ("already opened by 1 writer"): the next try then
+ * uses the other name.  Two fixed names, not a new one each time, so that
+ * the next attempt of a request can find and remove what a killed one left
+ * (a server holds a cut-off POSC file for minutes). */
+#define TMP_SLOTS 2
+
+static char *tmp_url_slot(const char *final, int slot)
 {
 	struct dm_buf b = DM_BUF_INIT;
 
-	dm_buf_addf(&b, "%s%s", url, suffix);
+	if (slot == 0)
+		dm_buf_addf(&b, "%s" TMP_SUFFIX, final);
+	else
+		dm_buf_addf(&b, "%s.%d" TMP_SUFFIX, final, slot);
 	return dm_buf_detach(&b);
+}
+
+static char *tmp_url(struct conv_job *j, const char *final)
+{
+	return tmp_url_slot(final, j->ntmp++ % TMP_SLOTS);
+}
+
+static void remove_quietly(struct xfer_ctx *x, const char *url);
+
+/* Remove the temporary names from slot `from` on. */
+static void remove_tmp_slots(struct xfer_ctx *x, const char *final, int from)
+{
+	for (int slot = from; slot < TMP_SLOTS; slot++) {
+		char *u = tmp_url_slot(final, slot);
+
+		remove_quietly(x, u);
+		free(u);
+	}
 }
 
 static void job_free(struct conv_job *j)
@@ -184,6 +225,7 @@ static void job_free(struct conv_job *j)
 		free(j->src[i].tpc_url);
 	}
 	dm_buf_release(&j->errors);
+	cat_manifest_free(&j->manifest);
 	free(j);
 }
 
@@ -297,6 +339,31 @@ static int verify_at(struct xfer_ctx *x, const char *url, uint64_t bytes, const 
 	return 0;
 }
 
+/* The per-block manifest (catalog/manifest.c) of a file the catalog has
+ * none for, from the local copy of a streamed transfer (its bytes were just
+ * checked against the file's adler32); recorded with the outcome, so that
+ * readers through the mount can verify every piece. */
+static void build_manifest(struct conv_job *j, const char *local)
+{
+	struct cat_manifest_builder b;
+	char buf[1 << 16];
+	ssize_t r = 0;
+	int fd = open(local, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	cat_manifest_builder_init(&b);
+	while ((r = read(fd, buf, sizeof buf)) > 0)
+		cat_manifest_builder_add(&b, buf, (size_t)r);
+	close(fd);
+	cat_manifest_builder_finish(&b, &j->manifest);
+	if (r < 0 || j->manifest.bytes != j->bytes) {
+		cat_manifest_free(&j->manifest);
+		return;
+	}
+	j->have_manifest = 1;
+}
+
 /* Rename the verified temporary file to the final name. */
 static enum attempt finish_copy(struct xfer_ctx *x, struct conv_job *j, struct conv_src *s,
 				const char *tmp, const char *final)
@@ -316,7 +383,7 @@ static enum attempt finish_copy(struct xfer_ctx *x, struct conv_job *j, struct c
 
 static enum attempt copy_tpc(struct xfer_ctx *x, struct conv_job *j, struct conv_src *s)
 {
-	char *tmp = url_with_suffix(j->dst_tpc_url, TMP_SUFFIX);
+	char *tmp = tmp_url(j, j->dst_tpc_url);
 	char why[160] = "";
 	struct dm_err e = { 0 };
 	enum attempt a = ATT_FAIL;
@@ -374,7 +441,7 @@ static enum attempt copy_streamed(struct xfer_ctx *x, struct conv_job *j, struct
 				  const char *tmp_dir, int pid)
 {
 	char local[DMN_PATH_MAX + 64];
-	char *tmp = url_with_suffix(j->dst_url, TMP_SUFFIX);
+	char *tmp = tmp_url(j, j->dst_url);
 	char why[160] = "";
 	struct xfer_result res;
 	struct dm_err e = { 0 };
@@ -401,6 +468,8 @@ static enum attempt copy_streamed(struct xfer_ctx *x, struct conv_job *j, struct
 		a = ATT_BAD_SRC;
 		goto out;
 	}
+	if (j->want_manifest && !j->have_manifest)
+		build_manifest(j, local);
 	t = dm_now_f();
 	remove_quietly(x, tmp);
 	step_log(j, "remove a leftover temporary file", t, DM_OK, NULL);
@@ -453,6 +522,9 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 		j->mode = "already at destination";
 		goto out;
 	}
+	/* what a killed attempt may have left under the second name (the first
+	 * try removes the first name itself) */
+	remove_tmp_slots(cv->xfer, j->dst_url, 1);
 	for (int i = 0; i < j->nsrc; i++) {
 		struct conv_src *s = &j->src[i];
 		enum attempt a = ATT_FAIL;
@@ -470,15 +542,15 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 			if (a == ATT_FAIL && can_tpc)
 				a = copy_tpc(cv->xfer, j, s);
 		} else {
-		if (can_tpc) {
-			tried = 1;
-			a = copy_tpc(cv->xfer, j, s);
-		}
-		/* a source proved bad is not read again; a failed TPC may stream */
-		if (a == ATT_FAIL && s->read_url && (!can_tpc || j->tpc_fallback)) {
-			tried = 1;
-			a = copy_streamed(cv->xfer, j, s, cv->xcfg.tmp_dir, cv->pid);
-		}
+			if (can_tpc) {
+				tried = 1;
+				a = copy_tpc(cv->xfer, j, s);
+			}
+			/* a source proved bad is not read again; a failed TPC may stream */
+			if (a == ATT_FAIL && s->read_url && (!can_tpc || j->tpc_fallback)) {
+				tried = 1;
+				a = copy_streamed(cv->xfer, j, s, cv->xcfg.tmp_dir, cv->pid);
+			}
 		}
 		if (a == ATT_OK) {
 			j->outcome = CAT_REQ_DONE;
@@ -488,6 +560,9 @@ static void transfer(struct conveyor *cv, struct conv_job *j)
 	}
 	if (j->outcome != CAT_REQ_DONE && !tried)
 		add_error(j, NULL, "no source has a protocol to copy from");
+	/* a name a cut-off try's server still held when that try removed it */
+	if (j->ntmp > 1)
+		remove_tmp_slots(cv->xfer, j->dst_url, 0);
 out:
 	j->seconds = dm_now_f() - t0;
 }
@@ -783,6 +858,14 @@ static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 		j->outcome = CAT_REQ_NO_SOURCES;
 		return -1;
 	}
+	{
+		struct cat_manifest m = { 0 };
+		int found = 1;
+
+		if (cat_manifest_get(l->db, j->scope, j->name, &m, &found) == DM_OK && !found)
+			j->want_manifest = 1;
+		cat_manifest_free(&m);
+	}
 	j->dst_url = pfn(l->db, j->dest_rse, j->scope, j->name, NULL, CAT_OP_WRITE);
 	if (!j->dst_url) {
 		add_error(j, NULL, "no destination PFN on %s: %s", j->dest_rse, cat_error(l->db)->msg);
@@ -894,6 +977,9 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.3f s (%s) transfer done, request %s",
 		       src ? src : "-", j->dest_rse, j->scope, j->name,
 		       dmn_human_bytes(j->bytes, hb), j->seconds, j->mode ? j->mode : "?", j->id);
+		if (j->have_manifest && cat_manifest_set(l->db, j->scope, j->name, &j->manifest) != DM_OK)
+			dm_log(DM_LOG_WARN, l->name, "no block manifest recorded for %s:%s: %s",
+			       j->scope, j->name, cat_error(l->db)->msg);
 	} else {
 		dm_log(DM_LOG_WARN, l->name, "%s:%s -> %s %s (attempt %d of %d), request %s: %s",
 		       j->scope, j->name, j->dest_rse,

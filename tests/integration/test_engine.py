@@ -268,10 +268,19 @@ def files_of(prefix, n, size_fn):
     return {f"mock:{prefix}{i:04d}": os.urandom(size_fn(i)) for i in range(n)}
 
 
-def no_uploads_left(eng):
-    for s in eng.rses.servers:
-        left = [p for p in eng.storage_files(s.name) if ".rucio.upload" in p]
-        assert not left, f"temporary files left on {s.name}: {left[:10]}"
+def no_uploads_left(eng, grace=60.0):
+    """No temporary file stays on storage.  A try that was cut off (a kill,
+    a timed-out TPC) may leave its temporary name with the destination
+    server until the server's own pull ends; POSC then removes it, so this
+    waits up to `grace` seconds before it fails."""
+    def left():
+        return [p for s in eng.rses.servers for p in eng.storage_files(s.name)
+                if ".rucio.upload" in p]
+    deadline = time.monotonic() + grace
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    rest = left()
+    assert not rest, f"temporary files left on storage after {grace:.0f} s: {rest[:10]}"
 
 
 # ---------------------------------------------------------------------------------------------

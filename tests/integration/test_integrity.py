@@ -249,3 +249,45 @@ def test_walk_records_manifests(didfs, tmp_path):
         " JOIN dids d ON d.id=m.did_id"))
     db.close()
     assert rows == {"big": (1 << 20, sizes["big"], 4 * 4), "empty": (1 << 20, 0, 0)}
+
+
+def test_streamed_transfer_records_a_missing_manifest(lake, make_file, tmp_path):
+    """A file without a manifest (registered by a client that never saw its
+    bytes) gets one from the conveyor's streamed copy, matching its pieces
+    (issue 12, item 2a: conveyor transfers)."""
+    import subprocess
+    import zlib
+    a = make_file((2 << 20) + 77)
+    lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:conv")
+    did = f"user.root:{a.name}"
+    db = sqlite3.connect(lake.catalog)
+    db.execute("DELETE FROM file_manifests")
+    db.commit()
+    db.close()
+    rule = lake("add-rule", did, "1", "XRD2").strip()
+    conf = tmp_path / "daemon.conf"
+    conf.write_text(f"sleep = 1\nheartbeat.interval = 1\ntransfer.ca_path = {lake.rses.ca_dir}\n"
+                    "transfer.timeout = 20\nconveyor.tpc = false\n")
+    dm = subprocess.Popen([lake.bin, "--catalog", lake.catalog, "daemon", "conveyor",
+                           "--config", str(conf)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and states(lake, did).get("XRD2") != "AVAILABLE":
+            time.sleep(0.5)
+    finally:
+        dm.terminate()
+        _, err = dm.communicate(timeout=60)
+    assert states(lake, did).get("XRD2") == "AVAILABLE", err[-3000:]
+    assert lake.json("rule-info", rule)["state"] == "OK"
+    db = sqlite3.connect(lake.catalog)
+    row = db.execute("SELECT m.chunk_size, m.bytes, m.sums FROM file_manifests m JOIN dids d"
+                     " ON d.id=m.did_id WHERE d.name=?", (a.name,)).fetchone()
+    db.close()
+    assert row is not None, "no manifest recorded by the conveyor\n" + err[-3000:]
+    chunk, size, sums = row
+    data = a.read_bytes()
+    assert (chunk, size) == (1 << 20, len(data))
+    want = [zlib.adler32(data[i:i + chunk]) for i in range(0, len(data), chunk)]
+    got = [int.from_bytes(sums[i:i + 4], "big") for i in range(0, len(sums), 4)]
+    assert got == want
