@@ -273,7 +273,7 @@ enum dm_status cat_dberr(struct cat_db *db, const char *what)
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return cat_fail(db, DM_AGAIN, "DatabaseException",
 				"%s: the catalog is busy: another writer held it for more than %d s "
-				"(the busy timeout, $DIDFS_BUSY_TIMEOUT); try again", what,
+				"(the busy timeout: --busy-timeout or $DIDFS_BUSY_TIMEOUT); try again", what,
 				db->busy_ms / 1000);
 	return cat_fail(db, DM_EINTERNAL, "DatabaseException", "%s: %s", what,
 			sqlite3_errmsg(db->db));

@@ -3,10 +3,11 @@
  * didfs.c - the `didfs` command: global options, the subcommand table, and
  * the shared helpers of cli.h (errors, output in tables or JSON).
  *
- *   didfs [--catalog PATH] [--account NAME] [--json] COMMAND [ARGS...]
+ *   didfs [--catalog PATH] [--account NAME] [--busy-timeout S] [--json] COMMAND [ARGS...]
  *
  * The catalog path comes from --catalog, else $DIDFS_CATALOG, else
- * ./didfs.db.  The issuer account from --account, else $DIDFS_ACCOUNT, else
+ * ./didfs.db.  --busy-timeout (seconds a writer waits for a busy catalog)
+ * sets $DIDFS_BUSY_TIMEOUT, which the store reads.  The issuer account from --account, else $DIDFS_ACCOUNT, else
  * root.  Subcommands carry Rucio's CLI names (rucio / rucio-admin).
  */
 #include "cli.h"
@@ -77,8 +78,11 @@ static const struct cli_command *current;
 
 static void usage_all(FILE *f)
 {
-	fprintf(f, "usage: didfs [--catalog PATH] [--account NAME] [--json] COMMAND [ARGS...]\n\n"
+	fprintf(f, "usage: didfs [--catalog PATH] [--account NAME] [--busy-timeout SECONDS] [--json]"
+		   " COMMAND [ARGS...]\n\n"
 		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db.\n"
+		   "A writer waits for a busy catalog --busy-timeout seconds (0..3600), else\n"
+		   "$DIDFS_BUSY_TIMEOUT, else 30.\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < DM_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-24s %s\n", commands[i].name, commands[i].help);
@@ -443,6 +447,7 @@ int main(int argc, char **argv)
 		{ "catalog", required_argument, NULL, 'c' },
 		{ "account", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "busy-timeout", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -464,6 +469,14 @@ int main(int argc, char **argv)
 		case 'c': c.catalog_path = optarg; break;
 		case 'a': c.account = optarg; break;
 		case 'j': c.json = 1; break;
+		case 'B': {
+			int64_t v;
+
+			if (cli_parse_int(&c, "--busy-timeout", optarg, 0, 3600, "seconds", &v))
+				return 1;
+			setenv("DIDFS_BUSY_TIMEOUT", optarg, 1);
+			break;
+		}
 		case 'v': c.verbose = 1; break;
 		case 'h': usage_all(stdout); return 0;
 		case 'V': puts("didfs 0.1.0"); return 0;

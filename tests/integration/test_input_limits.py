@@ -159,6 +159,24 @@ def test_busy_catalog_is_a_clear_error(cat, monkeypatch):
     cat("set-metadata", "mock:ds", "--key", "k", "--value", "v")
 
 
+def test_busy_timeout_flag_overrides_the_environment(cat, monkeypatch):
+    """--busy-timeout bounds the wait whatever $DIDFS_BUSY_TIMEOUT says: with
+    the environment at an hour, the flag's 1 s ends the wait (the run's own
+    timeout fails the test otherwise); a bad value is refused by name."""
+    monkeypatch.setenv("DIDFS_BUSY_TIMEOUT", "3600")
+    con = hold_write_lock(cat)
+    try:
+        err = cat.fails("--busy-timeout", "1", "set-metadata", "mock:ds", "--key", "k",
+                        "--value", "v", cls="DatabaseException", timeout=120)
+        assert "more than 1 s" in err and "--busy-timeout" in err, err
+    finally:
+        con.rollback()
+        con.close()
+    for bad in ("-1", "3601", "1e3", "x", ""):
+        cat.fails("--busy-timeout", bad, "whoami", cls="InputValidationError",
+                  contains=f"--busy-timeout takes seconds from 0 to 3600, not '{bad}'")
+
+
 def test_busy_catalog_through_the_mount_is_ebusy(cat, mount, monkeypatch):
     monkeypatch.setenv("DIDFS_BUSY_TIMEOUT", "1")
     m, ds = mounted_ds(cat, mount)
