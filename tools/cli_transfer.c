@@ -23,8 +23,13 @@
  * Storage credentials: --ca-path/$X509_CERT_DIR, --ca-file,
  * --cert/$X509_USER_CERT, --key/$X509_USER_KEY, --token/$BEARER_TOKEN,
  * --timeout seconds (default 60; stalls end a stream after the same time).
+ *
+ * On a terminal both draw a progress line on stderr (util/progress.h: files,
+ * bytes, rate, ETA; download counts bytes as they arrive, upload each file
+ * once written); off a terminal they print nothing of it.
  */
 #include "cli.h"
+#include "progress.h"
 #include "rule.h"
 #include "xfer.h"
 
@@ -93,6 +98,24 @@ static int xfer_option(struct cli *c, struct xfer_config *x, int opt, const char
 		return 1;
 	}
 	return 0;
+}
+
+/* bytes moved, from the transfer layer's threads */
+static void progress_bytes(void *arg, uint64_t n)
+{
+	dm_progress_add(arg, 0, n);
+}
+
+/* A progress line for the files on the command line (NULL off a TTY). */
+static struct dm_progress *upload_progress(int argc, char **argv, int first)
+{
+	uint64_t bytes = 0;
+	struct stat st;
+
+	for (int i = first; i < argc; i++)
+		if (stat(argv[i], &st) == 0 && S_ISREG(st.st_mode))
+			bytes += (uint64_t)st.st_size;
+	return dm_progress_new("upload", (uint64_t)(argc - first), bytes);
 }
 
 /* ------------------------------------------------------------------ */
@@ -332,6 +355,7 @@ int cli_upload(struct cli *c, int argc, char **argv)
 	char scope_buf[CAT_SCOPE_MAX + 1], ds_scope[CAT_SCOPE_MAX + 1], ds_name[CAT_NAME_MAX + 1];
 	const char *name = NULL, *dataset = NULL;
 	struct dm_err err = { 0 };
+	struct dm_progress *prog = NULL;
 	int opt, rc = 0, writable = 1, failed = 0;
 
 	u.c = c;
@@ -399,17 +423,27 @@ int cli_upload(struct cli *c, int argc, char **argv)
 				return cli_fail(c, NULL);
 		}
 	}
-	if (xfer_ctx_new(&xc, &u.x, &err))
+	prog = upload_progress(argc, argv, optind);
+	if (prog) {
+		xc.on_bytes = progress_bytes;
+		xc.on_bytes_arg = prog;
+	}
+	if (xfer_ctx_new(&xc, &u.x, &err)) {
+		dm_progress_done(prog);
 		return cli_fail(c, &err);
+	}
 	if (c->json) {
 		static const char *const cols[] = { "did", "rse", "bytes", "adler32", "md5", "pfn" };
 		u.out = cli_out_begin(c, cols, 6);
 	}
-	for (int i = optind; i < argc; i++)
+	for (int i = optind; i < argc; i++) {
 		failed += upload_one(&u, argv[i], name) != 0;
+		dm_progress_add(prog, 1, 0);
+	}
+	xfer_ctx_free(u.x);
+	dm_progress_done(prog);
 	if (u.out)
 		cli_out_end(u.out);
-	xfer_ctx_free(u.x);
 	if (failed)
 		rc = 1;
 	return rc;
@@ -588,6 +622,7 @@ int cli_download(struct cli *c, int argc, char **argv)
 	const char *expr = NULL;
 	struct dm_err err = { 0 };
 	uint64_t total = 0;
+	struct dm_progress *prog = NULL;
 	int opt, rc = 0, failed = 0, skipped = 0, round;
 	double t0 = dm_now_f();
 
@@ -662,11 +697,24 @@ int cli_download(struct cli *c, int argc, char **argv)
 			skipped++;
 		}
 	}
+	{
+		uint64_t nfiles = 0, nbytes = 0;
+
+		for (size_t i = 0; i < dl.n; i++)
+			if (!dl.files[i].done && dl.files[i].nsrc) {
+				nfiles++;
+				nbytes += dl.files[i].bytes;
+			}
+		prog = nfiles ? dm_progress_new("download", nfiles, nbytes) : NULL;
+	}
+	if (prog) {
+		xc.on_bytes = progress_bytes;
+		xc.on_bytes_arg = prog;
+	}
 	if (xfer_ctx_new(&xc, &x, &err)) {
 		rc = cli_fail(c, &err);
 		goto out;
 	}
-	xc.no_md5 = 0;
 	jobs = dm_xcalloc(dl.n ? dl.n : 1, sizeof *jobs);
 	job_file = dm_xcalloc(dl.n ? dl.n : 1, sizeof *job_file);
 	/* Round r tries each unfinished file's r-th source; all in flight at once. */
@@ -723,10 +771,15 @@ int cli_download(struct cli *c, int argc, char **argv)
 			}
 			f->done = 1;
 			total += f->bytes;
+			dm_progress_add(prog, 1, 0);
 			if (c->verbose)
 				fprintf(stderr, "didfs: %s:%s from %s\n", f->scope, f->name, s->rse);
 		}
 	}
+	xfer_ctx_free(x);
+	x = NULL;
+	dm_progress_done(prog);
+	prog = NULL;
 	{
 		struct cli_out *o = NULL;
 		static const char *const cols[] = { "did", "state", "path", "error" };
@@ -758,6 +811,7 @@ int cli_download(struct cli *c, int argc, char **argv)
 	rc = failed ? 1 : 0;
 out:
 	xfer_ctx_free(x);
+	dm_progress_done(prog);
 	for (size_t i = 0; i < dl.n; i++) {
 		for (int s = 0; s < dl.files[i].nsrc; s++)
 			free(dl.files[i].src[s].pfn);

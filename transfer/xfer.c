@@ -381,6 +381,8 @@ struct get_sink {
 	struct dm_md5 *md5;
 	uint64_t bytes;
 	int werr; /* errno of a failed write */
+	void (*on_bytes)(void *arg, uint64_t n);
+	void *on_bytes_arg;
 };
 
 static enum dm_status get_sink_write(void *arg, const void *buf, size_t n)
@@ -405,6 +407,8 @@ static enum dm_status get_sink_write(void *arg, const void *buf, size_t n)
 	if (s->md5)
 		dm_md5_update(s->md5, buf, n);
 	s->bytes += n;
+	if (s->on_bytes)
+		s->on_bytes(s->on_bytes_arg, n);
 	return DM_OK;
 }
 
@@ -421,7 +425,8 @@ enum dm_status xfer_get(struct xfer_ctx *ctx, const char *url, const char *local
 {
 	struct xfer_url u;
 	const struct xfer_backend *be;
-	struct get_sink s = { .fd = -1, .adler = DM_ADLER32_INIT };
+	struct get_sink s = { .fd = -1, .adler = DM_ADLER32_INIT, .on_bytes = ctx->cfg.on_bytes,
+			      .on_bytes_arg = ctx->cfg.on_bytes_arg };
 	struct stat sb;
 	int regular;
 	enum dm_status rc = resolve(url, &u, &be, err);
@@ -511,6 +516,8 @@ enum dm_status xfer_put(struct xfer_ctx *ctx, const char *local_path, const char
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	rc = be->put(ctx, fd, (uint64_t)sb.st_size, local_path, url, &u, err);
 	close(fd);
+	if (rc == DM_OK && ctx->cfg.on_bytes)
+		ctx->cfg.on_bytes(ctx->cfg.on_bytes_arg, (uint64_t)sb.st_size);
 	return rc;
 }
 

@@ -58,6 +58,11 @@ struct xfer_config {
 	int chunks_in_flight;     /* requests outstanding per stream (default 4) */
 	int no_md5;               /* xfer_get computes adler32 only (res.md5 = "") */
 	int tpc_timeout_s;        /* whole third-party copy (default 1800) */
+	/* bytes moved, for progress lines (NULL: none): xfer_get reports every
+	 * piece it writes, xfer_put the whole file once it is written.  Called
+	 * from transfer threads. */
+	void (*on_bytes)(void *arg, uint64_t n);
+	void *on_bytes_arg;
 };
 
 struct xfer_ctx;
