@@ -13,8 +13,10 @@ import hashlib
 import os
 import re
 import sqlite3
+import subprocess
 import threading
 import time
+import zlib
 
 CORRUPT_AT = 5 << 20 | 8192
 
@@ -41,6 +43,25 @@ def corrupt(lake, rse, did, off=CORRUPT_AT, n=4096):
 
 def states(lake, did):
     return {r["rse"]: r["state"] for r in lake.json("list-file-replicas", did, "--all-states")}
+
+
+def run_daemons_until(lake, tmp_path, daemons, extra_conf, done, timeout=90):
+    """Run `didfs daemon DAEMONS` (streamed copies, 1 s cycles) until done()
+    or timeout; stop it and return its stderr."""
+    conf = tmp_path / "daemon.conf"
+    conf.write_text(f"sleep = 1\nheartbeat.interval = 1\ntransfer.ca_path = {lake.rses.ca_dir}\n"
+                    "transfer.timeout = 20\nconveyor.tpc = false\n" + extra_conf)
+    dm = subprocess.Popen([lake.bin, "--catalog", lake.catalog, "daemon", *daemons,
+                           "--config", str(conf)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and not done():
+            time.sleep(0.5)
+    finally:
+        dm.terminate()
+        _, err = dm.communicate(timeout=60)
+    return err
 
 
 def two_copies(lake, make_file, ds, size=12 << 20):
@@ -198,7 +219,6 @@ def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_
 
 
 def test_suspicious_replica_is_repaired_from_the_good_copy(lake, mount, make_file, tmp_path):
-    import subprocess
     a, did = two_copies(lake, make_file, "fix", size=6 << 20)
     lake("add-rule", did, "1", "XRD1")  # a lock on the copy that goes bad
     corrupt(lake, "XRD1", did)  # XRootD still reports the old checksum (XrdCks xattr)
@@ -208,20 +228,9 @@ def test_suspicious_replica_is_repaired_from_the_good_copy(lake, mount, make_fil
     assert states(lake, did)["XRD1"] == "BAD"
     # the lock on the BAD copy is STUCK: the file shows it
     assert os.getxattr(path, "user.rucio.state").decode() == "STUCK"
-    conf = tmp_path / "daemon.conf"
-    conf.write_text(f"sleep = 1\nheartbeat.interval = 1\ntransfer.ca_path = {lake.rses.ca_dir}\n"
-                    "transfer.timeout = 20\nconveyor.tpc = false\nconveyor.retry_delay = 1\n"
-                    "judge-repairer.min_age = 1\n")
-    dm = subprocess.Popen([lake.bin, "--catalog", lake.catalog, "daemon", "judge-repairer",
-                           "conveyor", "--config", str(conf)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and states(lake, did).get("XRD1") != "AVAILABLE":
-            time.sleep(0.5)
-    finally:
-        dm.terminate()
-        _, err = dm.communicate(timeout=60)
+    err = run_daemons_until(lake, tmp_path, ["judge-repairer", "conveyor"],
+                            "conveyor.retry_delay = 1\njudge-repairer.min_age = 1\n",
+                            lambda: states(lake, did).get("XRD1") == "AVAILABLE")
     assert states(lake, did) == {"XRD1": "AVAILABLE", "XRD2": "AVAILABLE"}, err[-3000:]
     with open(disk_path(lake, "XRD1", did), "rb") as f:
         assert sha(f.read()) == sha(a.read_bytes())
@@ -255,8 +264,6 @@ def test_streamed_transfer_records_a_missing_manifest(lake, make_file, tmp_path)
     """A file without a manifest (registered by a client that never saw its
     bytes) gets one from the conveyor's streamed copy, matching its pieces
     (issue 12, item 2a: conveyor transfers)."""
-    import subprocess
-    import zlib
     a = make_file((2 << 20) + 77)
     lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:conv")
     did = f"user.root:{a.name}"
@@ -265,19 +272,8 @@ def test_streamed_transfer_records_a_missing_manifest(lake, make_file, tmp_path)
     db.commit()
     db.close()
     rule = lake("add-rule", did, "1", "XRD2").strip()
-    conf = tmp_path / "daemon.conf"
-    conf.write_text(f"sleep = 1\nheartbeat.interval = 1\ntransfer.ca_path = {lake.rses.ca_dir}\n"
-                    "transfer.timeout = 20\nconveyor.tpc = false\n")
-    dm = subprocess.Popen([lake.bin, "--catalog", lake.catalog, "daemon", "conveyor",
-                           "--config", str(conf)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and states(lake, did).get("XRD2") != "AVAILABLE":
-            time.sleep(0.5)
-    finally:
-        dm.terminate()
-        _, err = dm.communicate(timeout=60)
+    err = run_daemons_until(lake, tmp_path, ["conveyor"], "",
+                            lambda: states(lake, did).get("XRD2") == "AVAILABLE")
     assert states(lake, did).get("XRD2") == "AVAILABLE", err[-3000:]
     assert lake.json("rule-info", rule)["state"] == "OK"
     db = sqlite3.connect(lake.catalog)

@@ -4,29 +4,8 @@
 # nothing of it when stderr is a pipe (issue 12, item 4).  Real file://
 # storage, a real SQLite catalog; the terminal is a pseudo-terminal.
 import os
-import pty
-import subprocess
 
-
-def run_on_pty(cmd, cwd=None):
-    """Run cmd with stderr on a pseudo-terminal; return (rc, stdout, tty output)."""
-    master, slave = pty.openpty()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
-                         cwd=cwd)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            b = os.read(master, 65536)
-        except OSError:  # EIO: every slave end closed
-            break
-        if not b:
-            break
-        chunks.append(b)
-    out = p.stdout.read()
-    p.wait()
-    os.close(master)
-    return p.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+from ptyrun import run_on_pty
 
 
 def test_upload_and_download_show_progress_on_a_terminal_only(didfs, tmp_path):

@@ -8,13 +8,13 @@
 # stderr only when stderr is a terminal.
 import hashlib
 import os
-import pty
 import signal
 import subprocess
 import time
 import zlib
 
 import pytest
+from ptyrun import run_on_pty
 
 
 @pytest.fixture
@@ -128,26 +128,6 @@ def test_strict_walk_refuses_before_registering_anything(cat, tmp_path):
                     cls="InputValidationError", contains="nothing registered")
     assert "zz-dark.txt" in err
     assert cat.dump() == before
-
-
-def run_on_pty(cmd):
-    """Run cmd with stderr on a pseudo-terminal; return (rc, stdout, tty output)."""
-    master, slave = pty.openpty()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            b = os.read(master, 65536)
-        except OSError:  # EIO: every slave end closed
-            break
-        if not b:
-            break
-        chunks.append(b)
-    out = p.stdout.read()
-    p.wait()
-    os.close(master)
-    return p.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
 
 
 def test_walk_shows_progress_on_a_terminal_only(cat, tmp_path):
