@@ -100,12 +100,14 @@ enum dm_status sqldrv_open(const char *uri, unsigned flags, struct sqldrv **out,
 		return dm_seterr(err, DM_EINVAL, "DatabaseException", "no catalog URI given");
 	sqldrv_redact_uri(uri, shown, sizeof shown);
 	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
-		if (!sqldrv_have_postgresql())
-			return dm_seterr(err, DM_ENOTSUP, "DatabaseException",
-					 "cannot open the catalog '%s': this didfs was built without"
-					 " PostgreSQL support (meson -Dpostgresql=enabled, libpq-dev)",
-					 shown);
+#ifdef DIDFS_HAVE_LIBPQ
 		rc = sqldrv_pg_open(uri, shown, flags, out, err);
+#else
+		return dm_seterr(err, DM_ENOTSUP, "DatabaseException",
+				 "cannot open the catalog '%s': this didfs was built without"
+				 " PostgreSQL support (meson -Dpostgresql=enabled, libpq-dev)",
+				 shown);
+#endif
 	} else if (starts_with(uri, "sqlite:")) {
 		const char *path = uri + 7;
 		/* sqlite:///abs/path and sqlite://rel are accepted too */
