@@ -429,6 +429,7 @@ struct sqldrv_bulk *sqldrv_bulk_begin(struct sqldrv *db, const char *table,
 		b->rc = db->ops->bulk_begin(b);
 		if (b->rc) {
 			struct dm_err keep = db->err;
+			db->ops->bulk_end(b, b->rc); /* frees what the backend set up */
 			sqldrv_rollback(db);
 			db->err = keep;
 			b->rc = keep.code ? keep.code : DM_EINTERNAL;

@@ -57,6 +57,7 @@ struct pg_stmt {
 	int *lens;
 	int *fmts;
 	int insert, returning;
+	int readonly;          /* a SELECT: safe to run again after any loss */
 	int state;
 	int rows;              /* rows returned by this execution */
 	PGresult *row;         /* the current row (single-row result) */
@@ -500,6 +501,7 @@ static struct sqldrv_stmt *pg_prepare(struct sqldrv *db, const char *sql)
 	s->fmts = dm_xcalloc((size_t)s->nparams + 1, sizeof *s->fmts);
 	s->insert = leading_word(sql, "INSERT");
 	s->returning = s->insert && strcasestr(sql, "RETURNING") != NULL;
+	s->readonly = leading_word(sql, "SELECT") || leading_word(sql, "VALUES");
 	if (d->ncache < PG_CACHE) {
 		d->cache[d->ncache++] = s;
 		return &s->base;
@@ -721,8 +723,12 @@ static int pg_step(struct sqldrv_stmt *st)
 			return SQLDRV_DONE;
 		}
 		/* an error: outside a transaction, a lost connection before any
-		 * row is worth one more try on a new connection */
-		if (conn_lost(d, r) && d->base.depth == 0 && s->rows == 0 && !retried) {
+		 * row is worth one more try on a new connection - when the server
+		 * said it was terminating the session (the statement did not run)
+		 * or the statement only reads; a write whose reply was lost
+		 * without that notice may have been committed */
+		if (conn_lost(d, r) && d->base.depth == 0 && s->rows == 0 && !retried &&
+		    (s->readonly || lost_state(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL))) {
 			PQclear(r);
 			finish(d, s);
 			retried = 1;
@@ -730,7 +736,16 @@ static int pg_step(struct sqldrv_stmt *st)
 				return SQLDRV_ERROR;
 			continue;
 		}
-		pg_err(d, r, "running a statement");
+		if (conn_lost(d, r) && d->base.depth == 0 && !s->readonly && s->rows == 0) {
+			char msg[600];
+			one_line(PQerrorMessage(d->conn), msg, sizeof msg);
+			sqldrv_fail(&d->base, DM_EIO, "DatabaseException",
+				    "running a statement: the connection to the catalog %s was lost"
+				    " before its reply (%s); whether it was applied is unknown",
+				    d->base.uri, msg);
+		} else {
+			pg_err(d, r, "running a statement");
+		}
 		PQclear(r);
 		finish(d, s);
 		return SQLDRV_ERROR;

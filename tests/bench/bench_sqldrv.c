@@ -172,6 +172,10 @@ static const char pg_table[] =
 	" IDENTITY PRIMARY KEY, scope TEXT NOT NULL, name TEXT NOT NULL, bytes BIGINT,"
 	" adler32 TEXT, created_at BIGINT, UNIQUE(scope, name))";
 
+static void quiet(void *ud, const char *msg)
+{
+}
+
 static int pg_ok(PGconn *c, PGresult *r, ExecStatusType want)
 {
 	int ok = r && PQresultStatus(r) == want;
@@ -194,6 +198,7 @@ static double pg_raw(const char *uri, uint64_t n)
 		fprintf(stderr, "raw libpq: %s", PQerrorMessage(c));
 		goto out;
 	}
+	PQsetNoticeProcessor(c, quiet, NULL);
 	if (!pg_ok(c, PQexec(c, pg_table), PGRES_COMMAND_OK))
 		goto out;
 	t0 = now();

@@ -377,6 +377,16 @@ static void test_bulk(struct sqldrv *db, int nrows)
 	CHECK(rc == DM_EEXIST);
 	CHECK_STR(sqldrv_error(db)->cls, "Duplicate");
 	CHECK(q_int(db, "SELECT count(*) FROM sqldrv_t") == nrows);
+	/* a table that does not exist: a clear error, no transaction left open */
+	b = sqldrv_bulk_begin(db, "sqldrv_no_such_table", cols, 4);
+	sqldrv_bulk_text(b, "x", -1);
+	sqldrv_bulk_int64(b, 1);
+	sqldrv_bulk_null(b);
+	sqldrv_bulk_null(b);
+	CHECK(sqldrv_bulk_row(b) != DM_OK);
+	CHECK(sqldrv_bulk_end(b, DM_OK) != DM_OK);
+	CHECK(strstr(sqldrv_error(db)->msg, "sqldrv_no_such_table") != NULL);
+	CHECK(sqldrv_tx_depth(db) == 0);
 	/* a row of the wrong width */
 	b = sqldrv_bulk_begin(db, "sqldrv_t", cols, 4);
 	sqldrv_bulk_text(b, "short", -1);
