@@ -13,7 +13,8 @@
  *
  * PostgreSQL is used when $DIDFS_TEST_PG_URI is set, e.g.
  *   tests/env/pgfixture.py run -- build-rel/tests/bench/bench_sqldrv
- * Prints rows/s for each and the ratio driver/raw; no assertions.
+ * Prints rows/s for each, the ratio driver/raw and the client's peak RSS;
+ * no assertions.
  */
 #include "sqldrv.h"
 
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -290,5 +292,10 @@ int main(int argc, char **argv)
 	printf("PostgreSQL: skipped (built without libpq)\n");
 #endif
 	bench_sqlite(dir, n);
+	{
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		printf("peak RSS of the client process (all loads): %.1f MiB\n", ru.ru_maxrss / 1024.0);
+	}
 	return 0;
 }

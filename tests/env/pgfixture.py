@@ -22,6 +22,7 @@
 #
 #   pgfixture.py run -- CMD ARGS...    # run CMD with the cluster: exports
 #       DIDFS_TEST_PG_URI, DIDFS_TEST_PG_BADPW_URI (same, wrong password),
+#       DIDFS_TEST_PG_SOCKET_URI (the unix socket, no password),
 #       DIDFS_TEST_PG_RESTART (a shell command: pg_ctl restart -m fast)
 #       and exits with CMD's status (77 = skipped, as meson counts it, when
 #       PostgreSQL 15 is not installed).
@@ -220,6 +221,7 @@ class PgCluster:
         return {
             "DIDFS_TEST_PG_URI": self.uri,
             "DIDFS_TEST_PG_BADPW_URI": self.bad_password_uri,
+            "DIDFS_TEST_PG_SOCKET_URI": self.socket_uri,
             "DIDFS_TEST_PG_RESTART": " ".join(shlex.quote(a) for a in
                                               [sys.executable, here, "restart", self.datadir]),
         }

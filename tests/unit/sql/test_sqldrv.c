@@ -602,6 +602,69 @@ static void test_pg_reconnect(struct sqldrv *db)
 	}
 }
 
+/* two handles, SERIALIZABLE: the loser of a write conflict gets DM_AGAIN
+ * (SQLSTATE 40001) and sqldrv_tx_run redoes its transaction */
+static enum dm_status body_bump(struct sqldrv *db, void *ud)
+{
+	struct sqldrv_stmt *st = sqldrv_prepare(db, "UPDATE sqldrv_s SET v = v + 1 WHERE k = 1");
+
+	(*(int *)ud)++;
+	return st ? sqldrv_run(st) : sqldrv_error(db)->code;
+}
+
+static void test_pg_serialization(const char *uri)
+{
+	struct sqldrv *a = NULL, *b = NULL;
+	struct dm_err err;
+	int runs = 0;
+
+	CHECK(sqldrv_open(uri, 0, &a, &err) == DM_OK);
+	CHECK(sqldrv_open(uri, 0, &b, &err) == DM_OK);
+	if (!a || !b)
+		goto out;
+	CHECK(exec1(a, "DROP TABLE IF EXISTS sqldrv_s; CREATE TABLE sqldrv_s(k INT PRIMARY KEY,"
+		    " v BIGINT); INSERT INTO sqldrv_s VALUES(1, 0)") == DM_OK);
+	CHECK(sqldrv_begin_serializable(a) == DM_OK);
+	CHECK(q_int(a, "SELECT v FROM sqldrv_s WHERE k = 1") == 0);
+	CHECK(sqldrv_begin_serializable(b) == DM_OK);
+	CHECK(q_int(b, "SELECT v FROM sqldrv_s WHERE k = 1") == 0);
+	CHECK(body_bump(b, &runs) == DM_OK);
+	CHECK(sqldrv_commit(b) == DM_OK);
+	CHECK(body_bump(a, &runs) == DM_AGAIN);
+	CHECK(strstr(sqldrv_error(a)->msg, "serialize") != NULL);
+	CHECK(sqldrv_end(a, DM_AGAIN) == DM_AGAIN);
+	CHECK(sqldrv_tx_depth(a) == 0);
+	runs = 0;
+	CHECK(sqldrv_tx_run(a, body_bump, &runs) == DM_OK);
+	CHECK(runs == 1);
+	CHECK(q_int(b, "SELECT v FROM sqldrv_s WHERE k = 1") == 2);
+	CHECK(exec1(a, "DROP TABLE sqldrv_s") == DM_OK);
+out:
+	sqldrv_close(a);
+	sqldrv_close(b);
+}
+
+/* the unix socket in the cluster's directory (trust, no password) */
+static void test_pg_socket(void)
+{
+	const char *uri = getenv("DIDFS_TEST_PG_SOCKET_URI");
+	struct sqldrv *db = NULL;
+	struct dm_err err;
+
+	if (!uri || !*uri) {
+		fprintf(stderr, "SKIP socket: DIDFS_TEST_PG_SOCKET_URI unset\n");
+		return;
+	}
+	CHECK(sqldrv_open(uri, 0, &db, &err) == DM_OK);
+	if (!db) {
+		fprintf(stderr, "socket %s: %s\n", uri, err.msg);
+		return;
+	}
+	CHECK(q_int(db, "SELECT 6 * 7") == 42);
+	CHECK_STR(sqldrv_uri(db), uri);
+	sqldrv_close(db);
+}
+
 static void test_pg_bad_uris(const char *good)
 {
 	const char *bad = getenv("DIDFS_TEST_PG_BADPW_URI");
@@ -781,6 +844,8 @@ int main(int argc, char **argv)
 				test_pg_reconnect(db);
 				sqldrv_close(db);
 			}
+			test_pg_serialization(uri);
+			test_pg_socket();
 			test_pg_bad_uris(uri);
 			ran = 1;
 		}
