@@ -14,10 +14,12 @@
  * Query text: placeholders are SQLite's `?` and `?N` (1-based; a bare `?`
  * takes the highest number so far plus one).  For PostgreSQL the driver
  * rewrites them to `$N` outside string literals, quoted identifiers and
- * comments.  Parameter types are inferred by the server from the context;
- * where it cannot be (`SELECT ?1 IS NULL`), the query says so with a cast
- * (`?1::bigint`), which SQLite accepts too only as CAST(?1 AS INTEGER):
- * prefer contexts that fix the type.
+ * comments.  Parameter types are inferred by the server from the query;
+ * where they cannot be (`?1 IS NULL`, `SELECT ?1 UNION SELECT id ...`), the
+ * statement is prepared again with the types of the values bound to it
+ * (int64 -> bigint, double -> float8, text, blob -> bytea, NULL -> text).
+ * SQLite's integers-as-booleans (`CASE WHEN ?1 THEN`) must be written as
+ * comparisons (`?1 <> 0`) to run on both.
  *
  * Statements: sqldrv_prepare() returns a statement from the handle's cache
  * (keyed by the SQL text; PostgreSQL prepares it server-side once per

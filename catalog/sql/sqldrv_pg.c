@@ -6,7 +6,9 @@
  * connect_timeout 10 s unless the URI says otherwise).  Statements are
  * rewritten to `$N` placeholders and prepared server-side once per
  * connection (named sqldrv_N; the cache keeps 128 per handle and
- * DEALLOCATEs what it evicts).  Parameters go as text, blobs in binary;
+ * DEALLOCATEs what it evicts), with the parameters' types left to the
+ * server or, where it cannot infer them, taken from the values bound
+ * (prepare_stmt).  Parameters go as text, blobs in binary;
  * results come as text in single-row mode, so a large result streams.  A
  * statement that needs the connection while another still streams makes
  * the driver read the rest of the first one into memory (drain_active).
@@ -40,6 +42,9 @@
 #define PG_CACHE 128
 #define BYTEAOID 17
 #define BOOLOID 16
+#define INT8OID 20
+#define TEXTOID 25
+#define FLOAT8OID 701
 #define COPY_CHUNK (256 * 1024)
 
 enum { ST_IDLE, ST_STREAMING, ST_BUFFERED };
@@ -56,6 +61,9 @@ struct pg_stmt {
 	char **vals;           /* owned copies; NULL = SQL NULL */
 	int *lens;
 	int *fmts;
+	Oid *btypes;           /* the type of each value bound (0 = NULL) */
+	Oid *types;            /* declared at PREPARE when `typed` */
+	int typed;
 	int insert, returning;
 	int readonly;          /* a SELECT: safe to run again after any loss */
 	int state;
@@ -410,6 +418,8 @@ static void pg_close(struct sqldrv *db)
 		free(s->vals);
 		free(s->lens);
 		free(s->fmts);
+		free(s->btypes);
+		free(s->types);
 		free(s->sql);
 		free(s->pgsql);
 		free(s);
@@ -460,6 +470,8 @@ static void stmt_free(struct pg_db *d, struct pg_stmt *s)
 	free(s->vals);
 	free(s->lens);
 	free(s->fmts);
+	free(s->btypes);
+	free(s->types);
 	free(s->sql);
 	free(s->pgsql);
 	free(s);
@@ -499,6 +511,8 @@ static struct sqldrv_stmt *pg_prepare(struct sqldrv *db, const char *sql)
 	s->vals = dm_xcalloc((size_t)s->nparams + 1, sizeof *s->vals);
 	s->lens = dm_xcalloc((size_t)s->nparams + 1, sizeof *s->lens);
 	s->fmts = dm_xcalloc((size_t)s->nparams + 1, sizeof *s->fmts);
+	s->btypes = dm_xcalloc((size_t)s->nparams + 1, sizeof *s->btypes);
+	s->types = dm_xcalloc((size_t)s->nparams + 1, sizeof *s->types);
 	s->insert = leading_word(sql, "INSERT");
 	s->returning = s->insert && strcasestr(sql, "RETURNING") != NULL;
 	s->readonly = leading_word(sql, "SELECT") || leading_word(sql, "VALUES");
@@ -534,6 +548,7 @@ static void pg_reset(struct sqldrv_stmt *st)
 		s->vals[j] = NULL;
 		s->lens[j] = 0;
 		s->fmts[j] = 0;
+		s->btypes[j] = 0;
 	}
 }
 
@@ -549,6 +564,7 @@ static enum dm_status bind_check(struct pg_stmt *s, int idx)
 	s->vals[idx - 1] = NULL;
 	s->fmts[idx - 1] = 0;
 	s->lens[idx - 1] = 0;
+	s->btypes[idx - 1] = 0;
 	return DM_OK;
 }
 
@@ -561,6 +577,7 @@ static enum dm_status pg_bind_int64(struct sqldrv_stmt *st, int idx, int64_t v)
 		return st->db->err.code;
 	snprintf(buf, sizeof buf, "%lld", (long long)v);
 	s->vals[idx - 1] = dm_xstrdup(buf);
+	s->btypes[idx - 1] = INT8OID;
 	return DM_OK;
 }
 
@@ -573,6 +590,7 @@ static enum dm_status pg_bind_double(struct sqldrv_stmt *st, int idx, double v)
 		return st->db->err.code;
 	snprintf(buf, sizeof buf, "%.17g", v);
 	s->vals[idx - 1] = dm_xstrdup(buf);
+	s->btypes[idx - 1] = FLOAT8OID;
 	return DM_OK;
 }
 
@@ -588,6 +606,7 @@ static enum dm_status pg_bind_text(struct sqldrv_stmt *st, int idx, const char *
 	s->vals[idx - 1] = dm_xmalloc(n + 1);
 	memcpy(s->vals[idx - 1], p, n);
 	s->vals[idx - 1][n] = 0;
+	s->btypes[idx - 1] = TEXTOID;
 	return DM_OK;
 }
 
@@ -605,6 +624,7 @@ static enum dm_status pg_bind_blob(struct sqldrv_stmt *st, int idx, const void *
 		memcpy(s->vals[idx - 1], p, n);
 	s->lens[idx - 1] = (int)n;
 	s->fmts[idx - 1] = 1;
+	s->btypes[idx - 1] = BYTEAOID;
 	return DM_OK;
 }
 
@@ -613,6 +633,57 @@ static enum dm_status pg_bind_null(struct sqldrv_stmt *st, int idx)
 	if (bind_check(PGS(st), idx))
 		return st->db->err.code;
 	return DM_OK;
+}
+
+/* The server could not type a parameter from the query alone
+ * (`?1 IS NULL`, `SELECT ?1 UNION SELECT id ...`, an operator it cannot
+ * choose): worth preparing again with the types of the values bound. */
+static int typing_error(const PGresult *r)
+{
+	const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	return sqlstate_is(ss, "42P18") || sqlstate_is(ss, "42P08") ||
+	       sqlstate_is(ss, "42804") || sqlstate_is(ss, "42883") || sqlstate_is(ss, "42725");
+}
+
+static int cmd_ok(struct pg_db *d, const char *sql)
+{
+	PGresult *r = PQexec(d->conn, sql);
+	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	PQclear(r);
+	return ok;
+}
+
+/* PREPARE, letting the server infer the parameters' types from the query;
+ * where it cannot, again with the types of the values bound now (int8,
+ * float8, text, bytea; NULL as text), which the statement then keeps.
+ * Inside a transaction the first attempt runs under a savepoint, so its
+ * failure does not abort the caller's transaction. */
+static PGresult *prepare_stmt(struct pg_db *d, struct pg_stmt *s)
+{
+	int sp = d->base.depth > 0;
+	PGresult *r;
+
+	if (sp && !cmd_ok(d, "SAVEPOINT sqldrv_prepare"))
+		return PQprepare(d->conn, s->name, s->pgsql, s->nparams, s->typed ? s->types : NULL);
+	r = PQprepare(d->conn, s->name, s->pgsql, s->nparams, s->typed ? s->types : NULL);
+	if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+		if (sp)
+			cmd_ok(d, "RELEASE SAVEPOINT sqldrv_prepare");
+		return r;
+	}
+	if (conn_lost(d, r))
+		return r;
+	if (sp)
+		cmd_ok(d, "ROLLBACK TO SAVEPOINT sqldrv_prepare; RELEASE SAVEPOINT sqldrv_prepare");
+	if (s->typed || !typing_error(r))
+		return r;
+	PQclear(r);
+	for (int j = 0; j < s->nparams; j++)
+		s->types[j] = s->btypes[j] ? s->btypes[j] : TEXTOID;
+	s->typed = 1;
+	return PQprepare(d->conn, s->name, s->pgsql, s->nparams, s->types);
 }
 
 /* Send the statement: prepare it on this connection if needed, then run it
@@ -624,7 +695,7 @@ static int send_stmt(struct pg_stmt *s, int *lost)
 
 	*lost = 0;
 	if (s->prepared_gen != d->gen) {
-		PGresult *r = PQprepare(d->conn, s->name, s->pgsql, s->nparams, NULL);
+		PGresult *r = prepare_stmt(d, s);
 		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 			*lost = conn_lost(d, r);
 			if (!*lost || d->base.depth > 0)

@@ -164,6 +164,37 @@ static void test_crud_types(struct sqldrv *db)
 	CHECK_STR(sqldrv_col_text(st, 2), "it's ?");
 	sqldrv_reset(st);
 
+	/* parameters the query alone does not type (PostgreSQL: prepared again
+	 * with the bound values' types), outside and inside a transaction */
+	st = sqldrv_prepare(db, "SELECT ?1 IS NULL");
+	CHECK(sqldrv_bind_null(st, 1) == DM_OK);
+	CHECK(sqldrv_step(st) == SQLDRV_ROW && sqldrv_col_int64(st, 0) == 1);
+	sqldrv_reset(st);
+	st = sqldrv_prepare(db, "SELECT count(*) FROM sqldrv_t WHERE (?1 IS NULL OR name = ?1)");
+	CHECK(sqldrv_bind_null(st, 1) == DM_OK);
+	if (sqldrv_step(st) != SQLDRV_ROW)
+		fprintf(stderr, "typing: %s\n", sqldrv_error(db)->msg);
+	CHECK(sqldrv_col_int64(st, 0) == 3);
+	sqldrv_reset(st);
+	CHECK(sqldrv_bind_text(st, 1, "neg", -1) == DM_OK);
+	CHECK(sqldrv_step(st) == SQLDRV_ROW && sqldrv_col_int64(st, 0) == 1);
+	sqldrv_reset(st);
+	CHECK(sqldrv_begin(db) == DM_OK);
+	st = sqldrv_prepare(db, "SELECT ?1 UNION SELECT id FROM sqldrv_t ORDER BY 1 DESC");
+	CHECK(sqldrv_bind_int64(st, 1, 100) == DM_OK);
+	CHECK(sqldrv_step(st) == SQLDRV_ROW && sqldrv_col_int64(st, 0) == 100);
+	CHECK(sqldrv_step(st) == SQLDRV_ROW && sqldrv_col_int64(st, 0) == 3);
+	sqldrv_reset(st);
+	st = sqldrv_prepare(db, "SELECT CASE WHEN ?1 IS NULL THEN 1 ELSE 2 END");
+	CHECK(sqldrv_bind_int64(st, 1, 5) == DM_OK);
+	CHECK(sqldrv_step(st) == SQLDRV_ROW && sqldrv_col_int64(st, 0) == 2);
+	sqldrv_reset(st);
+	CHECK(insert_name(db, "typed-in-tx", 1) == DM_OK);
+	CHECK(sqldrv_commit(db) == DM_OK);
+	CHECK(count_name(db, "typed-in-tx") == 1);
+	st = sqldrv_prepare(db, "DELETE FROM sqldrv_t WHERE name = 'typed-in-tx'");
+	CHECK(sqldrv_run(st) == DM_OK);
+
 	/* changes: UPDATE and DELETE; a SELECT does not change the count */
 	st = sqldrv_prepare(db, "UPDATE sqldrv_t SET x = 2.5 WHERE id >= ?");
 	CHECK(sqldrv_bind_int64(st, 1, 1) == DM_OK);
