@@ -619,6 +619,33 @@ static void test_pg_reconnect(struct sqldrv *db)
 	CHECK(count_name(db, "redo-1") == 0 && count_name(db, "redo-2") == 1);
 	CHECK(count_name(db, "redo-after") == 0);
 	sqldrv_set_retry(db, NULL, NULL);
+	/* the server restarts in the middle of a bulk load: DM_AGAIN, nothing
+	 * of it kept; done again, it loads every row once */
+	for (int attempt = 1; attempt <= 2; attempt++) {
+		static const char *const cols[] = { "name", "n" };
+		struct sqldrv_bulk *b = sqldrv_bulk_begin(db, "sqldrv_t", cols, 2);
+		enum dm_status rc = DM_OK;
+		char name[32];
+
+		for (int i = 0; i < 60000 && rc == DM_OK; i++) {
+			snprintf(name, sizeof name, "mid-%d", i);
+			sqldrv_bulk_text(b, name, -1);
+			sqldrv_bulk_int64(b, i);
+			rc = sqldrv_bulk_row(b);
+			if (attempt == 1 && i == 30000 && restart_server())
+				break;
+		}
+		rc = sqldrv_bulk_end(b, rc);
+		if (attempt == 1) {
+			CHECK(rc == DM_AGAIN);
+			CHECK(strstr(sqldrv_error(db)->msg, "127.0.0.1") != NULL);
+			CHECK(sqldrv_tx_depth(db) == 0);
+			CHECK(q_int(db, "SELECT count(*) FROM sqldrv_t WHERE name LIKE 'mid-%'") == 0);
+		} else {
+			CHECK(rc == DM_OK);
+			CHECK(q_int(db, "SELECT count(*) FROM sqldrv_t WHERE name LIKE 'mid-%'") == 60000);
+		}
+	}
 	/* a bulk load after a restart */
 	if (restart_server())
 		return;
