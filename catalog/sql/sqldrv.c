@@ -411,6 +411,34 @@ enum dm_status sqldrv_tx_run(struct sqldrv *db, sqldrv_tx_body body, void *ud)
 	}
 }
 
+/* ---- notifications ---- */
+
+enum dm_status sqldrv_listen(struct sqldrv *db, const char *channel)
+{
+	return db->ops->listen ? db->ops->listen(db, channel) : DM_OK;
+}
+
+enum dm_status sqldrv_notify(struct sqldrv *db, const char *channel, const char *payload)
+{
+	return db->ops->notify ? db->ops->notify(db, channel, payload ? payload : "") : DM_OK;
+}
+
+int sqldrv_wait(struct sqldrv *db, int timeout_ms, char *chan, size_t n)
+{
+	struct timespec ts;
+
+	if (db->ops->wait)
+		return db->ops->wait(db, timeout_ms, chan, n);
+	if (timeout_ms > 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+	}
+	if (n)
+		chan[0] = 0;
+	return 0;
+}
+
 /* ---- bulk load front end ---- */
 
 struct sqldrv_bulk *sqldrv_bulk_begin(struct sqldrv *db, const char *table,

@@ -51,6 +51,9 @@
  * reconnecting, transparently.  sqldrv_tx_run() runs a transaction body and
  * redoes it on DM_AGAIN as the retry hook (sqldrv_set_retry()) decides.
  *
+ * Notifications: sqldrv_listen() / sqldrv_notify() / sqldrv_wait() wake
+ * daemons when work arrives (PostgreSQL); polling stays the backstop.
+ *
  * Bulk: sqldrv_bulk_begin() .. sqldrv_bulk_end() load rows into one table:
  * COPY FROM STDIN on PostgreSQL, a prepared INSERT loop in one transaction
  * on SQLite.
@@ -166,6 +169,20 @@ void sqldrv_bulk_null(struct sqldrv_bulk *b);
 enum dm_status sqldrv_bulk_row(struct sqldrv_bulk *b);
 /* Returns the final status; the rows loaded are sqldrv_changes(db). */
 enum dm_status sqldrv_bulk_end(struct sqldrv_bulk *b, enum dm_status rc);
+
+/* ---- notifications ----
+ * PostgreSQL: LISTEN/NOTIFY (a NOTIFY inside a transaction is delivered at
+ * its commit).  The channels a handle listens to are listened to again after
+ * a reconnection, and the first sqldrv_wait() after it returns 1 with an
+ * empty channel: notifications may have been missed, look for work.
+ * SQLite has none: listen and notify do nothing, wait sleeps its timeout and
+ * returns 0, so the caller's polling is what finds the work.  Channels are
+ * SQL identifiers (quoted by the driver). */
+enum dm_status sqldrv_listen(struct sqldrv *db, const char *channel);
+enum dm_status sqldrv_notify(struct sqldrv *db, const char *channel, const char *payload);
+/* 1: a notification (its channel copied into chan, n bytes), 0: none within
+ * timeout_ms, -1: error (sqldrv_error()).  Not while a statement streams. */
+int sqldrv_wait(struct sqldrv *db, int timeout_ms, char *chan, size_t n);
 
 /* PostgreSQL's placeholder form of SQLite-style query text: `?`/`?N` ->
  * `$N` outside literals and comments.  Returns a malloc'd string and the

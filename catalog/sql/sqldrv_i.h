@@ -40,6 +40,10 @@ struct sqldrv_ops {
 			   const void *p, size_t n);
 	enum dm_status (*bulk_row)(struct sqldrv_bulk *b);
 	enum dm_status (*bulk_end)(struct sqldrv_bulk *b, enum dm_status rc);
+	/* notifications; NULL = none (SQLite) */
+	enum dm_status (*listen)(struct sqldrv *db, const char *channel);
+	enum dm_status (*notify)(struct sqldrv *db, const char *channel, const char *payload);
+	int (*wait)(struct sqldrv *db, int timeout_ms, char *chan, size_t n);
 };
 
 /* value types for bulk_value */

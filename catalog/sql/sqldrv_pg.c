@@ -29,11 +29,14 @@
  * 53xxx -> DM_EIO, the rest DM_EINTERNAL, each with the server's message.
  *
  * Bulk loads are COPY table(cols) FROM STDIN in text format, sent in 256 KiB
- * chunks.
+ * chunks.  Notifications are LISTEN/NOTIFY; the channels are listened to
+ * again after a reconnection, and the next wait reports a possible miss.
  */
 #include "sqldrv_i.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -85,6 +88,9 @@ struct pg_db {
 	struct pg_stmt *cache[PG_CACHE];
 	struct pg_stmt *active; /* streaming on the connection */
 	int64_t changes;
+	char **channels;        /* LISTENed to; again after a reconnection */
+	int nchannels;
+	int missed;             /* reconnected: notifications may be lost */
 	int64_t last_id;
 	int last_id_valid;
 	unsigned next_name;
@@ -275,6 +281,34 @@ enum dm_status sqldrv_pg_open(const char *uri, const char *shown, unsigned flags
 	return DM_OK;
 }
 
+static int listen_cmd(struct pg_db *d, const char *channel)
+{
+	char *id = PQescapeIdentifier(d->conn, channel, strlen(channel));
+	struct dm_buf sql = DM_BUF_INIT;
+	PGresult *r;
+	int ok;
+
+	if (!id)
+		return 0;
+	dm_buf_addf(&sql, "LISTEN %s", id);
+	PQfreemem(id);
+	r = PQexec(d->conn, sql.s);
+	dm_buf_release(&sql);
+	ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	return ok;
+}
+
+static void relisten(struct pg_db *d)
+{
+	for (int i = 0; i < d->nchannels; i++)
+		if (!listen_cmd(d, d->channels[i]))
+			dm_log(DM_LOG_WARN, "sqldrv", "%s: LISTEN %s again after reconnecting: %s",
+			       d->base.uri, d->channels[i], PQerrorMessage(d->conn));
+	if (d->nchannels)
+		d->missed = 1;
+}
+
 /* Reconnect after a loss (outside a transaction). */
 static enum dm_status reconnect(struct pg_db *d)
 {
@@ -287,6 +321,7 @@ static enum dm_status reconnect(struct pg_db *d)
 		PQreset(d->conn);
 		if (PQstatus(d->conn) == CONNECTION_OK) {
 			session_setup(d);
+			relisten(d);
 			dm_log(DM_LOG_INFO, "sqldrv", "reconnected to the catalog %s", d->base.uri);
 			return DM_OK;
 		}
@@ -424,6 +459,9 @@ static void pg_close(struct sqldrv *db)
 		free(s->pgsql);
 		free(s);
 	}
+	for (int i = 0; i < d->nchannels; i++)
+		free(d->channels[i]);
+	free(d->channels);
 	PQfinish(d->conn);
 	free(d->base.uri);
 	free(d);
@@ -1143,6 +1181,89 @@ static enum dm_status pg_bulk_end(struct sqldrv_bulk *b, enum dm_status rc)
 	return rc;
 }
 
+/* ---- notifications ---- */
+
+static enum dm_status pg_listen(struct sqldrv *db, const char *channel)
+{
+	struct pg_db *d = PG(db);
+
+	for (int i = 0; i < d->nchannels; i++)
+		if (strcmp(d->channels[i], channel) == 0)
+			return DM_OK;
+	if (ready(d))
+		return db->err.code;
+	if (!listen_cmd(d, channel))
+		return pg_err(d, NULL, "listening for notifications");
+	d->channels = dm_xrealloc(d->channels, (size_t)(d->nchannels + 1) * sizeof *d->channels);
+	d->channels[d->nchannels++] = dm_xstrdup(channel);
+	return DM_OK;
+}
+
+static enum dm_status pg_notify(struct sqldrv *db, const char *channel, const char *payload)
+{
+	struct sqldrv_stmt *st = pg_prepare(db, "SELECT pg_notify(?1, ?2)");
+
+	if (!st)
+		return db->err.code;
+	pg_bind_text(st, 1, channel, strlen(channel));
+	pg_bind_text(st, 2, payload, strlen(payload));
+	return sqldrv_run(st);
+}
+
+static int take_notify(struct pg_db *d, char *chan, size_t n)
+{
+	PGnotify *nt = PQnotifies(d->conn);
+
+	if (!nt)
+		return 0;
+	if (n)
+		dm_strlcpy(chan, nt->relname, n);
+	PQfreemem(nt);
+	return 1;
+}
+
+static int pg_wait(struct sqldrv *db, int timeout_ms, char *chan, size_t n)
+{
+	struct pg_db *d = PG(db);
+	struct pollfd pfd;
+	int r;
+
+	if (n)
+		chan[0] = 0;
+	if (d->active) {
+		sqldrv_fail(db, DM_EINVAL, "DatabaseException",
+			    "waiting for notifications while a statement is still running");
+		return -1;
+	}
+	if (PQstatus(d->conn) != CONNECTION_OK && db->depth == 0 && reconnect(d))
+		return -1;
+	if (d->missed) {
+		d->missed = 0;
+		return 1;
+	}
+	if (PQconsumeInput(d->conn) && take_notify(d, chan, n))
+		return 1;
+	pfd.fd = PQsocket(d->conn);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	do
+		r = pfd.fd >= 0 ? poll(&pfd, 1, timeout_ms) : 0;
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return 0;
+	if (!PQconsumeInput(d->conn)) {
+		/* the connection broke while we waited: reconnect, and say work
+		 * may have been missed */
+		if (db->depth == 0 && reconnect(d) == DM_OK) {
+			d->missed = 0;
+			return 1;
+		}
+		pg_err(d, NULL, "waiting for notifications");
+		return -1;
+	}
+	return take_notify(d, chan, n);
+}
+
 static const struct sqldrv_ops pg_ops = {
 	.dialect = SQLDRV_POSTGRESQL,
 	.close = pg_close,
@@ -1170,4 +1291,7 @@ static const struct sqldrv_ops pg_ops = {
 	.bulk_value = pg_bulk_value,
 	.bulk_row = pg_bulk_row,
 	.bulk_end = pg_bulk_end,
+	.listen = pg_listen,
+	.notify = pg_notify,
+	.wait = pg_wait,
 };

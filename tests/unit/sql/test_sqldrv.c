@@ -702,6 +702,46 @@ out:
 	sqldrv_close(b);
 }
 
+/* LISTEN/NOTIFY between two handles, delivered at commit, and listened to
+ * again after the server restarts */
+static void test_pg_notify(const char *uri)
+{
+	struct sqldrv *a = NULL, *b = NULL;
+	struct dm_err err;
+	char chan[64];
+
+	CHECK(sqldrv_open(uri, 0, &a, &err) == DM_OK);
+	CHECK(sqldrv_open(uri, 0, &b, &err) == DM_OK);
+	if (!a || !b)
+		goto out;
+	CHECK(sqldrv_listen(a, "didfs_work") == DM_OK);
+	CHECK(sqldrv_listen(a, "didfs_work") == DM_OK);
+	CHECK(sqldrv_wait(a, 0, chan, sizeof chan) == 0);
+	CHECK(sqldrv_begin(b) == DM_OK);
+	CHECK(sqldrv_notify(b, "didfs_work", "rule 1") == DM_OK);
+	/* not before the commit */
+	CHECK(sqldrv_wait(a, 200, chan, sizeof chan) == 0);
+	CHECK(sqldrv_commit(b) == DM_OK);
+	CHECK(sqldrv_wait(a, 30000, chan, sizeof chan) == 1);
+	CHECK_STR(chan, "didfs_work");
+	CHECK(sqldrv_wait(a, 0, chan, sizeof chan) == 0);
+	/* another channel is not heard */
+	CHECK(sqldrv_notify(b, "other", NULL) == DM_OK);
+	CHECK(sqldrv_wait(a, 200, chan, sizeof chan) == 0);
+	if (restart_server())
+		goto out;
+	/* the restart itself wakes the listener (work may have been missed) */
+	CHECK(sqldrv_wait(a, 30000, chan, sizeof chan) == 1);
+	CHECK_STR(chan, "");
+	/* and it listens again on its new connection */
+	CHECK(sqldrv_notify(b, "didfs_work", "rule 2") == DM_OK);
+	CHECK(sqldrv_wait(a, 30000, chan, sizeof chan) == 1);
+	CHECK_STR(chan, "didfs_work");
+out:
+	sqldrv_close(a);
+	sqldrv_close(b);
+}
+
 /* the unix socket in the cluster's directory (trust, no password) */
 static void test_pg_socket(void)
 {
@@ -871,6 +911,15 @@ int main(int argc, char **argv)
 			create_table(db);
 			sqldrv_close(db);
 			test_sqlite_busy(path);
+			if (sqldrv_open(uri, 0, &db, &err) == DM_OK) {
+				char chan[16] = "x";
+				/* no notifications in SQLite: waiting is polling */
+				CHECK(sqldrv_listen(db, "didfs_work") == DM_OK);
+				CHECK(sqldrv_notify(db, "didfs_work", "x") == DM_OK);
+				CHECK(sqldrv_wait(db, 10, chan, sizeof chan) == 0);
+				CHECK_STR(chan, "");
+				sqldrv_close(db);
+			}
 			ran = 1;
 		}
 		unlink(path);
@@ -903,6 +952,7 @@ int main(int argc, char **argv)
 				sqldrv_close(db);
 			}
 			test_pg_serialization(uri);
+			test_pg_notify(uri);
 			test_pg_socket();
 			test_pg_bad_uris(uri);
 			ran = 1;
