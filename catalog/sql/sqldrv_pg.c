@@ -411,8 +411,10 @@ static enum dm_status ready(struct pg_db *d)
 	return DM_OK;
 }
 
-/* PQexec with one retry after a lost connection outside a transaction.
- * Returns the result (caller clears) or NULL with the error set. */
+/* PQexec, outside a transaction run once more on a new connection when the
+ * old one was lost: retry 2 = always (BEGIN, a read), 1 = only when the
+ * server said it terminated the session (the command did not run), 0 =
+ * never.  Returns the result (caller clears) or NULL with the error set. */
 static PGresult *exec_cmd(struct pg_db *d, const char *sql, const char *what, int retry)
 {
 	for (int attempt = 0;; attempt++) {
@@ -425,7 +427,8 @@ static PGresult *exec_cmd(struct pg_db *d, const char *sql, const char *what, in
 		t = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 		if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK || t == PGRES_COPY_IN)
 			return r;
-		if (retry && attempt == 0 && d->base.depth == 0 && conn_lost(d, r)) {
+		if (retry && attempt == 0 && d->base.depth == 0 && conn_lost(d, r) &&
+		    (retry == 2 || lost_state(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL))) {
 			PQclear(r);
 			if (reconnect(d))
 				return NULL;
@@ -467,12 +470,29 @@ static void pg_close(struct sqldrv *db)
 	free(d);
 }
 
+static int leading_word(const char *sql, const char *w)
+{
+	while (*sql == ' ' || *sql == '\n' || *sql == '\t' || *sql == '(')
+		sql++;
+	return strncasecmp(sql, w, strlen(w)) == 0;
+}
+
+static void note_changes(struct pg_db *d, PGresult *r)
+{
+	const char *cmd = PQcmdStatus(r);
+
+	if (leading_word(cmd, "INSERT") || leading_word(cmd, "UPDATE") ||
+	    leading_word(cmd, "DELETE") || leading_word(cmd, "MERGE") || leading_word(cmd, "COPY"))
+		d->changes = strtoll(PQcmdTuples(r), NULL, 10);
+}
+
 static enum dm_status pg_exec(struct sqldrv *db, const char *sql)
 {
 	PGresult *r = exec_cmd(PG(db), sql, "running a statement", 1);
 
 	if (!r)
 		return db->err.code;
+	note_changes(PG(db), r);
 	PQclear(r);
 	return DM_OK;
 }
@@ -515,12 +535,6 @@ static void stmt_free(struct pg_db *d, struct pg_stmt *s)
 	free(s);
 }
 
-static int leading_word(const char *sql, const char *w)
-{
-	while (*sql == ' ' || *sql == '\n' || *sql == '\t' || *sql == '(')
-		sql++;
-	return strncasecmp(sql, w, strlen(w)) == 0;
-}
 
 static void pg_reset(struct sqldrv_stmt *st);
 
@@ -777,14 +791,6 @@ static void finish(struct pg_db *d, struct pg_stmt *s)
 	s->state = ST_IDLE;
 }
 
-static void note_changes(struct pg_db *d, PGresult *r)
-{
-	const char *cmd = PQcmdStatus(r);
-
-	if (leading_word(cmd, "INSERT") || leading_word(cmd, "UPDATE") ||
-	    leading_word(cmd, "DELETE") || leading_word(cmd, "MERGE") || leading_word(cmd, "COPY"))
-		d->changes = strtoll(PQcmdTuples(r), NULL, 10);
-}
 
 static int pg_step(struct sqldrv_stmt *st)
 {
@@ -968,7 +974,7 @@ static enum dm_status pg_last_id(struct sqldrv *db, int64_t *id)
 static enum dm_status pg_tx_begin(struct sqldrv *db, int serializable)
 {
 	PGresult *r = exec_cmd(PG(db), serializable ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "BEGIN",
-			       "starting a transaction", 1);
+			       "starting a transaction", 2);
 
 	if (!r)
 		return db->err.code;

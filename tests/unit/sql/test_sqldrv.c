@@ -206,6 +206,8 @@ static void test_crud_types(struct sqldrv *db)
 	CHECK(sqldrv_run(st) == DM_OK);
 	CHECK(sqldrv_changes(db) == 1);
 	CHECK(q_int(db, "SELECT count(*) FROM sqldrv_t") == 2);
+	CHECK(exec1(db, "UPDATE sqldrv_t SET x = 1") == DM_OK);
+	CHECK(sqldrv_changes(db) == 2);
 	/* a statement after DONE runs again */
 	st = sqldrv_prepare(db, "SELECT count(*) FROM sqldrv_t");
 	CHECK(sqldrv_step(st) == SQLDRV_ROW && sqldrv_col_int64(st, 0) == 2);
