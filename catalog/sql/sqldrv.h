@@ -44,9 +44,10 @@
  * dialects), or call sqldrv_last_id() after the insert (SQLite's rowid;
  * PostgreSQL: the RETURNING value if there was one, else lastval()).
  *
- * Retries: DM_AGAIN means "redo the whole transaction": SQLite busy past
- * the busy timeout, PostgreSQL serialization failure or deadlock, or the
- * connection lost inside a transaction.  A statement outside a transaction
+ * Retries: DM_AGAIN means "redo the whole transaction": busy past the busy
+ * timeout ($DIDFS_BUSY_TIMEOUT seconds, default 30: SQLite's busy timeout,
+ * PostgreSQL's lock_timeout), PostgreSQL serialization failure or deadlock,
+ * or the connection lost inside a transaction.  A statement outside a transaction
  * whose connection was lost (the server restarted) is retried once after
  * reconnecting, transparently.  sqldrv_tx_run() runs a transaction body and
  * redoes it on DM_AGAIN as the retry hook (sqldrv_set_retry()) decides.

@@ -23,6 +23,9 @@
  * whose reply is lost without the server's termination notice fails with
  * DM_EIO: its outcome is unknown.
  *
+ * Row-lock waits end after $DIDFS_BUSY_TIMEOUT seconds (lock_timeout,
+ * default 30) with DM_AGAIN, like SQLite's busy timeout.
+ *
  * SQLSTATEs map to didfs statuses: 23505 -> DM_EEXIST "Duplicate", other
  * class 23 -> DM_EINVAL, 40001/40P01/55P03 -> DM_AGAIN, 57014 ->
  * DM_ETIMEDOUT, 28xxx -> DM_EPERM "CannotAuthenticate", 3D000 -> DM_ENOENT,
@@ -83,6 +86,7 @@ struct pg_db {
 	struct sqldrv base;
 	PGconn *conn;
 	unsigned gen;          /* bumped at every (re)connection */
+	int busy_s;            /* lock_timeout, from $DIDFS_BUSY_TIMEOUT */
 	uint64_t clock;
 	int ncache;
 	struct pg_stmt *cache[PG_CACHE];
@@ -184,7 +188,12 @@ static enum dm_status pg_err(struct pg_db *d, const PGresult *res, const char *w
 		return sqldrv_fail(&d->base, DM_EEXIST, "Duplicate", "%s: %s", what, msg);
 	if (sqlstate_is(ss, "23"))
 		return sqldrv_fail(&d->base, DM_EINVAL, "DatabaseException", "%s: %s", what, msg);
-	if (sqlstate_is(ss, "40001") || sqlstate_is(ss, "40P01") || sqlstate_is(ss, "55P03"))
+	if (sqlstate_is(ss, "55P03"))
+		return sqldrv_fail(&d->base, DM_AGAIN, "DatabaseException",
+				   "%s: the catalog %s is busy: another transaction held the rows"
+				   " for more than %d s (the busy timeout, $DIDFS_BUSY_TIMEOUT);"
+				   " try again", what, d->base.uri, d->busy_s);
+	if (sqlstate_is(ss, "40001") || sqlstate_is(ss, "40P01"))
 		return sqldrv_fail(&d->base, DM_AGAIN, "DatabaseException",
 				   "%s: %s (the transaction can be redone)", what, msg);
 	if (sqlstate_is(ss, "57014"))
@@ -210,10 +219,29 @@ static void on_notice(void *ud, const char *msg)
 	dm_log(DM_LOG_DEBUG, "sqldrv", "%s: %s", (const char *)ud, line);
 }
 
+/* $DIDFS_BUSY_TIMEOUT (seconds, 0..3600, default 30), as for SQLite: how
+ * long a statement waits for another transaction's row locks before it
+ * fails with DM_AGAIN (lock_timeout; 0 = do not wait). */
+static int busy_s(void)
+{
+	const char *s = getenv("DIDFS_BUSY_TIMEOUT");
+	int64_t v;
+
+	if (s && *s && dm_parse_i64(s, &v) == 0 && v >= 0 && v <= 3600)
+		return (int)v;
+	return 30;
+}
+
 static void session_setup(struct pg_db *d)
 {
+	char sql[64];
+
 	PQsetClientEncoding(d->conn, "UTF8");
 	PQsetNoticeProcessor(d->conn, on_notice, d->base.uri);
+	d->busy_s = busy_s();
+	/* lock_timeout 0 would mean "wait forever": 1 ms is "do not wait" */
+	snprintf(sql, sizeof sql, "SET lock_timeout = '%dms'", d->busy_s ? d->busy_s * 1000 : 1);
+	PQclear(PQexec(d->conn, sql));
 	d->gen++;
 	if (d->gen == 0)
 		d->gen = 1;

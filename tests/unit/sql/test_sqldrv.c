@@ -698,6 +698,21 @@ static void test_pg_serialization(const char *uri)
 	CHECK(sqldrv_tx_run(a, body_bump, &runs) == DM_OK);
 	CHECK(runs == 1);
 	CHECK(q_int(b, "SELECT v FROM sqldrv_s WHERE k = 1") == 2);
+	/* a row lock held past the busy timeout: DM_AGAIN, "busy" */
+	sqldrv_close(b);
+	setenv("DIDFS_BUSY_TIMEOUT", "1", 1);
+	CHECK(sqldrv_open(uri, 0, &b, &err) == DM_OK);
+	unsetenv("DIDFS_BUSY_TIMEOUT");
+	if (!b)
+		goto out;
+	CHECK(sqldrv_begin(a) == DM_OK);
+	CHECK(body_bump(a, &runs) == DM_OK);
+	CHECK(sqldrv_begin(b) == DM_OK);
+	CHECK(body_bump(b, &runs) == DM_AGAIN);
+	CHECK(strstr(sqldrv_error(b)->msg, "busy") != NULL);
+	CHECK(sqldrv_end(b, DM_AGAIN) == DM_AGAIN);
+	CHECK(sqldrv_commit(a) == DM_OK);
+	CHECK(q_int(b, "SELECT v FROM sqldrv_s WHERE k = 1") == 3);
 	CHECK(exec1(a, "DROP TABLE sqldrv_s") == DM_OK);
 out:
 	sqldrv_close(a);
