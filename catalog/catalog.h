@@ -3,10 +3,14 @@
  * catalog.h - the catalog API (prefix cat_): accounts, scopes, DIDs, RSEs,
  * protocols, replicas, limits and usage, behind one opaque handle.
  *
- * This header is the seam of DESIGN.md: the SQLite store (catalog/store.c)
- * implements it today; a PostgreSQL back-end and a Rucio REST client are to
- * sit behind the same calls, so fs/, daemons/ and tools/ never know which one
- * they hold.  Names and semantics follow Rucio (shared/reference/rucio.md).
+ * This header is the seam of DESIGN.md: cat_open() takes a catalog URI (a
+ * path, sqlite:PATH, postgresql://...) and picks the store from a table of
+ * schemes (catalog/open.c); the SQLite store (catalog/store.c) is the only
+ * one today.  A PostgreSQL back-end and a Rucio REST client are to sit
+ * behind the same calls, so fs/, daemons/, tools/ and server/ never know
+ * which one they hold: where the catalog is comes from cat_location() and
+ * cat_describe(), never from treating the URI as a file.  Names and
+ * semantics follow Rucio (shared/reference/rucio.md).
  *
  * Conventions
  *  - Every call returns enum dm_status; on failure the handle's error record
@@ -40,9 +44,20 @@ enum cat_open_flags {
 	CAT_OPEN_CREATE = 1 << 0, /* create the file and schema if missing */
 	CAT_OPEN_READONLY = 1 << 1,
 };
-enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
+/* Open the catalog a URI names (catalog/open.c): a file path or
+ * sqlite:PATH (the SQLite store); postgresql://... (a libpq URI) and
+ * https://host[:port] (a Rucio REST server) are recognised, and refused
+ * with DatabaseException naming the URI while this build has no such store.
+ * An unknown "scheme://" is InputValidationError. */
+enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);
+/* A URI that reopens the same catalog from any working directory or process
+ * (for SQLite the file's absolute path): what a mount or a daemon hands its
+ * threads after it changed directory.  OUT: replaces *out's content. */
+enum dm_status cat_location(struct cat_db *db, struct dm_buf *out);
+/* One line for people: the store, where it is, its schema version. */
+void cat_describe(struct cat_db *db, struct dm_buf *out);
 const struct dm_err *cat_error(const struct cat_db *db);
 /* Create the schema (if needed) and the root account (Rucio's bootstrap:
  * root, SERVICE, attribute admin=true) with a userpass identity root_user

@@ -21,6 +21,9 @@
  * generation (under rt.lock); a condition variable on a monotonic clock
  * wakes sleepers on stop.  Nothing else is shared between loops: each has
  * its own catalog handle, memory and (conveyor, reaper) transfer context.
+ *
+ * The threads open the catalog by cat_location() of the URI they were
+ * given (for a file: its absolute path).
  */
 #include "daemon_i.h"
 
@@ -260,6 +263,7 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 	struct dm_buf names = DM_BUF_INIT;
 	pthread_condattr_t ca;
 	struct cat_db *probe = NULL;
+	struct dm_buf location = DM_BUF_INIT;
 
 	if (build_config(o, &cfg, err) != DM_OK)
 		return 1;
@@ -272,6 +276,9 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 		cat_close(probe);
 		return 1;
 	}
+	/* the threads open the catalog by the location it gives (for a file:
+	 * its absolute path), not by how the command line spelt it */
+	cat_location(probe, &location);
 	cat_close(probe);
 	dm_log_set_level(cfg.log_level);
 	if (gethostname(hostname, sizeof hostname) != 0)
@@ -286,7 +293,7 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 	atomic_store(&rt.finished, 0);
 	rt.cfg = cfg;
 	rt.gen = 1;
-	rt.catalog_path = o->catalog_path;
+	rt.catalog_path = location.s;
 
 	for (int k = 0; k < DMN_COUNT; k++)
 		if (mask & (1u << k))
@@ -360,6 +367,8 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 			status = 1;
 	}
 	free(slots);
+	rt.catalog_path = NULL;
+	dm_buf_release(&location);
 	pthread_cond_destroy(&rt.wake);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (status && !o->once)

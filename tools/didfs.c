@@ -77,8 +77,9 @@ static const struct cli_command *current;
 
 static void usage_all(FILE *f)
 {
-	fprintf(f, "usage: didfs [--catalog PATH] [--account NAME] [--json] COMMAND [ARGS...]\n\n"
-		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db.\n"
+	fprintf(f, "usage: didfs [--catalog URI] [--account NAME] [--json] COMMAND [ARGS...]\n\n"
+		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db: a file path,\n"
+		   "sqlite:PATH or postgresql://... (a libpq URI).\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < DM_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-24s %s\n", commands[i].name, commands[i].help);
