@@ -25,16 +25,19 @@
  * Requests: one row per (file, destination RSE) while QUEUED or SUBMITTED;
  * finished ones move to requests_history.  cat_req_claim() flips QUEUED ->
  * SUBMITTED in one UPDATE, so two conveyors never claim the same request.
+ *
+ * The client calls (rules, locks, list-transfers, distances) are declared
+ * in catalog.h, the daemons' (judge units, requests, reaper, undertaker,
+ * heartbeats) in engine.h.  Whether a process is still alive is not judged
+ * here: the heartbeat calls ask the daemon's cat_alive_cb.
  */
-#include "rule.h"
+#include "engine.h"
 #include "catalog_i.h"
 #include "rse_expr.h"
 #include "dmcheck.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -2309,12 +2312,12 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 	return rc;
 }
 
-int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name, int64_t older_than)
+int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name, int64_t older_than,
+		   cat_alive_cb alive, void *alive_ud)
 {
 	char host[256];
 	const char *c1 = strchr(worker_name, ':'), *c2;
 	int64_t pid, thread;
-	char hostname[256] = "";
 	sqlite3_stmt *st;
 	int live;
 
@@ -2324,9 +2327,8 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 	host[c1 - worker_name] = 0;
 	pid = strtoll(c1 + 1, NULL, 10);
 	thread = strtoll(c2 + 1, NULL, 10);
-	gethostname(hostname, sizeof hostname - 1);
-	if (!strcmp(host, hostname) && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-		return 0; /* a local process that is gone */
+	if (alive && pid > 0 && !alive(alive_ud, host, pid))
+		return 0; /* a process its daemon knows is gone */
 	st = cat_stmt(db, "SELECT 1 FROM heartbeats WHERE executable=? AND hostname=? AND pid=? AND"
 			  " thread_id=? AND updated_at>=?");
 	if (!st)
@@ -2341,7 +2343,8 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 	return live;
 }
 
-enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age, int *done)
+enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age,
+				       cat_alive_cb alive, void *alive_ud, int *done)
 {
 	sqlite3_stmt *st;
 	char **who = NULL;
@@ -2363,7 +2366,7 @@ enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < n && rc == DM_OK; i++) {
-		if (*who[i] && cat_hb_is_live(db, executable, who[i], CAT_HB_LIVE_SECONDS))
+		if (*who[i] && cat_hb_is_live(db, executable, who[i], CAT_HB_LIVE_SECONDS, alive, alive_ud))
 			continue;
 		st = cat_stmt(db, "UPDATE requests SET state='Q', last_processed_by=NULL, updated_at=?"
 				  " WHERE state='S' AND coalesce(last_processed_by, '')=?");
@@ -3040,7 +3043,8 @@ enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int 
 /* heartbeats                                                          */
 
 enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char *hostname,
-			   int pid, int thread, int64_t older_than, int *index, int *total)
+			   int pid, int thread, int64_t older_than, cat_alive_cb alive,
+			   void *alive_ud, int *index, int *total)
 {
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t now = now_s();
@@ -3066,13 +3070,14 @@ enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char
 		sqlite3_stmt *q;
 		struct { int64_t pid; } dead[64];
 		int nd = 0;
-		q = cat_stmt(db, "SELECT DISTINCT pid FROM heartbeats WHERE hostname=? AND pid!=?");
+		q = alive ? cat_stmt(db, "SELECT DISTINCT pid FROM heartbeats WHERE hostname=? AND pid!=?")
+			  : NULL;
 		if (q) {
 			sqlite3_bind_text(q, 1, hostname, -1, SQLITE_STATIC);
 			sqlite3_bind_int(q, 2, pid);
 			while (nd < 64 && sqlite3_step(q) == SQLITE_ROW) {
 				int64_t p = sqlite3_column_int64(q, 0);
-				if (p > 0 && kill((pid_t)p, 0) != 0 && errno == ESRCH)
+				if (p > 0 && !alive(alive_ud, hostname, p))
 					dead[nd++].pid = p;
 			}
 			sqlite3_reset(q);

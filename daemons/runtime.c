@@ -22,12 +22,15 @@
  * wakes sleepers on stop.  Nothing else is shared between loops: each has
  * its own catalog handle, memory and (conveyor, reaper) transfer context.
  *
- * The threads open the catalog by cat_location() of the URI they were
- * given (for a file: its absolute path).
+ * Liveness of processes is judged here, not in the catalog: the heartbeat
+ * and orphan calls of catalog/engine.h ask dmn_process_alive() whether a
+ * pid of this host still exists.  The threads open the catalog by
+ * cat_location() of the URI they were given.
  */
 #include "daemon_i.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -100,6 +103,15 @@ static void request_stop(void)
 	pthread_mutex_unlock(&rt.lock);
 }
 
+int dmn_process_alive(void *loop, const char *hostname, int64_t pid)
+{
+	const struct dmn_loop *l = loop;
+
+	if (pid <= 0 || pid > INT_MAX || strcmp(hostname, l->hostname) != 0)
+		return 1;
+	return !(kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
 enum dm_status dmn_heartbeat(struct dmn_loop *l, int force)
 {
 	double now = dm_now_f();
@@ -109,7 +121,7 @@ enum dm_status dmn_heartbeat(struct dmn_loop *l, int force)
 	if (!force && l->last_beat > 0 && now - l->last_beat < l->cfg.heartbeat_interval)
 		return DM_OK;
 	rc = cat_hb_live(l->db, l->executable, l->hostname, l->pid, l->thread,
-			 l->cfg.heartbeat_timeout, &index, &total);
+			 l->cfg.heartbeat_timeout, dmn_process_alive, l, &index, &total);
 	if (rc != DM_OK)
 		return rc;
 	if (total < 1 || index < 0 || index >= total) {

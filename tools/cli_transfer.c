@@ -25,7 +25,6 @@
  * --timeout seconds (default 60; stalls end a stream after the same time).
  */
 #include "cli.h"
-#include "rule.h"
 #include "xfer.h"
 
 #include <errno.h>
