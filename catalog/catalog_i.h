@@ -117,8 +117,9 @@ enum dm_status cat_rse_expr_match(struct cat_db *db, const char *expression, int
  * when its last replica is gone (Rucio). */
 enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes);
 /* Rucio's update_replicas_states: AVAILABLE turns the replica's locks OK,
- * UNAVAILABLE turns them STUCK (rule.c). */
-enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state);
+ * UNAVAILABLE turns them STUCK (rule.c; the decision: policy.h). */
+enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse,
+					  enum cat_replica_state state);
 /* Add identity (of Rucio's type, "X509", "LOCAL", ...) if new and map it to
  * account, in one transaction, admin only; is_default 0/1, or -1: default
  * only as the identity's first account.  A mapping that exists: Duplicate. */
