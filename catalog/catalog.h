@@ -3,10 +3,21 @@
  * catalog.h - the catalog API (prefix cat_): accounts, scopes, DIDs, RSEs,
  * protocols, replicas, limits and usage, behind one opaque handle.
  *
- * This header is the seam of DESIGN.md: the SQLite store (catalog/store.c)
- * implements it today; a PostgreSQL back-end and a Rucio REST client are to
- * sit behind the same calls, so fs/, daemons/ and tools/ never know which one
- * they hold.  Names and semantics follow Rucio (shared/reference/rucio.md).
+ * This header is the seam of DESIGN.md: cat_open() takes a catalog URI (a
+ * path, sqlite:PATH, postgresql://...) and picks the store from a table of
+ * schemes (catalog/open.c); the SQLite store (catalog/store.c) is the only
+ * one today.  A PostgreSQL back-end and a Rucio REST client are to sit
+ * behind the same calls, so fs/, daemons/, tools/ and server/ never know
+ * which one they hold: where the catalog is comes from cat_location() and
+ * cat_describe(), never from treating the URI as a file.  Names and
+ * semantics follow Rucio (shared/reference/rucio.md).
+ *
+ * Two headers: this one holds the client calls (what users, the CLI, the
+ * mount and the REST server need; a REST back-end can serve them all,
+ * rules and list-transfers included).  The rule engine's calls (judge
+ * units, request claims and outcomes, sources, declaring replicas bad,
+ * reaper and undertaker queries, heartbeats) are in engine.h, included only
+ * by daemons/: Rucio's daemons run next to the database, never over REST.
  *
  * Conventions
  *  - Every call returns enum dm_status; on failure the handle's error record
@@ -40,9 +51,20 @@ enum cat_open_flags {
 	CAT_OPEN_CREATE = 1 << 0, /* create the file and schema if missing */
 	CAT_OPEN_READONLY = 1 << 1,
 };
-enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
+/* Open the catalog a URI names (catalog/open.c): a file path or
+ * sqlite:PATH (the SQLite store); postgresql://... (a libpq URI) and
+ * https://host[:port] (a Rucio REST server) are recognised, and refused
+ * with DatabaseException naming the URI while this build has no such store.
+ * An unknown "scheme://" is InputValidationError. */
+enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);
+/* A URI that reopens the same catalog from any working directory or process
+ * (for SQLite the file's absolute path): what a mount or a daemon hands its
+ * threads after it changed directory.  OUT: replaces *out's content. */
+enum dm_status cat_location(struct cat_db *db, struct dm_buf *out);
+/* One line for people: the store, where it is, its schema version. */
+void cat_describe(struct cat_db *db, struct dm_buf *out);
 const struct dm_err *cat_error(const struct cat_db *db);
 /* Create the schema (if needed) and the root account (Rucio's bootstrap:
  * root, SERVICE, attribute admin=true) with a userpass identity root_user
@@ -434,5 +456,170 @@ enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse
 /* SUSPICIOUS declarations of a replica. */
 enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
 					    const char *name, int64_t *count);
+
+
+/* ==== replication rules (catalog/rule.c) ====
+ * Semantics and state machines are Rucio's (shared/reference/rucio.md
+ * sections 5-8); the decisions themselves are pure functions in
+ * catalog/policy.h.  The CLI, the mount and the REST server create and
+ * inspect rules here; the daemons' side (judge units, request claims and
+ * outcomes, reaper, undertaker, heartbeats) is catalog/engine.h.
+ *
+ * States
+ *   rule:    REPLICATING -> OK | STUCK;  STUCK -> REPLICATING (repairer)
+ *            -> SUSPENDED (stuck 14 days);  INJECT -> REPLICATING (injector)
+ *   lock:    REPLICATING -> OK | STUCK
+ *   request: QUEUED -> SUBMITTED -> DONE | FAILED;  FAILED -> QUEUED (retry,
+ *            retry_count+1) while retry_count < max, else the lock is STUCK;
+ *            NO_SOURCES when no replica can serve as source.
+ *   replica: COPYING while a lock is REPLICATING; AVAILABLE when its
+ *            transfer is DONE; UNAVAILABLE when transfers gave up.
+ */
+enum cat_rule_state {
+	CAT_RULE_REPLICATING, CAT_RULE_OK, CAT_RULE_STUCK, CAT_RULE_SUSPENDED,
+	CAT_RULE_WAITING_APPROVAL, CAT_RULE_INJECT,
+};
+enum cat_lock_state { CAT_LOCK_REPLICATING, CAT_LOCK_OK, CAT_LOCK_STUCK };
+enum cat_grouping { CAT_GROUPING_ALL, CAT_GROUPING_DATASET, CAT_GROUPING_NONE };
+enum cat_req_state {
+	CAT_REQ_QUEUED, CAT_REQ_SUBMITTED, CAT_REQ_DONE, CAT_REQ_FAILED, CAT_REQ_NO_SOURCES,
+	CAT_REQ_LOST,
+};
+
+const char *cat_rule_state_name(enum cat_rule_state s);
+const char *cat_lock_state_name(enum cat_lock_state s);
+const char *cat_grouping_name(enum cat_grouping g);
+int cat_grouping_parse(const char *s, enum cat_grouping *g);
+const char *cat_req_state_name(enum cat_req_state s);
+
+/* ---- rules ---- */
+struct cat_rule_opts {
+	int copies;
+	const char *rse_expression;
+	enum cat_grouping grouping;      /* default DATASET (REST default) */
+	const char *weight;              /* RSE attribute name, or NULL */
+	int64_t lifetime;                /* seconds, 0 = none */
+	int locked;
+	const char *source_replica_expression;
+	const char *activity;            /* default "User Subscriptions" */
+	int purge_replicas;
+	int ignore_availability;
+	int ignore_account_limit;
+	const char *comment;
+	const char *notification;        /* YES, NO, CLOSE, PROGRESS; default NO */
+	int asynchronous;                /* state INJECT, placed by the injector */
+	int priority;                    /* default 3 */
+};
+void cat_rule_opts_init(struct cat_rule_opts *o);
+
+struct cat_rule {
+	const char *id;
+	const char *scope;
+	const char *name;
+	enum cat_did_type did_type;
+	const char *account;
+	enum cat_rule_state state;
+	const char *error;
+	const char *rse_expression;
+	int copies;
+	enum cat_grouping grouping;
+	const char *weight;
+	int locked;
+	const char *source_replica_expression;
+	const char *activity;
+	int purge_replicas;
+	int ignore_availability;
+	const char *comment;
+	const char *notification;
+	int64_t locks_ok_cnt, locks_replicating_cnt, locks_stuck_cnt;
+	int64_t expires_at, created_at, updated_at, stuck_at;
+	int priority;
+};
+typedef int (*cat_rule_cb)(void *ud, const struct cat_rule *r);
+
+/* Create a rule on a DID for the issuer's account and place it (unless
+ * asynchronous): locks, replicas and transfer requests, as Rucio's add_rule.
+ * Unlike Rucio, large rules (length * copies >= 10000) are not forced
+ * asynchronous: placing 100,000 locks takes seconds here.
+ * Errors: InvalidRSEExpression, InsufficientTargetRSEs,
+ * InsufficientAccountLimit, RSEWriteBlocked, DuplicateRule, InvalidRuleWeight,
+ * DataIdentifierNotFound, InvalidValueForKey, InvalidSourceReplicaExpression.
+ * id_out: 33 bytes. */
+enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *name,
+			    const struct cat_rule_opts *o, char *id_out);
+enum dm_status cat_rule_get(struct cat_db *db, const char *id, cat_rule_cb cb, void *ud);
+/* Rules on a DID (scope/name), or of an account (account != NULL), or all. */
+enum dm_status cat_rule_list(struct cat_db *db, const char *scope, const char *name,
+			     const char *account, cat_rule_cb cb, void *ud);
+/* Rules that cover a file through its parents (and on the file itself). */
+enum dm_status cat_rule_list_for_file(struct cat_db *db, const char *scope, const char *name,
+				      cat_rule_cb cb, void *ud);
+/* Soft delete as Rucio's REST: expires_at = min(now + delay, expires_at)
+ * and the judge-cleaner deletes it then; delay <= 0 hard-deletes at once.
+ * purge: -1 keep the rule's flag, 0/1 override.  Locked rule:
+ * UnsupportedOperation. */
+enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int64_t delay);
+/* Hard delete: locks, dataset locks, requests, counters; replicas whose last
+ * lock goes get their tombstone (OBSOLETE with purge_replicas). */
+enum dm_status cat_rule_delete_now(struct cat_db *db, const char *id);
+/* update-rule options: lifetime, locked, comment, activity, priority,
+ * purge_replicas, state (only "STUCK" -> repair or "SUSPENDED"),
+ * source_replica_expression. */
+enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *key,
+			       const char *value);
+
+/* Per-RSE lock counts of a rule (rule-info). */
+struct cat_lock_count {
+	const char *rse;
+	int64_t ok, replicating, stuck;
+};
+typedef int (*cat_lock_count_cb)(void *ud, const struct cat_lock_count *c);
+enum dm_status cat_rule_lock_counts(struct cat_db *db, const char *id, cat_lock_count_cb cb,
+				    void *ud);
+struct cat_lock {
+	const char *scope;
+	const char *name;
+	const char *rse;
+	const char *rule_id;
+	enum cat_lock_state state;
+	uint64_t bytes;
+};
+typedef int (*cat_lock_cb)(void *ud, const struct cat_lock *l);
+enum dm_status cat_rule_list_locks(struct cat_db *db, const char *id, cat_lock_cb cb, void *ud);
+
+/* ---- transfer requests (list-transfers) and distances ---- */
+struct cat_request {
+	const char *id;
+	const char *scope;
+	const char *name;
+	const char *dest_rse;
+	const char *rule_id;
+	const char *activity;
+	enum cat_req_state state;
+	uint64_t bytes;
+	const char *adler32;
+	const char *md5;
+	int retry_count;
+	const char *err_msg;
+	const char *source_rse;   /* chosen source, once known */
+	const char *last_processed_by;
+	int64_t requested_at, submitted_at, transferred_at, updated_at;
+	const char *source_replica_expression;
+};
+typedef int (*cat_request_cb)(void *ud, const struct cat_request *r);
+/* Requests by state (mask of 1 << CAT_REQ_*; 0 = all), for list-transfers. */
+enum dm_status cat_req_list(struct cat_db *db, unsigned state_mask, const char *rule_id,
+			    cat_request_cb cb, void *ud);
+/* Distance between two RSEs (source ranking; admin). */
+enum dm_status cat_distance_set(struct cat_db *db, const char *src, const char *dst,
+				int distance);
+
+/* ---- the protocol for an operation ---- */
+/* Best protocol of an RSE for an operation (lowest priority, wan first):
+ * returns DM_ENOTSUP (RSEProtocolNotSupported) if none.  The strings in *p
+ * are owned by the caller's buffer b (released with dm_buf_release). */
+enum dm_status cat_rse_protocol_for(struct cat_db *db, const char *rse, enum cat_proto_op op,
+				    const char *scheme, struct cat_protocol *p,
+				    struct dm_buf *b);
 
 #endif

@@ -25,9 +25,30 @@
 #define DM_STR_(x) #x
 #define DM_STR(x) DM_STR_(x)
 
+struct cat_db;
+/* What differs between stores behind the opaque handle (open.c dispatches
+ * on the URI's scheme to a store's open, which installs its table). */
+struct cat_store_ops {
+	const char *name;                               /* "sqlite" */
+	void (*close)(struct cat_db *db);
+	/* A URI that reopens this catalog from any directory (cat_location). */
+	void (*location)(const struct cat_db *db, struct dm_buf *out);
+	/* Store, where, schema version, for people (cat_describe). */
+	void (*describe)(const struct cat_db *db, struct dm_buf *out);
+	/* The OS user who owns the store and so may act as any account
+	 * (store.c, "who may act as whom"); -1 if the store has none. */
+	int (*os_owner)(const struct cat_db *db, unsigned *uid);
+};
+
+/* The SQLite store's open (store.c), reached through cat_open(). */
+enum dm_status cat_sqlite_open(const char *path, unsigned flags, struct cat_db **out,
+			       struct dm_err *err);
+
 struct cat_db {
+	const struct cat_store_ops *ops;
 	sqlite3 *db;
-	char *path;
+	char *path;       /* as given */
+	char *abs_path;   /* realpath once opened, or NULL */
 	struct dm_err err;
 	char issuer[CAT_ACCOUNT_MAX + 1];
 	int issuer_admin; /* -1 unknown, 0, 1 */
@@ -96,8 +117,9 @@ enum dm_status cat_rse_expr_match(struct cat_db *db, const char *expression, int
  * when its last replica is gone (Rucio). */
 enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes);
 /* Rucio's update_replicas_states: AVAILABLE turns the replica's locks OK,
- * UNAVAILABLE turns them STUCK (rule.c). */
-enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state);
+ * UNAVAILABLE turns them STUCK (rule.c; the decision: policy.h). */
+enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse,
+					  enum cat_replica_state state);
 /* Add identity (of Rucio's type, "X509", "LOCAL", ...) if new and map it to
  * account, in one transaction, admin only; is_default 0/1, or -1: default
  * only as the identity's first account.  A mapping that exists: Duplicate. */

@@ -335,7 +335,7 @@ enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse
 	/* its locks go STUCK, as for an UNAVAILABLE replica: the judge-repairer
 	 * then queues a new copy from a good replica (Rucio's necromancer) */
 	if (rc == DM_OK)
-		rc = cat_locks_on_replica_state(db, id, num, 'U');
+		rc = cat_locks_on_replica_state(db, id, num, CAT_REPLICA_UNAVAILABLE);
 out:
 	return cat_tx_end(db, rc);
 }

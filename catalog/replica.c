@@ -609,7 +609,7 @@ enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const c
 		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'",
 			      scope, name, rse);
 	if (rc == DM_OK)
-		rc = cat_locks_on_replica_state(db, did, num, state_codes[state][0]);
+		rc = cat_locks_on_replica_state(db, did, num, state);
 out:
 	return cat_tx_end(db, rc);
 }

@@ -9,9 +9,12 @@
  * an operation, lower is preferred, 0 is valid.  The deterministic path of a
  * file is Rucio's: "hash" = <scope'>/<md5[0:2]>/<md5[2:4]>/<name> with
  * md5 over "scope:name", "identity" = <scope'>/<name>, where scope' turns
- * '.' into '/' for scopes starting with "user" or "group".
+ * '.' into '/' for scopes starting with "user" or "group".  Which protocol
+ * serves an operation is decided once, in policy.h (cat_policy_proto_*):
+ * cat_lfn2pfn and cat_rse_protocol_for both ask it.
  */
 #include "catalog_i.h"
+#include "policy.h"
 #include "rse_expr.h"
 
 #include <ctype.h>
@@ -810,6 +813,84 @@ void cat_pfn_join(const struct cat_protocol *p, const char *path, struct dm_buf 
 	dm_buf_adds(out, path);
 }
 
+/* The one protocol choice (policy.h: cat_policy_proto_better) over an
+ * RSE's protocols in (hostname, scheme, port) order, seen from the WAN as a
+ * transfer or a PFN is: the best one copied into *best, its strings in b.
+ * *found = 0 when no protocol is enabled for op (and scheme). */
+struct proto_pick {
+	enum cat_proto_op op;
+	const char *scheme;
+	struct cat_protocol best;
+	int prio;
+	struct dm_buf *b;
+	size_t off[4];
+};
+
+static int pick_proto(void *ud, const struct cat_protocol *p)
+{
+	struct proto_pick *k = ud;
+	int prio = cat_policy_proto_better(p, k->op, CAT_WAN, k->scheme, k->prio);
+
+	if (prio < 0)
+		return 0;
+	k->prio = prio;
+	k->best = *p;
+	dm_buf_reset(k->b);
+	k->off[0] = 0;
+	dm_buf_add(k->b, p->scheme, strlen(p->scheme) + 1);
+	k->off[1] = k->b->len;
+	dm_buf_add(k->b, p->hostname ? p->hostname : "", strlen(p->hostname ? p->hostname : "") + 1);
+	k->off[2] = k->b->len;
+	dm_buf_add(k->b, p->prefix ? p->prefix : "", strlen(p->prefix ? p->prefix : "") + 1);
+	k->off[3] = k->b->len;
+	dm_buf_add(k->b, p->impl ? p->impl : "", strlen(p->impl ? p->impl : "") + 1);
+	return 0;
+}
+
+static enum dm_status proto_best(struct cat_db *db, const char *rse, enum cat_proto_op op,
+				 const char *scheme, struct cat_protocol *p, struct dm_buf *b,
+				 int *found)
+{
+	struct proto_pick k;
+	enum dm_status rc;
+
+	memset(&k, 0, sizeof k);
+	k.op = op;
+	k.scheme = scheme;
+	k.prio = -1;
+	k.b = b;
+	*found = 0;
+	rc = cat_protocol_list(db, rse, pick_proto, &k);
+	if (rc || k.prio < 0)
+		return rc;
+	*found = 1;
+	*p = k.best;
+	p->scheme = b->s + k.off[0];
+	p->hostname = b->s + k.off[1];
+	p->prefix = b->s + k.off[2];
+	p->impl = b->s + k.off[3];
+	p->extended_attributes = NULL;
+	return DM_OK;
+}
+
+enum dm_status cat_rse_protocol_for(struct cat_db *db, const char *rse, enum cat_proto_op op,
+				    const char *scheme, struct cat_protocol *p, struct dm_buf *b)
+{
+	int found;
+	enum dm_status rc = proto_best(db, rse, op, scheme, p, b, &found);
+
+	if (rc)
+		return rc;
+	if (!found)
+		return cat_fail(db, DM_ENOTSUP, "RSEProtocolNotSupported",
+				"RSE '%s' has no %s%sprotocol enabled for %s", rse, scheme ? scheme : "",
+				scheme ? " " : "",
+				op == CAT_OP_READ ? "read" : op == CAT_OP_WRITE ? "write" :
+				op == CAT_OP_DELETE ? "delete" : op == CAT_OP_TPC_READ ? "third-party-copy read"
+											: "third-party-copy write");
+	return DM_OK;
+}
+
 enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope,
 			   const char *name, const char *scheme, enum cat_proto_op op,
 			   struct dm_buf *out)
@@ -817,11 +898,10 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
 	sqlite3_stmt *st;
-	struct cat_protocol p, best;
-	char *keep_strs[5] = { 0 };
-	int best_prio = -1, deterministic = 1, r;
+	struct cat_protocol best;
+	int found = 0, deterministic = 1;
 	char algo[64] = "hash";
-	struct dm_buf path = DM_BUF_INIT;
+	struct dm_buf path = DM_BUF_INIT, strs = DM_BUF_INIT;
 	struct dm_err e;
 
 	if (rc)
@@ -835,35 +915,10 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 	sqlite3_reset(st);
 	if (cat_rse_attr_get(db, rse, "lfn2pfn_algorithm", algo, sizeof algo) != DM_OK)
 		dm_strlcpy(algo, "hash", sizeof algo);
-	st = cat_stmt(db, "SELECT " PROTO_COLS " FROM rse_protocols WHERE rse_num=?"
-			  " ORDER BY hostname, scheme, port");
-	if (!st)
-		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		int prio;
-		proto_from_row(st, &p);
-		if (scheme && strcmp(scheme, p.scheme))
-			continue;
-		prio = p.prio[CAT_WAN][op];
-		if (prio < 0 && op < CAT_OP_TPC_READ)
-			prio = p.prio[CAT_LAN][op];
-		if (prio < 0)
-			continue;
-		if (best_prio < 0 || prio < best_prio) {
-			for (int i = 0; i < 5; i++)
-				free(keep_strs[i]);
-			best = p;
-			best.scheme = keep_strs[0] = dm_xstrdup(p.scheme);
-			best.hostname = keep_strs[1] = dm_xstrdup(p.hostname);
-			best.prefix = keep_strs[2] = dm_xstrdup(p.prefix);
-			best.impl = keep_strs[3] = dm_xstrdup(p.impl);
-			best.extended_attributes = NULL;
-			best_prio = prio;
-		}
-	}
-	sqlite3_reset(st);
-	if (best_prio < 0) {
+	rc = proto_best(db, rse, op, scheme, &best, &strs, &found);
+	if (rc)
+		goto out;
+	if (!found) {
 		rc = cat_fail(db, DM_ENOTSUP, "RSEProtocolNotSupported",
 			      "RSE '%s' has no %s protocol%s%s enabled for %s", rse, scheme ? "" : "",
 			      scheme ? " " : "", scheme ? scheme : "",
@@ -900,8 +955,7 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 	}
 	cat_pfn_join(&best, path.s, out);
 out:
-	for (int i = 0; i < 5; i++)
-		free(keep_strs[i]);
+	dm_buf_release(&strs);
 	dm_buf_release(&path);
 	return rc;
 }

@@ -25,16 +25,29 @@
  * Requests: one row per (file, destination RSE) while QUEUED or SUBMITTED;
  * finished ones move to requests_history.  cat_req_claim() flips QUEUED ->
  * SUBMITTED in one UPDATE, so two conveyors never claim the same request.
+ *
+ * The client calls (rules, locks, list-transfers, distances) are declared
+ * in catalog.h, the daemons' (judge units, requests, reaper, undertaker,
+ * heartbeats) in engine.h.  Whether a process is still alive is not judged
+ * here: the heartbeat calls ask the daemon's cat_alive_cb.
+ *
+ * The decisions are Rucio's policy as pure functions (policy.h): a new
+ * lock's state from the replica (create_lock), locks after a replica state
+ * change (cat_locks_on_replica_state), the rule's state from its counts
+ * (rule_state_update), a request's fate (cat_req_finish), the repairer's
+ * back-off, RSE selection (select_rses).  This file loads their inputs and
+ * stores their results; states are enums in C, the one-letter codes of the
+ * rows (rule_codes, lock_codes, req_codes) only where rows are read and
+ * written.
  */
-#include "rule.h"
+#include "engine.h"
 #include "catalog_i.h"
+#include "policy.h"
 #include "rse_expr.h"
 #include "dmcheck.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,14 +148,6 @@ static int64_t now_s(void)
 /* ------------------------------------------------------------------ */
 /* the rule as the engine works with it                                */
 
-struct cand {
-	int64_t num;
-	double weight;
-	int64_t quota_left; /* -1 = unlimited */
-	int64_t space_left; /* -1 = unlimited */
-	int chosen;
-};
-
 struct acct_delta {
 	int64_t num, files, bytes;
 };
@@ -161,7 +166,7 @@ struct rule_ctx {
 	int ignore_availability, ignore_account_limit, purge;
 	int64_t expires_at;
 	/* placement */
-	struct cand *c;
+	struct cat_policy_rse *c; /* candidates (policy.h), id = RSE num */
 	size_t nc;
 	int64_t *src; /* allowed source RSEs (NULL: any) */
 	size_t nsrc;
@@ -270,7 +275,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 	x->nc = 0;
 	for (size_t i = 0; i < n; i++) {
 		int64_t aw = 1;
-		struct cand *c;
+		struct cat_policy_rse *c;
 
 		if (!match[i])
 			continue;
@@ -286,7 +291,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 		if (!aw && !x->ignore_availability)
 			continue;
 		c = &x->c[x->nc];
-		c->num = nums[i];
+		c->id = nums[i];
 		c->weight = 1;
 		c->quota_left = -1;
 		c->space_left = -1;
@@ -342,7 +347,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 				goto out;
 			}
 			sqlite3_bind_text(st, 1, x->account, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, x->c[i].num);
+			sqlite3_bind_int64(st, 2, x->c[i].id);
 			query_i64(db, st, &limit, &has);
 			if (!has)
 				continue; /* no limit is no quota (Rucio) */
@@ -355,7 +360,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 					goto out;
 				}
 				sqlite3_bind_text(st, 1, x->account, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(st, 2, x->c[i].num);
+				sqlite3_bind_int64(st, 2, x->c[i].id);
 				query_i64(db, st, &used, NULL);
 				(void)pend;
 				if (limit - used <= 0)
@@ -381,7 +386,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, x->c[i].num);
+		sqlite3_bind_int64(st, 1, x->c[i].id);
 		query_i64(db, st, &maxs, &has);
 		if (!has || maxs < 0)
 			continue;
@@ -392,7 +397,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, x->c[i].num);
+		sqlite3_bind_int64(st, 1, x->c[i].id);
 		query_i64(db, st, &used, NULL);
 		x->c[i].space_left = maxs - used > 0 ? maxs - used : 0;
 	}
@@ -404,64 +409,34 @@ out:
 
 /* Choose `copies` RSEs for `size` bytes.  preferred: RSE nums in order of
  * preference (taken first, in that order, if eligible). */
+static double draw_random(void *ud)
+{
+	(void)ud;
+	return (double)random() / ((double)RAND_MAX + 1.0);
+}
+
 static enum dm_status select_rses(struct rule_ctx *x, int64_t size, const int64_t *preferred,
 				  size_t npref, int64_t *out)
 {
 	struct cat_db *db = x->db;
-	size_t eligible = 0, quota_ok = 0;
-	int k;
 
-	for (size_t i = 0; i < x->nc; i++) {
-		int q = x->c[i].quota_left < 0 || x->c[i].quota_left > size;
-		int s = x->c[i].space_left < 0 || x->c[i].space_left >= size;
-		x->c[i].chosen = !(q && s) ? -1 : 0;
-		quota_ok += q;
-		eligible += q && s;
-	}
-	if ((int)eligible < x->copies) {
-		if ((int)quota_ok < x->copies)
-			return cat_fail(db, DM_EQUOTA, "InsufficientAccountLimit",
-					"There is insufficient quota on any of the target RSE's to fullfill the operation. (account %s needs %lld bytes on %d RSEs of '%s')",
-					x->account, (long long)size, x->copies, x->expr);
+	switch (cat_policy_select_rses(x->c, x->nc, x->copies, size, preferred, npref, draw_random,
+				       NULL, out)) {
+	case CAT_SELECT_OK:
+		return DM_OK;
+	case CAT_SELECT_NO_QUOTA:
+		return cat_fail(db, DM_EQUOTA, "InsufficientAccountLimit",
+				"There is insufficient quota on any of the target RSE's to fullfill the operation. (account %s needs %lld bytes on %d RSEs of '%s')",
+				x->account, (long long)size, x->copies, x->expr);
+	case CAT_SELECT_NO_SPACE:
 		return cat_fail(db, DM_EQUOTA, "RSEOverQuota",
 				"There is insufficient space on any of the target RSE's to fullfill the operation. (%lld bytes, '%s')",
 				(long long)size, x->expr);
+	case CAT_SELECT_TOO_FEW:
+		break;
 	}
-	for (k = 0; k < x->copies; k++) {
-		ssize_t pick = -1;
-		double total = 0, r, acc = 0;
-
-		for (size_t p = 0; p < npref && pick < 0; p++)
-			for (size_t i = 0; i < x->nc; i++)
-				if (x->c[i].num == preferred[p] && x->c[i].chosen == 0) {
-					pick = (ssize_t)i;
-					break;
-				}
-		if (pick < 0) {
-			for (size_t i = 0; i < x->nc; i++)
-				if (x->c[i].chosen == 0)
-					total += x->c[i].weight;
-			r = total > 0 ? ((double)random() / ((double)RAND_MAX + 1.0)) * total : 0;
-			for (size_t i = 0; i < x->nc; i++) {
-				if (x->c[i].chosen != 0)
-					continue;
-				acc += x->c[i].weight;
-				pick = (ssize_t)i;
-				if (total > 0 && r < acc)
-					break;
-			}
-		}
-		if (pick < 0)
-			return cat_fail(db, DM_EINVAL, "InsufficientTargetRSEs",
-					"Target RSE set not sufficient for number of copies");
-		x->c[pick].chosen = 1;
-		if (x->c[pick].quota_left >= 0)
-			x->c[pick].quota_left -= size;
-		if (x->c[pick].space_left >= 0)
-			x->c[pick].space_left -= size;
-		out[k] = x->c[pick].num;
-	}
-	return DM_OK;
+	return cat_fail(db, DM_EINVAL, "InsufficientTargetRSEs",
+			"Target RSE set not sufficient for number of copies");
 }
 
 static void ctx_fill_from_row(struct rule_ctx *x, sqlite3_stmt *st)
@@ -591,11 +566,12 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 {
 	struct cat_db *db = x->db;
 	sqlite3_stmt *st;
-	int r, exists = 0, need_request = 0;
-	char state = 0;
+	int r, exists = 0, need_request;
+	enum cat_replica_state state = CAT_REPLICA_UNAVAILABLE;
+	struct cat_policy_lock d;
 	enum cat_lock_state ls;
 	enum dm_status rc;
-	const char *new_state = NULL;
+	const char *new_state;
 
 	st = cat_stmt(db, "SELECT state FROM replicas WHERE did_id=? AND rse_num=?");
 	if (!st)
@@ -605,23 +581,18 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
 		exists = 1;
-		state = cat_col_text(st, 0)[0];
+		if (cat_replica_state_from_code(cat_col_text(st, 0), &state))
+			state = CAT_REPLICA_UNAVAILABLE;
 	}
 	sqlite3_reset(st);
-	if (exists && (state == 'A' || state == 'T')) {
-		ls = CAT_LOCK_OK;
-	} else if (exists && state == 'C') {
-		/* an in-flight copy (a transfer or an upload) is reused, as Rucio
-		 * does: the lock waits for the replica to become AVAILABLE */
-		ls = CAT_LOCK_REPLICATING;
-	} else if (has_source(x, f->id, rse)) {
-		ls = CAT_LOCK_REPLICATING;
-		need_request = 1;
-		new_state = "C";
-	} else {
-		ls = CAT_LOCK_STUCK;
-		new_state = exists ? NULL : "U";
-	}
+	/* a source is looked for only when the replica there cannot serve */
+	d = cat_policy_new_lock(exists, state,
+				exists && (state == CAT_REPLICA_AVAILABLE || state == CAT_REPLICA_COPYING ||
+					   state == CAT_REPLICA_TEMPORARY_UNAVAILABLE)
+					? 0 : has_source(x, f->id, rse));
+	ls = d.lock;
+	need_request = d.queue_request;
+	new_state = d.set_replica ? cat_replica_state_code(d.replica) : NULL;
 	if (!exists) {
 		st = cat_stmt(db, "INSERT INTO replicas(did_id, rse_num, bytes, state, lock_cnt, created_at,"
 				  " updated_at) VALUES (?,?,?,?,0,?,?)");
@@ -998,9 +969,9 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 {
 	sqlite3_stmt *st = cat_stmt(db, "SELECT state, locks_ok_cnt, locks_replicating_cnt, locks_stuck_cnt,"
 				       " stuck_at FROM rules WHERE id=?");
-	char cur;
+	enum cat_rule_state cur, nxt;
 	int64_t ok, repl, stuck, stuck_at;
-	const char *next;
+	char next[2];
 	int r;
 
 	if (!st)
@@ -1011,21 +982,18 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 		sqlite3_reset(st);
 		return DM_OK;
 	}
-	cur = cat_col_text(st, 0)[0];
+	cur = (enum cat_rule_state)code_index(rule_codes, cat_col_text(st, 0));
 	ok = sqlite3_column_int64(st, 1);
 	repl = sqlite3_column_int64(st, 2);
 	stuck = sqlite3_column_int64(st, 3);
 	stuck_at = sqlite3_column_int64(st, 4);
 	sqlite3_reset(st);
-	(void)ok;
-	if (cur == 'U' || cur == 'W' || cur == 'I')
+	nxt = cat_policy_rule_state(cur, ok, repl, stuck);
+	if (nxt == cur && (cur == CAT_RULE_SUSPENDED || cur == CAT_RULE_WAITING_APPROVAL ||
+			   cur == CAT_RULE_INJECT))
 		return DM_OK;
-	if (stuck > 0)
-		next = "S";
-	else if (repl == 0)
-		next = "O";
-	else
-		next = "R";
+	next[0] = rule_codes[nxt];
+	next[1] = 0;
 	st = cat_stmt(db, "UPDATE rules SET state=?1, updated_at=?2,"
 			  " stuck_at=CASE WHEN ?1='S' THEN coalesce(stuck_at, ?2) ELSE NULL END,"
 			  " error=CASE WHEN ?1='S' THEN coalesce(?3, error, 'MissingSourceReplica')"
@@ -1040,7 +1008,7 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 	(void)stuck_at;
 	if (step_done(db, st, "updating a rule state"))
 		return db->err.code;
-	if (next[0] == 'O') {
+	if (nxt == CAT_RULE_OK) {
 		st = cat_stmt(db, "UPDATE dataset_locks SET state='O', updated_at=? WHERE rule_id=? AND state!='O'");
 		if (!st)
 			return db->err.code;
@@ -2118,14 +2086,17 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 		}
 		/* stuck locks whose back-off has passed go back to REPLICATING */
 		batch = dm_xmalloc(LOCK_BATCH * sizeof *batch);
-		st = cat_stmt(db, "SELECT l.did_id, l.rse_num, l.bytes FROM locks l WHERE l.rule_id=?1 AND l.state='S'"
-				  " AND l.updated_at <= ?2 - ?3 * (1 << min(l.repair_cnt, 6)) LIMIT 512");
+		st = cat_stmt(db, "SELECT l.did_id, l.rse_num, l.bytes, l.updated_at, l.repair_cnt FROM locks l"
+				  " WHERE l.rule_id=?1 AND l.state='S' AND l.updated_at <= ?2 - ?3");
 		n = 0;
 		if (st) {
 			sqlite3_bind_text(st, 1, l.ids[i], -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_int64(st, 3, min_age);
+			sqlite3_bind_int64(st, 3, min_age > 0 ? min_age : 0);
 			while (n < LOCK_BATCH && sqlite3_step(st) == SQLITE_ROW) {
+				if (!cat_policy_repair_due(now, sqlite3_column_int64(st, 3), min_age,
+							   sqlite3_column_int64(st, 4)))
+					continue; /* its back-off has not passed */
 				batch[n].did = sqlite3_column_int64(st, 0);
 				batch[n].rse = sqlite3_column_int64(st, 1);
 				batch[n].bytes = sqlite3_column_int64(st, 2);
@@ -2309,12 +2280,12 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 	return rc;
 }
 
-int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name, int64_t older_than)
+int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name, int64_t older_than,
+		   cat_alive_cb alive, void *alive_ud)
 {
 	char host[256];
 	const char *c1 = strchr(worker_name, ':'), *c2;
 	int64_t pid, thread;
-	char hostname[256] = "";
 	sqlite3_stmt *st;
 	int live;
 
@@ -2324,9 +2295,8 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 	host[c1 - worker_name] = 0;
 	pid = strtoll(c1 + 1, NULL, 10);
 	thread = strtoll(c2 + 1, NULL, 10);
-	gethostname(hostname, sizeof hostname - 1);
-	if (!strcmp(host, hostname) && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-		return 0; /* a local process that is gone */
+	if (alive && pid > 0 && !alive(alive_ud, host, pid))
+		return 0; /* a process its daemon knows is gone */
 	st = cat_stmt(db, "SELECT 1 FROM heartbeats WHERE executable=? AND hostname=? AND pid=? AND"
 			  " thread_id=? AND updated_at>=?");
 	if (!st)
@@ -2341,7 +2311,8 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 	return live;
 }
 
-enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age, int *done)
+enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age,
+				       cat_alive_cb alive, void *alive_ud, int *done)
 {
 	sqlite3_stmt *st;
 	char **who = NULL;
@@ -2363,7 +2334,7 @@ enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < n && rc == DM_OK; i++) {
-		if (*who[i] && cat_hb_is_live(db, executable, who[i], CAT_HB_LIVE_SECONDS))
+		if (*who[i] && cat_hb_is_live(db, executable, who[i], CAT_HB_LIVE_SECONDS, alive, alive_ud))
 			continue;
 		st = cat_stmt(db, "UPDATE requests SET state='Q', last_processed_by=NULL, updated_at=?"
 				  " WHERE state='S' AND coalesce(last_processed_by, '')=?");
@@ -2426,10 +2397,11 @@ static enum dm_status req_archive(struct cat_db *db, const char *id, char state,
 
 /* Move every lock on (did, rse) not in `to` into `to`, with rule counters and
  * states; error goes to rules that become STUCK. */
-static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t rse, char to,
-				       const char *error)
+static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t rse,
+				       enum cat_lock_state to_state, const char *error)
 {
 	sqlite3_stmt *st = cat_stmt(db, "SELECT rule_id, state FROM locks WHERE did_id=? AND rse_num=? AND state!=?");
+	const char to = lock_codes[to_state]; /* the row's letter */
 	struct id_list rules;
 	char *states;
 	enum dm_status rc = DM_OK;
@@ -2484,7 +2456,7 @@ static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t r
 		sqlite3_bind_text(st, 4, rules.ids[i], -1, SQLITE_STATIC);
 		if ((rc = step_done(db, st, "updating rule counters")))
 			break;
-		rc = rule_state_update(db, rules.ids[i], to == 'S' ? error : NULL);
+		rc = rule_state_update(db, rules.ids[i], to_state == CAT_LOCK_STUCK ? error : NULL);
 	}
 out:
 	free(states);
@@ -2492,13 +2464,15 @@ out:
 	return rc;
 }
 
-enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse, char state)
+enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse,
+					  enum cat_replica_state state)
 {
-	if (state == 'A')
-		return locks_transition(db, did, rse, 'O', NULL);
-	if (state == 'U')
-		return locks_transition(db, did, rse, 'S', "the replica was declared unavailable");
-	return DM_OK;
+	enum cat_lock_state to;
+
+	if (!cat_policy_locks_after_replica(state, &to))
+		return DM_OK;
+	return locks_transition(db, did, rse, to,
+				to == CAT_LOCK_STUCK ? "the replica was declared unavailable" : NULL);
 }
 
 enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *worker,
@@ -2510,6 +2484,7 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 	int64_t did = 0, dest = 0, src = 0, now = now_s();
 	int retry = 0, r, holder_ok = 0;
 	char cur = 0;
+	struct cat_policy_outcome fate;
 
 	if (rc)
 		return rc;
@@ -2549,8 +2524,9 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 			step_done(db, st, "recording the source");
 		}
 	}
-	if (state == CAT_REQ_DONE) {
-		rc = req_archive(db, id, 'D', NULL);
+	fate = cat_policy_request_fate(state, retry, max_retries);
+	if (fate.fate == CAT_FATE_DONE) {
+		rc = req_archive(db, id, req_codes[CAT_REQ_DONE], NULL);
 		if (rc)
 			goto out;
 		st = cat_stmt(db, "UPDATE replicas SET state='A', updated_at=?1, tombstone=CASE WHEN lock_cnt>0"
@@ -2564,10 +2540,10 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 		sqlite3_bind_int64(st, 3, dest);
 		if ((rc = step_done(db, st, "making a replica available")))
 			goto out;
-		rc = locks_transition(db, did, dest, 'O', NULL);
+		rc = locks_transition(db, did, dest, CAT_LOCK_OK, NULL);
 		goto out;
 	}
-	if (state == CAT_REQ_FAILED && retry + 1 < max_retries) {
+	if (fate.fate == CAT_FATE_RETRY) {
 		st = cat_stmt(db, "UPDATE requests SET state='Q', retry_count=retry_count+1, err_msg=?,"
 				  " last_processed_by=NULL, updated_at=? WHERE id=?");
 		if (!st) {
@@ -2581,7 +2557,7 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 		goto out;
 	}
 	/* given up: FAILED after the last retry, or NO_SOURCES */
-	rc = req_archive(db, id, state == CAT_REQ_NO_SOURCES ? 'N' : 'F', err_msg);
+	rc = req_archive(db, id, req_codes[fate.archived], err_msg);
 	if (rc)
 		goto out;
 	st = cat_stmt(db, "UPDATE replicas SET state='U', updated_at=? WHERE did_id=? AND rse_num=? AND state='C'");
@@ -2596,9 +2572,10 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 		goto out;
 	{
 		char msg[300];
-		snprintf(msg, sizeof msg, "%s: %.270s", state == CAT_REQ_NO_SOURCES ? "NO_SOURCES" : "TRANSFER_FAILED",
+		snprintf(msg, sizeof msg, "%s: %.270s",
+			 fate.archived == CAT_REQ_NO_SOURCES ? "NO_SOURCES" : "TRANSFER_FAILED",
 			 err_msg ? err_msg : "transfer failed");
-		rc = locks_transition(db, did, dest, 'S', msg);
+		rc = locks_transition(db, did, dest, CAT_LOCK_STUCK, msg);
 	}
 out:
 	return cat_tx_end(db, rc);
@@ -2766,70 +2743,6 @@ enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const
 	rc = step_done(db, st, "declaring a bad replica");
 out:
 	return cat_tx_end(db, rc);
-}
-
-struct proto_pick {
-	enum cat_proto_op op;
-	const char *scheme;
-	struct cat_protocol best;
-	int prio;
-	struct dm_buf *b;
-	size_t off[4];
-};
-
-static int pick_proto(void *ud, const struct cat_protocol *p)
-{
-	struct proto_pick *k = ud;
-	int prio = p->prio[CAT_WAN][k->op];
-
-	if (prio < 0 && k->op < CAT_OP_TPC_READ)
-		prio = p->prio[CAT_LAN][k->op];
-	if (prio < 0 || (k->scheme && strcmp(k->scheme, p->scheme)))
-		return 0;
-	if (k->prio >= 0 && prio >= k->prio)
-		return 0;
-	k->prio = prio;
-	k->best = *p;
-	dm_buf_reset(k->b);
-	k->off[0] = 0;
-	dm_buf_add(k->b, p->scheme, strlen(p->scheme) + 1);
-	k->off[1] = k->b->len;
-	dm_buf_add(k->b, p->hostname ? p->hostname : "", strlen(p->hostname ? p->hostname : "") + 1);
-	k->off[2] = k->b->len;
-	dm_buf_add(k->b, p->prefix ? p->prefix : "", strlen(p->prefix ? p->prefix : "") + 1);
-	k->off[3] = k->b->len;
-	dm_buf_add(k->b, p->impl ? p->impl : "", strlen(p->impl ? p->impl : "") + 1);
-	return 0;
-}
-
-enum dm_status cat_rse_protocol_for(struct cat_db *db, const char *rse, enum cat_proto_op op,
-				    const char *scheme, struct cat_protocol *p, struct dm_buf *b)
-{
-	struct proto_pick k;
-	enum dm_status rc;
-
-	memset(&k, 0, sizeof k);
-	k.op = op;
-	k.scheme = scheme;
-	k.prio = -1;
-	k.b = b;
-	rc = cat_protocol_list(db, rse, pick_proto, &k);
-	if (rc)
-		return rc;
-	if (k.prio < 0)
-		return cat_fail(db, DM_ENOTSUP, "RSEProtocolNotSupported",
-				"RSE '%s' has no %s%sprotocol enabled for %s", rse, scheme ? scheme : "",
-				scheme ? " " : "",
-				op == CAT_OP_READ ? "read" : op == CAT_OP_WRITE ? "write" :
-				op == CAT_OP_DELETE ? "delete" : op == CAT_OP_TPC_READ ? "third-party-copy read"
-											: "third-party-copy write");
-	*p = k.best;
-	p->scheme = b->s + k.off[0];
-	p->hostname = b->s + k.off[1];
-	p->prefix = b->s + k.off[2];
-	p->impl = b->s + k.off[3];
-	p->extended_attributes = NULL;
-	return DM_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3040,7 +2953,8 @@ enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int 
 /* heartbeats                                                          */
 
 enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char *hostname,
-			   int pid, int thread, int64_t older_than, int *index, int *total)
+			   int pid, int thread, int64_t older_than, cat_alive_cb alive,
+			   void *alive_ud, int *index, int *total)
 {
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t now = now_s();
@@ -3066,13 +2980,14 @@ enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char
 		sqlite3_stmt *q;
 		struct { int64_t pid; } dead[64];
 		int nd = 0;
-		q = cat_stmt(db, "SELECT DISTINCT pid FROM heartbeats WHERE hostname=? AND pid!=?");
+		q = alive ? cat_stmt(db, "SELECT DISTINCT pid FROM heartbeats WHERE hostname=? AND pid!=?")
+			  : NULL;
 		if (q) {
 			sqlite3_bind_text(q, 1, hostname, -1, SQLITE_STATIC);
 			sqlite3_bind_int(q, 2, pid);
 			while (nd < 64 && sqlite3_step(q) == SQLITE_ROW) {
 				int64_t p = sqlite3_column_int64(q, 0);
-				if (p > 0 && kill((pid_t)p, 0) != 0 && errno == ESRCH)
+				if (p > 0 && !alive(alive_ud, hostname, p))
 					dead[nd++].pid = p;
 			}
 			sqlite3_reset(q);

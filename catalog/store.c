@@ -8,13 +8,17 @@
  * The database runs in WAL mode with synchronous=NORMAL: readers (the mount,
  * listings) never block the writer (the daemons, the CLI), and a crash loses
  * at most the last transactions, never consistency.  The schema version is
- * kept in PRAGMA user_version; cat_open() applies the migrations it lacks in
- * one transaction.
+ * kept in PRAGMA user_version; opening applies the migrations it lacks in
+ * one transaction.  cat_open() (open.c) reaches cat_sqlite_open() for a
+ * path or sqlite:PATH; the store's operations table (sqlite_ops: close,
+ * location, description, the file's owner for "who may act as whom") is
+ * what open.c and the trust check call instead of assuming a file.
  */
 #include "catalog_i.h"
 #include "dmcheck.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -428,7 +432,7 @@ static void sqlite_setup(void)
  * the first of them; a user with no mapping may only read. */
 static enum dm_status os_caller(struct cat_db *db)
 {
-	struct stat stbuf;
+	unsigned owner = 0;
 	struct passwd pw, *pwp = NULL;
 	char pwbuf[1024];
 	uid_t uid = geteuid();
@@ -440,7 +444,7 @@ static enum dm_status os_caller(struct cat_db *db)
 		dm_strlcpy(db->os_user, pwp->pw_name, sizeof db->os_user);
 	else
 		snprintf(db->os_user, sizeof db->os_user, "%u", (unsigned)uid);
-	if (uid == 0 || (stat(db->path, &stbuf) == 0 && stbuf.st_uid == uid)) {
+	if (uid == 0 || (db->ops->os_owner(db, &owner) == 0 && owner == (unsigned)uid)) {
 		db->os_trusted = 1;
 		return DM_OK;
 	}
@@ -506,9 +510,54 @@ static void readonly_fallback(struct cat_db *db)
 	dm_buf_release(&uri);
 }
 
-enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
-			struct dm_err *err)
+/* ---- the SQLite store's operations (catalog_i.h, struct cat_store_ops) ---- */
+
+static void sqlite_close(struct cat_db *db)
 {
+	for (int i = 0; i < db->ncache; i++)
+		sqlite3_finalize(db->cache[i].st);
+	sqlite3_close(db->db);
+	free(db->path);
+	free(db->abs_path);
+	free(db);
+}
+
+/* The absolute path: a plain path is itself a catalog URI. */
+static void sqlite_location(const struct cat_db *db, struct dm_buf *out)
+{
+	dm_buf_adds(out, db->abs_path ? db->abs_path : db->path);
+}
+
+static void sqlite_describe(const struct cat_db *db, struct dm_buf *out)
+{
+	dm_buf_addf(out, "sqlite:%s (schema version %d)", db->abs_path ? db->abs_path : db->path,
+		    (int)DM_ARRAY_SIZE(migrations));
+}
+
+/* The OS user who owns the file: it may act as any account. */
+static int sqlite_os_owner(const struct cat_db *db, unsigned *uid)
+{
+	struct stat stbuf;
+
+	if (stat(db->path, &stbuf) != 0)
+		return -1;
+	*uid = (unsigned)stbuf.st_uid;
+	return 0;
+}
+
+static const struct cat_store_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = sqlite_close,
+	.location = sqlite_location,
+	.describe = sqlite_describe,
+	.os_owner = sqlite_os_owner,
+};
+
+enum dm_status cat_sqlite_open(const char *path, unsigned flags, struct cat_db **out,
+			       struct dm_err *err)
+{
+	char abs[PATH_MAX];
+
 	struct cat_db *db;
 	int oflags = SQLITE_OPEN_NOMUTEX;
 	enum dm_status rc;
@@ -524,6 +573,7 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 	else
 		oflags |= SQLITE_OPEN_READWRITE | ((flags & CAT_OPEN_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	db = dm_xcalloc(1, sizeof *db);
+	db->ops = &sqlite_ops;
 	db->path = dm_xstrdup(path);
 	db->issuer_admin = -1;
 	dm_strlcpy(db->issuer, "root", sizeof db->issuer);
@@ -533,9 +583,12 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 			  (flags & CAT_OPEN_CREATE) ? "" : " (run 'didfs init' first)");
 		sqlite3_close(db->db);
 		free(db->path);
+		free(db->abs_path);
 		free(db);
 		return DM_ENOENT;
 	}
+	if (realpath(path, abs))
+		db->abs_path = dm_xstrdup(abs);
 	if (flags & CAT_OPEN_READONLY)
 		readonly_fallback(db);
 	/* Writers wait for each other with SQLite's back-off (sleeps growing
@@ -591,17 +644,6 @@ enum dm_status cat_open(const char *path, unsigned flags, struct cat_db **out,
 	}
 	*out = db;
 	return DM_OK;
-}
-
-void cat_close(struct cat_db *db)
-{
-	if (!db)
-		return;
-	for (int i = 0; i < db->ncache; i++)
-		sqlite3_finalize(db->cache[i].st);
-	sqlite3_close(db->db);
-	free(db->path);
-	free(db);
 }
 
 /* ------------------------------------------------------------------ */

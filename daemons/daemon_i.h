@@ -16,7 +16,7 @@
 #define DMN_DAEMON_I_H
 
 #include "catalog.h"
-#include "rule.h"
+#include "engine.h"
 #include "runtime.h"
 #include "xfer.h"
 
@@ -56,6 +56,11 @@ void dmn_sleep(double seconds);
 /* Beat now if the last beat is older than the interval (force: always);
  * updates l->index and l->total. */
 enum dm_status dmn_heartbeat(struct dmn_loop *l, int force);
+
+/* Process liveness for the catalog's heartbeat calls (cat_alive_cb; ud: the
+ * struct dmn_loop): a pid of this loop's host that no longer exists is
+ * gone (kill(pid, 0) says ESRCH); a process of another host may run. */
+int dmn_process_alive(void *loop, const char *hostname, int64_t pid);
 
 /* A transfer context from the transfer.* settings (conveyor, reaper). */
 enum dm_status dmn_xfer_new(const struct dmn_config *c, struct xfer_ctx **out,

@@ -21,10 +21,16 @@
  * generation (under rt.lock); a condition variable on a monotonic clock
  * wakes sleepers on stop.  Nothing else is shared between loops: each has
  * its own catalog handle, memory and (conveyor, reaper) transfer context.
+ *
+ * Liveness of processes is judged here, not in the catalog: the heartbeat
+ * and orphan calls of catalog/engine.h ask dmn_process_alive() whether a
+ * pid of this host still exists.  The threads open the catalog by
+ * cat_location() of the URI they were given.
  */
 #include "daemon_i.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -97,6 +103,15 @@ static void request_stop(void)
 	pthread_mutex_unlock(&rt.lock);
 }
 
+int dmn_process_alive(void *loop, const char *hostname, int64_t pid)
+{
+	const struct dmn_loop *l = loop;
+
+	if (pid <= 0 || pid > INT_MAX || strcmp(hostname, l->hostname) != 0)
+		return 1;
+	return !(kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
 enum dm_status dmn_heartbeat(struct dmn_loop *l, int force)
 {
 	double now = dm_now_f();
@@ -106,7 +121,7 @@ enum dm_status dmn_heartbeat(struct dmn_loop *l, int force)
 	if (!force && l->last_beat > 0 && now - l->last_beat < l->cfg.heartbeat_interval)
 		return DM_OK;
 	rc = cat_hb_live(l->db, l->executable, l->hostname, l->pid, l->thread,
-			 l->cfg.heartbeat_timeout, &index, &total);
+			 l->cfg.heartbeat_timeout, dmn_process_alive, l, &index, &total);
 	if (rc != DM_OK)
 		return rc;
 	if (total < 1 || index < 0 || index >= total) {
@@ -260,6 +275,7 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 	struct dm_buf names = DM_BUF_INIT;
 	pthread_condattr_t ca;
 	struct cat_db *probe = NULL;
+	struct dm_buf location = DM_BUF_INIT;
 
 	if (build_config(o, &cfg, err) != DM_OK)
 		return 1;
@@ -272,6 +288,9 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 		cat_close(probe);
 		return 1;
 	}
+	/* the threads open the catalog by the location it gives (for a file:
+	 * its absolute path), not by how the command line spelt it */
+	cat_location(probe, &location);
 	cat_close(probe);
 	dm_log_set_level(cfg.log_level);
 	if (gethostname(hostname, sizeof hostname) != 0)
@@ -286,7 +305,7 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 	atomic_store(&rt.finished, 0);
 	rt.cfg = cfg;
 	rt.gen = 1;
-	rt.catalog_path = o->catalog_path;
+	rt.catalog_path = location.s;
 
 	for (int k = 0; k < DMN_COUNT; k++)
 		if (mask & (1u << k))
@@ -360,6 +379,8 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 			status = 1;
 	}
 	free(slots);
+	rt.catalog_path = NULL;
+	dm_buf_release(&location);
 	pthread_cond_destroy(&rt.wake);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (status && !o->once)

@@ -113,7 +113,7 @@ enum dm_status dmn_config_load(struct dmn_config *cfg, const char *path, struct 
 int dmn_log_level_parse(const char *s, enum dm_log_level *l);
 
 struct dmn_options {
-	const char *catalog_path;
+	const char *catalog_path; /* a catalog URI (cat_open) */
 	const char *config_path;  /* NULL: defaults only; reloaded on SIGHUP */
 	unsigned daemons;         /* mask of 1 << DMN_*; 0 = all */
 	int once;                 /* one cycle per loop, then return */

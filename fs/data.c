@@ -8,7 +8,8 @@
  * layer speaks), each with the PFN from cat_lfn2pfn for that scheme.  They
  * are sorted: an RSE that failed a fetch in the last FAIL_PENALTY seconds
  * last, then RSEs whose `site` attribute equals --site, then protocol read
- * priority (the LAN priority for local RSEs, WAN otherwise), then RSE name.
+ * priority (the LAN priority for local RSEs, WAN otherwise: the catalog's one
+ * protocol choice, cat_policy_proto_prio), then RSE name.
  * The list is cached on the node for SOURCES_TTL seconds and shared by the
  * open handles (refcounted under ns_lock).  The catalog is only used here,
  * never during a fetch.
@@ -58,6 +59,7 @@
  * stuck on storage 2 s and then leaves them (fs->pool_stuck).
  */
 #include "fs_i.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,8 +188,9 @@ static int keep_replica(void *ud, const struct cat_replica *r)
 }
 
 struct proto_rows {
+	enum cat_domain dom;  /* LAN for an RSE of the mount's --site, else WAN */
 	char *scheme[16];
-	int prio[16][CAT_DOMAIN_COUNT];
+	int prio[16];         /* the read priority from dom (policy.h) */
 	size_t n;
 };
 
@@ -198,8 +201,7 @@ static int keep_proto(void *ud, const struct cat_protocol *p)
 	if (pr->n >= DM_ARRAY_SIZE(pr->scheme))
 		return 1;
 	pr->scheme[pr->n] = dm_xstrdup(p->scheme);
-	pr->prio[pr->n][CAT_LAN] = p->prio[CAT_LAN][CAT_OP_READ];
-	pr->prio[pr->n][CAT_WAN] = p->prio[CAT_WAN][CAT_OP_READ];
+	pr->prio[pr->n] = cat_policy_proto_prio(p, CAT_OP_READ, pr->dom);
 	pr->n++;
 	return 0;
 }
@@ -252,13 +254,13 @@ static struct fs_sources *sources_build(struct fs *fs, struct cat_db *db, const 
 		pthread_mutex_unlock(&fs->rse_lock);
 		for (size_t j = 0; j < nbad; j++)
 			readable &= strcmp(bad[j], rr.rse[i]) != 0;
+		pr.dom = local ? CAT_LAN : CAT_WAN;
 		if (!readable || cat_protocol_list(db, rr.rse[i], keep_proto, &pr))
 			goto next;
 		for (size_t k = 0; k < pr.n; k++) {
 			struct dm_buf pfn = DM_BUF_INIT;
-			int prio, dup = 0, dom = local ? CAT_LAN : CAT_WAN;
+			int prio = pr.prio[k], dup = 0;
 
-			prio = pr.prio[k][dom] >= 0 ? pr.prio[k][dom] : pr.prio[k][1 - dom];
 			if (prio < 0 || !xfer_scheme_supported(pr.scheme[k]))
 				continue;
 			for (size_t m = 0; m < k; m++)

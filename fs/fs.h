@@ -18,7 +18,7 @@
 #include "dm.h"
 
 struct fs_opts {
-	const char *catalog;      /* SQLite catalog file (made absolute by fs_mount) */
+	const char *catalog;      /* catalog URI or path (cat_open; threads reopen cat_location) */
 	const char *account;      /* issuer for rules and metadata; NULL = root */
 	const char *mountpoint;
 	const char *cache_dir;    /* NULL: $DIDFS_CACHE_DIR, $XDG_CACHE_HOME/didfs, ~/.cache/didfs */

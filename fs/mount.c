@@ -914,15 +914,17 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	fs->gid = getgid();
 	fs->started = dm_now_f();
 	fs->ttl = fs->o.dir_ttl;
-	if (!fs->o.catalog || !realpath(fs->o.catalog, path)) {
-		rc = dm_seterr(err, DM_ENOENT, "DatabaseException", "catalog %s: %s",
-			       fs->o.catalog ? fs->o.catalog : "(none)", strerror(errno));
-		goto out;
-	}
-	fs->catalog = dm_xstrdup(path);
-	if (cat_open(fs->catalog, 0, &probe, err)) {
+	/* The catalog as the user named it (a path or a URI); the threads
+	 * reopen it by the location the catalog gives, valid after the mount
+	 * changed directory. */
+	if (cat_open(fs->o.catalog, 0, &probe, err)) {
 		rc = err->code;
 		goto out;
+	}
+	{
+		struct dm_buf loc = DM_BUF_INIT;
+		cat_location(probe, &loc);
+		fs->catalog = dm_buf_detach(&loc);
 	}
 	if (fs->o.account && cat_set_issuer(probe, fs->o.account)) {
 		*err = *cat_error(probe);

@@ -68,7 +68,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rule.h"
 
 #define P "user.rucio."
 #define PLEN (sizeof(P) - 1)

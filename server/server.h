@@ -177,7 +177,6 @@ json_t *srv_body_json(struct srv_req *r);
 int srv_jstr(struct srv_req *r, json_t *o, const char *key, const char **out);
 
 /* ---- shared endpoint helpers ---- */
-#include "rule.h"
 void srv_rule_json(struct dm_buf *b, const struct cat_rule *x, int old_enums);
 /* "DATASET", or "DIDType.DATASET" for 1.31 clients */
 void jw_kenum(struct dm_buf *b, const char *k, const char *cls, const char *v, int old);

@@ -68,7 +68,7 @@ struct reg {
 	int deterministic;
 	char algo[64];
 	struct cat_protocol proto; /* for non-deterministic PFNs */
-	char *proto_strs[3];
+	struct dm_buf proto_strs;  /* its strings */
 	int with_md5;
 	int strict;
 	int state;
@@ -541,28 +541,6 @@ static int read_list(struct reg *r, const char *file)
 	return rc;
 }
 
-static int best_write_proto(void *ud, const struct cat_protocol *p)
-{
-	struct reg *r = ud;
-	int prio = p->prio[CAT_WAN][CAT_OP_WRITE] >= 0 ? p->prio[CAT_WAN][CAT_OP_WRITE]
-						       : p->prio[CAT_LAN][CAT_OP_WRITE];
-	int have = r->proto.scheme ? (r->proto.prio[CAT_WAN][CAT_OP_WRITE] >= 0
-					      ? r->proto.prio[CAT_WAN][CAT_OP_WRITE]
-					      : r->proto.prio[CAT_LAN][CAT_OP_WRITE]) : -1;
-
-	if (prio < 0 || (have >= 0 && prio >= have))
-		return 0;
-	for (int i = 0; i < 3; i++)
-		free(r->proto_strs[i]);
-	r->proto = *p;
-	r->proto.scheme = r->proto_strs[0] = dm_xstrdup(p->scheme);
-	r->proto.hostname = r->proto_strs[1] = dm_xstrdup(p->hostname);
-	r->proto.prefix = r->proto_strs[2] = dm_xstrdup(p->prefix);
-	r->proto.impl = NULL;
-	r->proto.extended_attributes = NULL;
-	return 0;
-}
-
 static int rse_info(void *ud, const struct cat_rse *x)
 {
 	struct reg *r = ud;
@@ -585,7 +563,7 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 		{ "ignore-availability", no_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct reg r = { 0 };
+	struct reg r = { .proto_strs = DM_BUF_INIT };
 	const char *list = NULL, *walk = NULL, *dataset = NULL;
 	char ds_scope[CAT_SCOPE_MAX + 1], ds_name[CAT_NAME_MAX + 1];
 	unsigned flags = 0;
@@ -631,11 +609,18 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 	if (cat_rse_attr_get(c->db, r.rse, "lfn2pfn_algorithm", r.algo, sizeof r.algo))
 		dm_strlcpy(r.algo, "hash", sizeof r.algo);
 	if (!r.deterministic && walk) {
-		if (cat_protocol_list(c->db, r.rse, best_write_proto, &r))
-			return cli_fail(c, NULL);
-		if (!r.proto.scheme)
+		/* the catalog's protocol choice for writing (policy.h) */
+		enum dm_status prc = cat_rse_protocol_for(c->db, r.rse, CAT_OP_WRITE, NULL, &r.proto,
+							  &r.proto_strs);
+		if (prc == DM_ENOTSUP) {
+			dm_buf_release(&r.proto_strs);
 			return cli_failf(c, "RSEProtocolNotSupported",
 					 "RSE '%s' has no protocol to build PFNs from", r.rse);
+		}
+		if (prc) {
+			dm_buf_release(&r.proto_strs);
+			return cli_fail(c, NULL);
+		}
 	}
 	r.spool = tmpfile();
 	if (!r.spool) {
@@ -721,8 +706,7 @@ out:
 		fclose(r.spool);
 	if (r.mspool)
 		fclose(r.mspool);
-	for (int i = 0; i < 3; i++)
-		free(r.proto_strs[i]);
+	dm_buf_release(&r.proto_strs);
 	return rc;
 }
 

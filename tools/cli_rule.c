@@ -16,7 +16,7 @@
  *   list-transfers [--state S,S] [--rule ID]
  *   add-distance SRC DST DISTANCE
  * The engine (placement, quotas, locks, requests) is the catalog's
- * (catalog/rule.h); these commands only parse, call and print.
+ * (catalog/catalog.h); these commands only parse, call and print.
  */
 #include "cli.h"
 #include "dmcheck.h"
@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rule.h"
 
 /* ---- add-rule ---- */
 

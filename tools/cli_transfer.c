@@ -30,7 +30,6 @@
  */
 #include "cli.h"
 #include "progress.h"
-#include "rule.h"
 #include "xfer.h"
 
 #include <errno.h>

@@ -3,12 +3,13 @@
  * didfs.c - the `didfs` command: global options, the subcommand table, and
  * the shared helpers of cli.h (errors, output in tables or JSON).
  *
- *   didfs [--catalog PATH] [--account NAME] [--busy-timeout S] [--json] COMMAND [ARGS...]
+ *   didfs [--catalog URI] [--account NAME] [--busy-timeout S] [--json] COMMAND [ARGS...]
  *
- * The catalog path comes from --catalog, else $DIDFS_CATALOG, else
- * ./didfs.db.  --busy-timeout (seconds a writer waits for a busy catalog)
- * sets $DIDFS_BUSY_TIMEOUT, which the store reads.  The issuer account from --account, else $DIDFS_ACCOUNT, else
- * root.  Subcommands carry Rucio's CLI names (rucio / rucio-admin).
+ * The catalog URI comes from --catalog, else $DIDFS_CATALOG, else
+ * ./didfs.db (catalog/open.c says which forms there are).  --busy-timeout
+ * (seconds a writer waits for a busy catalog) sets $DIDFS_BUSY_TIMEOUT, which
+ * the store reads.  The issuer account from --account, else $DIDFS_ACCOUNT,
+ * else root.  Subcommands carry Rucio's CLI names (rucio / rucio-admin).
  */
 #include "cli.h"
 
@@ -78,9 +79,10 @@ static const struct cli_command *current;
 
 static void usage_all(FILE *f)
 {
-	fprintf(f, "usage: didfs [--catalog PATH] [--account NAME] [--busy-timeout SECONDS] [--json]"
+	fprintf(f, "usage: didfs [--catalog URI] [--account NAME] [--busy-timeout SECONDS] [--json]"
 		   " COMMAND [ARGS...]\n\n"
-		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db.\n"
+		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db: a file path,\n"
+		   "sqlite:PATH or postgresql://... (a libpq URI).\n"
 		   "A writer waits for a busy catalog --busy-timeout seconds (0..3600), else\n"
 		   "$DIDFS_BUSY_TIMEOUT, else 30.\n"
 		   "Commands:\n");

@@ -7,7 +7,7 @@
  * reaper's candidates, the repairer, heartbeats.
  */
 #include "catalog.h"
-#include "rule.h"
+#include "engine.h"
 #include "tap.h"
 
 #include <stdlib.h>
@@ -422,6 +422,14 @@ static void test_grouping_none_and_file_rules(void)
 	cat_close(db);
 }
 
+/* The daemons judge liveness (daemons/runtime.c); here a stand-in that
+ * knows pid 4242 is gone and counts how often it was asked. */
+static int alive_unless_4242(void *ud, const char *host, int64_t pid)
+{
+	(*(int *)ud)++;
+	return pid != 4242;
+}
+
 static void test_heartbeats_and_orphans(void)
 {
 	struct cat_db *db = setup(2);
@@ -430,13 +438,13 @@ static void test_heartbeats_and_orphans(void)
 	int idx = -1, total = 0, done = 0;
 	char id[33], me[300];
 
-	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, &idx, &total) == DM_OK);
-	CHECK(cat_hb_live(db, "didfs-conveyor", "hostB", 2, 0, 60, &idx, &total) == DM_OK);
+	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, NULL, NULL, &idx, &total) == DM_OK);
+	CHECK(cat_hb_live(db, "didfs-conveyor", "hostB", 2, 0, 60, NULL, NULL, &idx, &total) == DM_OK);
 	CHECK(idx == 1 && total == 2);
-	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, &idx, &total) == DM_OK);
+	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, NULL, NULL, &idx, &total) == DM_OK);
 	CHECK(idx == 0 && total == 2);
 	CHECK(cat_hb_die(db, "didfs-conveyor", "hostB", 2, 0) == DM_OK);
-	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, &idx, &total) == DM_OK);
+	CHECK(cat_hb_live(db, "didfs-conveyor", "hostA", 1, 0, 60, NULL, NULL, &idx, &total) == DM_OK);
 	CHECK(idx == 0 && total == 1);
 	/* partitions split the queue without overlap */
 	cat_rule_opts_init(&o);
@@ -449,20 +457,38 @@ static void test_heartbeats_and_orphans(void)
 		CHECK(p0.n + p1.n == 2);
 	}
 	/* a claimant that is gone: its requests come back */
-	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, &done) == DM_OK && done == 2);
+	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, NULL, NULL, &done) == DM_OK && done == 2);
 	{
 		char host[200] = "";
 		gethostname(host, sizeof host - 1);
 		snprintf(me, sizeof me, "%s:%d:0", host, (int)getpid());
-		CHECK(cat_hb_live(db, "didfs-conveyor", host, (int)getpid(), 0, 60, &idx, &total) == DM_OK);
+		CHECK(cat_hb_live(db, "didfs-conveyor", host, (int)getpid(), 0, 60, NULL, NULL, &idx, &total) == DM_OK);
 	}
 	CHECK(cat_req_claim(db, me, 10, 0, 1, keep_req, &q) == DM_OK && q.n == 2);
 	/* only the claimant may record the outcome */
 	CHECK(cat_req_finish(db, q.ids[0], "other:1:0", CAT_REQ_DONE, "A", NULL, 3) == DM_ENOENT);
 	CHECK_STR(cat_error(db)->cls, "RequestNotFound");
-	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, &done) == DM_OK && done == 0);
-	CHECK(cat_hb_is_live(db, "didfs-conveyor", me, 60));
-	CHECK(!cat_hb_is_live(db, "didfs-conveyor", "nohost:1:0", 60));
+	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, NULL, NULL, &done) == DM_OK && done == 0);
+	CHECK(cat_hb_is_live(db, "didfs-conveyor", me, 60, NULL, NULL));
+	CHECK(!cat_hb_is_live(db, "didfs-conveyor", "nohost:1:0", 60, NULL, NULL));
+	/* liveness comes from the caller: a beating worker whose process the
+	 * callback knows is gone is not live, and its requests come back */
+	{
+		int calls = 0;
+		char gone[300];
+		snprintf(gone, sizeof gone, "hostC:4242:0");
+		CHECK(cat_hb_live(db, "didfs-conveyor", "hostC", 4242, 0, 60, NULL, NULL, &idx,
+				  &total) == DM_OK);
+		CHECK(cat_hb_is_live(db, "didfs-conveyor", gone, 60, NULL, NULL));
+		CHECK(!cat_hb_is_live(db, "didfs-conveyor", gone, 60, alive_unless_4242, &calls));
+		CHECK(calls == 1);
+		/* another process of hostC beating drops the gone one's rows */
+		CHECK(cat_hb_live(db, "didfs-conveyor", "hostC", 7, 0, 60, alive_unless_4242, &calls,
+				  &idx, &total) == DM_OK);
+		CHECK(calls >= 2);
+		CHECK(!cat_hb_is_live(db, "didfs-conveyor", gone, 60, NULL, NULL));
+		CHECK(cat_hb_is_live(db, "didfs-conveyor", "hostC:7:0", 60, alive_unless_4242, &calls));
+	}
 	cat_close(db);
 }
 

@@ -9,8 +9,11 @@
  */
 #include "runtime.h"
 #include "catalog.h"
-#include "rule.h"
+#include "engine.h"
+#include "daemon_i.h"
 #include "tap.h"
+
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <stdio.h>
@@ -408,9 +411,30 @@ static void test_once_over_file_rses(void)
 	}
 }
 
+/* Liveness is the daemons' (the catalog asks dmn_process_alive). */
+static void test_process_alive(void)
+{
+	struct dmn_loop l;
+	pid_t child;
+
+	memset(&l, 0, sizeof l);
+	snprintf(l.hostname, sizeof l.hostname, "thishost");
+	CHECK(dmn_process_alive(&l, "thishost", (int64_t)getpid()));
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	CHECK(child > 0 && waitpid(child, NULL, 0) == child);
+	CHECK(!dmn_process_alive(&l, "thishost", (int64_t)child));
+	/* another host's pid, or no pid: not ours to judge */
+	CHECK(dmn_process_alive(&l, "otherhost", (int64_t)child));
+	CHECK(dmn_process_alive(&l, "thishost", 0));
+	CHECK(dmn_process_alive(&l, "thishost", (int64_t)1 << 40));
+}
+
 int main(void)
 {
 	test_defaults_and_names();
+	test_process_alive();
 	test_parse();
 	test_refusals();
 	test_once_over_file_rses();

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * engine.h - the rule engine's catalog calls, for the daemons (daemons/)
+ * only: the judge's units of work, claiming transfer requests and recording
+ * their outcomes, source candidates, declaring replicas bad, the reaper's
+ * and the undertaker's queries, heartbeats.  Rucio's daemons run next to
+ * the database, never over REST, so a remote catalog need not offer these;
+ * the client calls (rules, locks, list-transfers) are in catalog.h.  Only
+ * daemons/, catalog/ itself and the unit tests include this header.
+ *
+ * Every transition below is one transaction: a daemon killed at any point
+ * and restarted finishes the work, nothing lost, nothing done twice.
+ * Process liveness is the daemons' to judge (daemons/runtime.c): calls that
+ * need it take a cat_alive_cb.
+ */
+#ifndef CAT_ENGINE_H
+#define CAT_ENGINE_H
+
+#include "catalog.h"
+
+/* Whether the process `pid` on `hostname` may still run: 0 only when it is
+ * known to be gone (a pid of this host that no longer exists), else 1.
+ * NULL where a call takes one: only heartbeats count. */
+typedef int (*cat_alive_cb)(void *ud, const char *hostname, int64_t pid);
+
+/* ---- judge work units (each one transaction; return how many done) ---- */
+/* judge-evaluator: process up to limit queued DID updates (attach/detach)
+ * of this worker's partition. */
+enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int nworkers,
+				  int *done);
+/* judge-injector: place INJECT rules whose time has come. */
+enum dm_status cat_judge_inject(struct cat_db *db, int limit, int worker, int nworkers, int *done);
+/* judge-repairer: STUCK rules not touched for min_age seconds (with a
+ * back-off growing with the lock's repair count): requeue their stuck locks
+ * (re-selecting the RSE if it is no longer eligible); SUSPENDED after
+ * suspend_after seconds stuck. */
+enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age,
+				int64_t suspend_after, int worker, int nworkers, int *done);
+/* judge-cleaner: hard-delete expired, unlocked rules. */
+enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nworkers, int *done);
+
+/* ---- transfer requests (conveyor) ---- */
+/* Claim up to limit QUEUED requests of this worker's partition: they become
+ * SUBMITTED with last_processed_by = worker_name, atomically, so two
+ * conveyors never take the same one.  The callback sees each claimed one. */
+enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int limit, int worker,
+			     int nworkers, cat_request_cb cb, void *ud);
+/* Requests SUBMITTED by a conveyor that is gone (no heartbeat of
+ * `executable` within CAT_HB_LIVE_SECONDS, or alive() says its process is
+ * gone) or for longer than max_age seconds go back to QUEUED. */
+#define CAT_HB_LIVE_SECONDS 120
+enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable,
+				       int64_t max_age, cat_alive_cb alive, void *alive_ud,
+				       int *done);
+/* Transfer outcome.  DONE: replica AVAILABLE, locks OK, rules updated.
+ * FAILED: retried (QUEUED, retry_count+1) while retry_count+1 < max_retries,
+ * else replica UNAVAILABLE, locks STUCK, rules STUCK with the error.
+ * NO_SOURCES: never retried (locks STUCK).  worker: the claimant's name; a
+ * request no longer SUBMITTED by it is RequestNotFound (NULL: no check). */
+enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *worker,
+			      enum cat_req_state st, const char *source_rse, const char *err_msg,
+			      int max_retries);
+
+/* Source candidates for a request, best first: AVAILABLE replicas on RSEs
+ * readable (availability_read), inside the rule's source_replica_expression
+ * if any, ordered by distance to the destination (distances table, unknown
+ * = 10), then by RSE name.  cb gets the source RSE name. */
+typedef int (*cat_source_cb)(void *ud, const char *rse, int distance);
+enum dm_status cat_req_sources(struct cat_db *db, const char *request_id, cat_source_cb cb,
+			       void *ud);
+/* A source replica proved corrupted (checksum mismatch): mark it BAD so it
+ * is not used again. */
+enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const char *scope,
+				       const char *name, const char *reason);
+
+/* ---- reaper ---- */
+struct cat_deletion {
+	const char *scope;
+	const char *name;
+	const char *rse;
+	uint64_t bytes;
+	const char *path; /* non-deterministic path or NULL */
+};
+typedef int (*cat_deletion_cb)(void *ud, const struct cat_deletion *d);
+/* Mark up to limit deletable replicas of an RSE BEING_DELETED and list them:
+ * lock_cnt = 0, tombstone passed (greedy) or OBSOLETE only (not greedy),
+ * not a source of a queued/submitted request, not the last AVAILABLE copy of
+ * a file that has a pending request. */
+enum dm_status cat_reaper_claim(struct cat_db *db, const char *rse, int greedy, int limit,
+				cat_deletion_cb cb, void *ud);
+/* After the storage delete (or "not found" on storage): remove the replica
+ * row; the last replica gone deletes the file DID (Rucio). */
+enum dm_status cat_reaper_done(struct cat_db *db, const char *rse, const char *scope,
+			       const char *name);
+/* RSEs whose availability_delete is on. */
+enum dm_status cat_reaper_rses(struct cat_db *db, cat_rse_cb cb, void *ud);
+
+/* ---- undertaker ---- */
+/* Delete up to limit expired DIDs (expired_at < now, no locked rule): their
+ * rules (purging replicas), their attachments, metadata and the DID. */
+enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int nworkers,
+				  int *done);
+
+/* ---- heartbeats ---- */
+/* Upsert this thread's heartbeat and return its index and the number of live
+ * instances of `executable` (rows updated within older_than seconds).  Rows
+ * of other processes of this host that alive() says are gone, and rows a
+ * day old, are removed first. */
+enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char *hostname,
+			   int pid, int thread, int64_t older_than, cat_alive_cb alive,
+			   void *alive_ud, int *index, int *total);
+enum dm_status cat_hb_die(struct cat_db *db, const char *executable, const char *hostname,
+			  int pid, int thread);
+/* Whether a worker named "hostname:pid:thread" has a live heartbeat (and
+ * alive(), if given, does not say its process is gone). */
+int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name,
+		   int64_t older_than, cat_alive_cb alive, void *alive_ud);
+
+#endif

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * open.c - the catalog URI and the table of stores behind it.
+ *
+ * `--catalog` / $DIDFS_CATALOG take one URI:
+ *   PATH, sqlite:PATH        the SQLite store (store.c); a relative path is
+ *                            relative to the working directory
+ *   postgresql://..., postgres://...   a libpq URI: the PostgreSQL store
+ *                            (not in this build: a clear error naming it)
+ *   https://host[:port]      a Rucio REST server (not yet: the same)
+ * A string that starts with a scheme of the table (or any "word://") picks
+ * that entry; anything else is a file path, so "./sqlite:x" names a file
+ * literally called that.  cat_open() chooses the store the way transfer/
+ * chooses a protocol (xfer.c): one table, scheme -> open function; the
+ * store's open installs its operations table (struct cat_store_ops,
+ * catalog_i.h) in the handle, and cat_close(), cat_location() and
+ * cat_describe() go through it, so nothing outside catalog/ needs to know
+ * whether the catalog is a file.
+ */
+#include "catalog_i.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+static enum dm_status open_sqlite(const char *uri, const char *rest, unsigned flags,
+				  struct cat_db **out, struct dm_err *err)
+{
+	if (!*rest)
+		return dm_seterr(err, DM_EINVAL, "InputValidationError",
+				 "catalog URI '%s' names no file (sqlite:PATH)", uri);
+	return cat_sqlite_open(rest, flags, out, err);
+}
+
+/* A URI for messages: a password in its user part is not repeated. */
+static void uri_for_message(const char *uri, char *out, size_t n)
+{
+	const char *scheme_end = strstr(uri, "://");
+	const char *host = scheme_end ? scheme_end + 3 : NULL;
+	const char *at = host ? strpbrk(host, "@/?") : NULL;
+	const char *colon;
+
+	if (!at || *at != '@' || !(colon = memchr(host, ':', (size_t)(at - host)))) {
+		dm_strlcpy(out, uri, n);
+		return;
+	}
+	snprintf(out, n, "%.*s:***%s", (int)(colon - uri), uri, at);
+}
+
+static enum dm_status open_missing(const char *uri, const char *what, struct dm_err *err)
+{
+	char shown[512];
+
+	uri_for_message(uri, shown, sizeof shown);
+	return dm_seterr(err, DM_ENOTSUP, "DatabaseException",
+			 "catalog '%s': this build has no %s yet (use a file path or sqlite:PATH)",
+			 shown, what);
+}
+
+static enum dm_status open_postgresql(const char *uri, const char *rest, unsigned flags,
+				      struct cat_db **out, struct dm_err *err)
+{
+	return open_missing(uri, "PostgreSQL store", err);
+}
+
+static enum dm_status open_rest(const char *uri, const char *rest, unsigned flags,
+				struct cat_db **out, struct dm_err *err)
+{
+	return open_missing(uri, "Rucio REST catalog client", err);
+}
+
+/* scheme -> store.  keep_scheme: the store takes the whole URI (libpq
+ * parses its own), else what follows "scheme:". */
+static const struct cat_backend {
+	const char *scheme;
+	int keep_scheme;
+	enum dm_status (*open)(const char *uri, const char *rest, unsigned flags,
+			       struct cat_db **out, struct dm_err *err);
+} backends[] = {
+	{ "sqlite", 0, open_sqlite },
+	{ "postgresql", 1, open_postgresql },
+	{ "postgres", 1, open_postgresql },
+	{ "https", 1, open_rest },
+	{ "http", 1, open_rest },
+};
+
+/* Length of a leading URI scheme ("word:"), 0 if none. */
+static size_t scheme_len(const char *s)
+{
+	size_t i = 0;
+
+	if (!isalpha((unsigned char)s[0]))
+		return 0;
+	while (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')
+		i++;
+	return s[i] == ':' ? i : 0;
+}
+
+enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out, struct dm_err *err)
+{
+	size_t n;
+
+	*out = NULL;
+	if (!uri || !*uri)
+		return dm_seterr(err, DM_EINVAL, "InputValidationError",
+				 "no catalog given (--catalog or $DIDFS_CATALOG)");
+	n = scheme_len(uri);
+	if (n > 0) {
+		for (size_t i = 0; i < DM_ARRAY_SIZE(backends); i++) {
+			const struct cat_backend *b = &backends[i];
+			if (strlen(b->scheme) == n && !strncasecmp(uri, b->scheme, n))
+				return b->open(uri, b->keep_scheme ? uri : uri + n + 1, flags, out, err);
+		}
+		if (!strncmp(uri + n, "://", 3)) {
+			char shown[512];
+			uri_for_message(uri, shown, sizeof shown);
+			return dm_seterr(err, DM_EINVAL, "InputValidationError",
+					 "catalog '%s': unknown catalog URI scheme '%.*s' (a file path,"
+					 " sqlite:PATH or postgresql://...)", shown, (int)n, uri);
+		}
+	}
+	/* a plain path (a name with a ':' in it too, such as "a:b.db") */
+	return cat_sqlite_open(uri, flags, out, err);
+}
+
+void cat_close(struct cat_db *db)
+{
+	if (db)
+		db->ops->close(db);
+}
+
+enum dm_status cat_location(struct cat_db *db, struct dm_buf *out)
+{
+	dm_buf_reset(out);
+	db->ops->location(db, out);
+	return DM_OK;
+}
+
+void cat_describe(struct cat_db *db, struct dm_buf *out)
+{
+	dm_buf_reset(out);
+	db->ops->describe(db, out);
+}
