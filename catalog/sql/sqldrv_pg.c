@@ -191,8 +191,8 @@ static enum dm_status pg_err(struct pg_db *d, const PGresult *res, const char *w
 	if (sqlstate_is(ss, "55P03"))
 		return sqldrv_fail(&d->base, DM_AGAIN, "DatabaseException",
 				   "%s: the catalog %s is busy: another transaction held the rows"
-				   " for more than %d s (the busy timeout, $DIDFS_BUSY_TIMEOUT);"
-				   " try again", what, d->base.uri, d->busy_s);
+				   " for more than %d s (the busy timeout: --busy-timeout or"
+				   " $DIDFS_BUSY_TIMEOUT); try again", what, d->base.uri, d->busy_s);
 	if (sqlstate_is(ss, "40001") || sqlstate_is(ss, "40P01"))
 		return sqldrv_fail(&d->base, DM_AGAIN, "DatabaseException",
 				   "%s: %s (the transaction can be redone)", what, msg);

@@ -60,7 +60,7 @@ static enum dm_status sq_err(struct sq_db *d, const char *what)
 	case SQLITE_LOCKED:
 		return sqldrv_fail(&d->base, DM_AGAIN, "DatabaseException",
 				   "%s: the catalog %s is busy: another writer held it for more"
-				   " than %d s (the busy timeout, $DIDFS_BUSY_TIMEOUT); try again",
+				   " than %d s (the busy timeout: --busy-timeout or $DIDFS_BUSY_TIMEOUT); try again",
 				   what, d->base.uri, d->busy_ms / 1000);
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
