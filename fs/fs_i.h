@@ -167,9 +167,12 @@ struct fs_file {
  * again from the catalog, and the kernel's lookup count. */
 struct fs_ghost {
 	uint64_t ino;           /* 0: empty slot */
-	int64_t parent;         /* a collection's DID id: reload from its content */
-	uint64_t nlookup;
-	char *sn;               /* parent 0: "scope\0name\0" */
+	uint32_t nlookup;       /* UINT32_MAX: saturated, kept for good */
+	uint32_t named;         /* u.sn, else u.parent */
+	union {
+		int64_t parent; /* a collection's DID id: reload from its content */
+		char *sn;       /* "scope\0name\0" */
+	} u;
 };
 
 /* DID nodes with no reference of the mount's kept in full; beyond this the

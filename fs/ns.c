@@ -48,10 +48,21 @@
  *   the kernel knows them.  Node lifetime: nlookup counts the kernel's
  *   references (one per lookup reply and per readdirplus entry that fitted
  *   in the reply, minus forgets), refs the mount's own; a node is freed when
- *   both are 0.  All of it under fs->ns_lock.  Memory: the table holds what
- *   the kernel holds (after `ls -lR` of N files, N nodes until the kernel
- *   forgets them); a DID node and its scope and name strings are one
- *   allocation (~330 bytes for a typical name).
+ *   both are 0.  All of it under fs->ns_lock.  Memory: the kernel keeps
+ *   the inodes of a listing until memory pressure, so the table does not
+ *   hold all it holds: DID nodes with no reference of the mount sit on an
+ *   LRU, and beyond FS_NODES_CACHED the oldest evictable one (nothing of it
+ *   only in memory: no error texts, no RSE marked bad, not an open
+ *   collection the poller watches) becomes a ghost of 24 bytes in an open
+ *   addressing table: its inode number, the kernel's lookup count and how
+ *   to find it again, i.e. the collection it was found in (the catalog's
+ *   content cursor then returns exactly the child with its id) or, found
+ *   in its scope, its scope:name.  A request for a ghost's inode loads the
+ *   node again (fs_node_get); FORGET counts down ghosts as nodes and drops
+ *   them at 0.  After `ls -lR` of N files: 8192 nodes (~330 bytes each, a
+ *   DID node and its strings are one allocation) and N - 8192 ghosts.  A
+ *   file detached from the collection it was found in after eviction is
+ *   not found again under that inode (ENOENT) until looked up anew.
  *
  * Listing
  *   Streamed in batches of copied rows: a collection by the catalog's child
@@ -313,7 +324,8 @@ static void ghost_del(struct fs *fs, struct fs_ghost *g)
 {
 	size_t mask = fs->nghost_slots - 1, i = (size_t)(g - fs->ghosts), j = i;
 
-	free(g->sn);
+	if (g->named)
+		free(g->u.sn);
 	for (;;) {
 		size_t k;
 
@@ -354,14 +366,18 @@ static void unhash(struct fs *fs, struct fs_node *n)
 /* Under ns_lock: replace an evictable node by its ghost. */
 static void evict(struct fs *fs, struct fs_node *n)
 {
-	struct fs_ghost g = { n->ino, n->ctx_parent, n->nlookup, NULL };
+	struct fs_ghost g = { 0 };
 
-	if (!g.parent) {
+	g.ino = n->ino;
+	g.nlookup = n->nlookup >= UINT32_MAX ? UINT32_MAX : (uint32_t)n->nlookup;
+	g.u.parent = n->ctx_parent;
+	if (!n->ctx_parent) {
 		size_t ls = strlen(n->scope) + 1, ln = strlen(n->name) + 1;
 
-		g.sn = dm_xmalloc(ls + ln);
-		memcpy(g.sn, n->scope, ls);
-		memcpy(g.sn + ls, n->name, ln);
+		g.named = 1;
+		g.u.sn = dm_xmalloc(ls + ln);
+		memcpy(g.u.sn, n->scope, ls);
+		memcpy(g.u.sn + ls, n->name, ln);
 	}
 	unhash(fs, n);
 	ghost_add(fs, &g);
@@ -427,7 +443,8 @@ void fs_ns_destroy(struct fs *fs)
 	free(fs->by_key);
 	fs->by_ino = fs->by_key = NULL;
 	for (size_t i = 0; i < fs->nghost_slots; i++)
-		free(fs->ghosts[i].sn);
+		if (fs->ghosts[i].ino && fs->ghosts[i].named)
+			free(fs->ghosts[i].u.sn);
 	free(fs->ghosts);
 	fs->ghosts = NULL;
 	fs->nghost = fs->nghost_slots = 0;
@@ -456,12 +473,13 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t ino)
 		hold(fs, n);
 	} else if ((g = ghost_find(fs, ino))) {
 		ghost = 1;
-		parent = g->parent;
-		if (g->sn) {
-			size_t ls = strlen(g->sn) + 1, ln = strlen(g->sn + ls) + 1;
+		if (g->named) {
+			size_t ls = strlen(g->u.sn) + 1, ln = strlen(g->u.sn + ls) + 1;
 
 			sn = dm_xmalloc(ls + ln);
-			memcpy(sn, g->sn, ls + ln);
+			memcpy(sn, g->u.sn, ls + ln);
+		} else {
+			parent = g->u.parent;
 		}
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
@@ -564,8 +582,8 @@ static struct fs_node *node_did(struct fs *fs, const struct fs_didrow *r, int64_
 		n->name = memcpy((char *)(n + 1) + ls, r->name, ln);
 		insert_node(fs, n);
 		if ((g = ghost_find(fs, ino))) {
-			n->nlookup = g->nlookup;
-			n->ctx_parent = g->parent;
+			n->nlookup = g->nlookup == UINT32_MAX ? UINT64_MAX / 2 : g->nlookup;
+			n->ctx_parent = g->named ? 0 : g->u.parent;
 			ghost_del(fs, g);
 		}
 	}
@@ -630,8 +648,8 @@ static void forget_one(struct fs *fs, uint64_t ino, uint64_t nl)
 	if (n) {
 		n->nlookup = nl > n->nlookup ? 0 : n->nlookup - nl;
 		maybe_free(fs, n);
-	} else if ((g = ghost_find(fs, ino))) {
-		g->nlookup = nl > g->nlookup ? 0 : g->nlookup - nl;
+	} else if ((g = ghost_find(fs, ino)) && g->nlookup != UINT32_MAX) {
+		g->nlookup = nl > g->nlookup ? 0 : g->nlookup - (uint32_t)nl;
 		if (!g->nlookup)
 			ghost_del(fs, g);
 	}
