@@ -562,7 +562,7 @@ static void defaults(struct fs_opts *o)
 	if (o->threads <= 0)
 		o->threads = (int)(ncpu * 2 < 2 ? 2 : ncpu * 2 > 16 ? 16 : ncpu * 2);
 	if (o->io_threads <= 0)
-		o->io_threads = 16;
+		o->io_threads = 8; /* as fast as 16 for cold reads, 8 MiB less of reply buffers */
 	if (!o->read_ahead_kb)
 		o->read_ahead_kb = 16384;
 	if (o->dir_ttl <= 0)
