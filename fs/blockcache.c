@@ -16,11 +16,15 @@
  * inside one sector, which filesystems do not tear.  Order of writes:
  *   store:  pwrite data -> fdatasync(data) -> slot PRESENT
  *   evict:  slot KNOWN/EMPTY -> fdatasync(meta) -> punch hole in data
- * so a crash can leave unaccounted data (punched at the next open) but never
- * a PRESENT slot over missing data.  On open every PRESENT block is also
- * checked with SEEK_HOLE (which catches truncation and crashes on
- * filesystems that reorder), files are size-checked, bad headers and orphans
- * are deleted.  Only the fsyncs are skipped with no_sync.
+ * so with the fsyncs a crash can leave unaccounted data (punched at the next
+ * open) but never a PRESENT slot over missing data.  The fsyncs are
+ * optional (no_sync; the mount runs without them, so that no read waits on
+ * the disk): what keeps a crash from serving wrong bytes is that every
+ * block found PRESENT at open is read back and compared with its slot's
+ * adler32 before its first use (block_intact), and dropped and fetched again
+ * when it differs.  On open every PRESENT block is also checked with
+ * SEEK_HOLE (which catches truncation), files are size-checked, bad headers
+ * and orphans are deleted.
  *
  * In memory: an index of entries (one per cached or open key, hashed by h)
  * and of block nodes (one per block that is stored or being fetched/evicted,
@@ -124,6 +128,8 @@ struct node {
 	uint8_t state;     /* enum bstate */
 	uint8_t pf_unread; /* stored by prefetch, not read since */
 	uint8_t doomed;    /* drop (slot EMPTY) when it next becomes evictable */
+	uint8_t unverified; /* loaded from disk at open: checked against its slot's
+			     * adler32 before its first use */
 	uint32_t pins;
 	struct flight *fl;
 	struct node *hnext;
@@ -1309,6 +1315,35 @@ static void *pf_worker(void *arg)
 
 /* ---- reading ---- */
 
+/*
+ * Is block idx, as found on disk at open, the block its slot describes?
+ * Blocks are stored without fdatasync: after a crash the slot may say
+ * PRESENT over bytes that never reached the disk (or a torn write), which
+ * SEEK_HOLE at open catches only for holes.  So a block loaded at open is
+ * read once and compared with the slot's adler32 before its first use.
+ */
+static int block_intact(struct entry *e, uint64_t idx, uint32_t blen)
+{
+	enum { PIECE = 128u << 10 };
+	char *buf = dm_xmalloc(PIECE);
+	uint32_t a = DM_ADLER32_INIT;
+	struct slot s;
+	int ok;
+
+	pthread_mutex_lock(&e->mlock);
+	ok = slot_read(e, idx, &s) == 0 && s.state == S_PRESENT;
+	pthread_mutex_unlock(&e->mlock);
+	for (uint32_t done = 0; ok && done < blen; done += PIECE) {
+		uint32_t n = blen - done < PIECE ? blen - done : PIECE;
+
+		ok = e->dfd >= 0 && pread_full(e->dfd, buf, n, idx * e->bsize + done) == 0;
+		if (ok)
+			a = dm_adler32_update(a, buf, n);
+	}
+	free(buf);
+	return ok && a == s.adler;
+}
+
 /* Read n bytes at inoff of block idx into dst.  Called with bc->lock held
  * (so a hit costs one more lock round trip, to unpin); returns without it. */
 static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_t idx,
@@ -1319,7 +1354,7 @@ static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_
 	uint32_t blen = block_len(e, idx);
 	struct node *nd, *victims = NULL;
 	enum dm_status rc;
-	int counted = 0, have, bad, saved_errno;
+	int counted = 0, have, bad, saved_errno, check;
 	char *buf;
 
 	for (;;) {
@@ -1341,13 +1376,25 @@ static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_
 		if (nd->pins++ == 0)
 			lru_remove(bc, nd);
 		nd->pf_unread = 0;
+		check = nd->unverified;
 		pthread_mutex_unlock(&bc->lock);
-		bad = e->dfd < 0 || pread_full(e->dfd, dst, n, boff + inoff) != 0;
-		saved_errno = errno;
+		bad = check && !block_intact(e, idx, blen);
+		saved_errno = bad ? EILSEQ : 0;
+		if (!bad && (e->dfd < 0 || pread_full(e->dfd, dst, n, boff + inoff) != 0)) {
+			bad = 1;
+			saved_errno = errno;
+		}
 		pthread_mutex_lock(&bc->lock);
+		if (check && !bad)
+			nd->unverified = 0;
 		if (bad) {
-			dm_log(DM_LOG_WARN, WHO, "cannot read cached block %" PRIu64 " of %s: %s",
-			       idx, e->key, strerror(saved_errno));
+			if (saved_errno == EILSEQ)
+				dm_log(DM_LOG_WARN, WHO, "cached block %" PRIu64 " of %s does not "
+				       "match its recorded adler32 (a write lost in a crash?): "
+				       "fetched again", idx, e->key);
+			else
+				dm_log(DM_LOG_WARN, WHO, "cannot read cached block %" PRIu64
+				       " of %s: %s", idx, e->key, strerror(saved_errno));
 			nd->doomed = 1;
 		}
 		if (--nd->pins == 0) {
@@ -1848,7 +1895,7 @@ static struct entry *load_entry(struct fs_bc *bc, const char *name, struct times
 			if (s.state != S_EMPTY)
 				e->nknown++;
 			if (s.state == S_PRESENT) {
-				node_add(bc, e, idx, B_PRESENT);
+				node_add(bc, e, idx, B_PRESENT)->unverified = 1;
 				e->present_bytes += blen;
 				bc->present += blen;
 				if (run < idx) /* free leftovers of unrecorded writes */
@@ -2059,7 +2106,7 @@ enum dm_status fs_bc_open(const struct fs_bc_config *cfg, struct fs_bc **out,
 	bc->nnb = 256;
 	bc->nb = dm_xcalloc(bc->nnb, sizeof *bc->nb);
 	bc->lru.lnext = bc->lru.lprev = &bc->lru;
-	bc->pool_max = 4 + nthreads;
+	bc->pool_max = 2; /* idle block buffers kept (the rest go back to the system) */
 	bc->pool = dm_xcalloc(bc->pool_max, sizeof *bc->pool);
 	pthread_mutex_init(&bc->lock, NULL);
 	pthread_mutex_init(&bc->pool_lock, NULL);

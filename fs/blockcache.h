@@ -80,7 +80,9 @@ struct fs_bc_config {
 				       * still counted as sequential (16 MiB) */
 	unsigned wait_timeout_ms;     /* longest wait for another thread's fetch (600000) */
 	int no_sync;                  /* skip fdatasync before marking blocks present
-				       * (scratch caches, benchmarks) */
+				       * and after unmarking them (the mount does:
+				       * blocks found at open are verified against
+				       * their adler32 before first use anyway) */
 };
 
 struct fs_bc_stats {

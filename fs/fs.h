@@ -26,7 +26,7 @@ struct fs_opts {
 	uint32_t block_size;      /* block cache block size (0: 4 MiB) */
 	int timeout_s;            /* a storage request ends within this (0: 60) */
 	int threads;              /* FUSE worker threads (0: 2 per CPU, 2..16) */
-	int io_threads;           /* threads waiting on storage for reads (0: 16) */
+	int io_threads;           /* threads waiting on storage for reads (0: 8) */
 	int foreground;           /* do not detach */
 	const char *site;         /* replicas on RSEs whose `site` attribute matches go first */
 	int allow_other;          /* let other users see the mount */

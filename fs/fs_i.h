@@ -94,6 +94,9 @@ struct fs_node {
 	unsigned refs;
 	struct fs_node *next_ino;
 	struct fs_node *next_key;
+	struct fs_node *lru_prev, *lru_next; /* DID nodes only the kernel holds (ns.c) */
+	int64_t ctx_parent;     /* DID: a collection it was found in (0: its scope), to
+				 * load it again by id after eviction */
 	char *key;              /* SCOPE and PREFIX: the key-table key */
 	char *scope;            /* SCOPE: the scope; DID: its scope; PREFIX: scope of its names */
 	char *name;             /* DID: its name; PREFIX: the name prefix (no trailing '/') */
@@ -160,6 +163,24 @@ struct fs_file {
 				     * retry of its pages fails at once (atomic) */
 };
 
+/* An evicted DID node the kernel still holds (ns.c): enough to load it
+ * again from the catalog, and the kernel's lookup count. */
+struct fs_ghost {
+	uint64_t ino;           /* 0: empty slot */
+	uint32_t nlookup;       /* UINT32_MAX: saturated, kept for good */
+	uint32_t named;         /* u.sn, else u.parent */
+	union {
+		int64_t parent; /* a collection's DID id: reload from its content */
+		char *sn;       /* "scope\0name\0" */
+	} u;
+};
+
+/* DID nodes with no reference of the mount's kept in full; beyond this the
+ * least recently used become ghosts (ns.c). */
+#ifndef FS_NODES_CACHED
+#define FS_NODES_CACHED 8192
+#endif
+
 /* The "is scope:prefix a DID" cache of the name layout (ns.c). */
 #define FS_PDID_SLOTS 4096
 struct fs_pdid {
@@ -203,6 +224,11 @@ struct fs {
 	size_t nkey_buckets, nkey;
 	uint64_t next_virtual;
 	struct fs_node *root;
+	struct fs_node lru;         /* sentinel: lru.lru_next is the most recent */
+	size_t nlru;
+	struct fs_ghost *ghosts;    /* open addressing, linear probing */
+	size_t nghost_slots, nghost;
+	uint64_t n_evicted, n_reloaded;
 	struct fs_file *files;      /* open files, closed at unmount if the kernel did not */
 
 	/* thread-local catalog handles */

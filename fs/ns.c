@@ -48,10 +48,21 @@
  *   the kernel knows them.  Node lifetime: nlookup counts the kernel's
  *   references (one per lookup reply and per readdirplus entry that fitted
  *   in the reply, minus forgets), refs the mount's own; a node is freed when
- *   both are 0.  All of it under fs->ns_lock.  Memory: the table holds what
- *   the kernel holds (after `ls -lR` of N files, N nodes until the kernel
- *   forgets them); a DID node and its scope and name strings are one
- *   allocation (~330 bytes for a typical name).
+ *   both are 0.  All of it under fs->ns_lock.  Memory: the kernel keeps
+ *   the inodes of a listing until memory pressure, so the table does not
+ *   hold all it holds: DID nodes with no reference of the mount sit on an
+ *   LRU, and beyond FS_NODES_CACHED the oldest evictable one (nothing of it
+ *   only in memory: no error texts, no RSE marked bad, not an open
+ *   collection the poller watches) becomes a ghost of 24 bytes in an open
+ *   addressing table: its inode number, the kernel's lookup count and how
+ *   to find it again, i.e. the collection it was found in (the catalog's
+ *   content cursor then returns exactly the child with its id) or, found
+ *   in its scope, its scope:name.  A request for a ghost's inode loads the
+ *   node again (fs_node_get); FORGET counts down ghosts as nodes and drops
+ *   them at 0.  After `ls -lR` of N files: 8192 nodes (~330 bytes each, a
+ *   DID node and its strings are one allocation) and N - 8192 ghosts.  A
+ *   file detached from the collection it was found in after eviction is
+ *   not found again under that inode (ENOENT) until looked up anew.
  *
  * Listing
  *   Streamed in batches of copied rows: a collection by the catalog's child
@@ -230,13 +241,114 @@ static void free_node(struct fs_node *n)
 	free(n);
 }
 
-/* Under ns_lock: unhash and free a node nobody references. */
-static void maybe_free(struct fs *fs, struct fs_node *n)
+/* ------------------------------------------------------------------ */
+/* the inode cap: an LRU of DID nodes only the kernel holds, and ghosts  */
+
+static void lru_unlink(struct fs *fs, struct fs_node *n)
+{
+	if (!n->lru_next)
+		return;
+	n->lru_prev->lru_next = n->lru_next;
+	n->lru_next->lru_prev = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+	fs->nlru--;
+}
+
+static void lru_push(struct fs *fs, struct fs_node *n)
+{
+	n->lru_next = fs->lru.lru_next;
+	n->lru_prev = &fs->lru;
+	fs->lru.lru_next->lru_prev = n;
+	fs->lru.lru_next = n;
+	fs->nlru++;
+}
+
+/* Under ns_lock: the mount takes a reference. */
+static void hold(struct fs *fs, struct fs_node *n)
+{
+	if (n->refs++ == 0)
+		lru_unlink(fs, n);
+}
+
+/* A node that can be dropped and loaded again from the catalog by id:
+ * nothing of it lives only in memory (no error texts, no RSE marked bad),
+ * and it is not an open collection the poller watches. */
+static int evictable(const struct fs_node *n)
+{
+	return n->kind == FS_DID && !n->refs && n->nlookup && !n->error && !n->uerrors &&
+	       !n->nbad_rses && (n->type == CAT_DID_FILE || !n->is_open);
+}
+
+static struct fs_ghost *ghost_find(struct fs *fs, uint64_t ino)
+{
+	size_t mask = fs->nghost_slots - 1;
+
+	if (!fs->nghost)
+		return NULL;
+	for (size_t i = hash_u64(ino) & mask;; i = (i + 1) & mask) {
+		if (fs->ghosts[i].ino == ino)
+			return &fs->ghosts[i];
+		if (!fs->ghosts[i].ino)
+			return NULL;
+	}
+}
+
+static void ghost_insert_slot(struct fs_ghost *t, size_t nslots, const struct fs_ghost *g)
+{
+	size_t i = hash_u64(g->ino) & (nslots - 1);
+
+	while (t[i].ino)
+		i = (i + 1) & (nslots - 1);
+	t[i] = *g;
+}
+
+static void ghost_add(struct fs *fs, const struct fs_ghost *g)
+{
+	if ((fs->nghost + 1) * 4 > fs->nghost_slots * 3) {
+		size_t nslots = fs->nghost_slots ? fs->nghost_slots * 2 : 1024;
+		struct fs_ghost *t = dm_xcalloc(nslots, sizeof *t);
+
+		for (size_t i = 0; i < fs->nghost_slots; i++)
+			if (fs->ghosts[i].ino)
+				ghost_insert_slot(t, nslots, &fs->ghosts[i]);
+		free(fs->ghosts);
+		fs->ghosts = t;
+		fs->nghost_slots = nslots;
+	}
+	ghost_insert_slot(fs->ghosts, fs->nghost_slots, g);
+	fs->nghost++;
+}
+
+/* Remove a ghost (backward-shift deletion: no tombstones). */
+static void ghost_del(struct fs *fs, struct fs_ghost *g)
+{
+	size_t mask = fs->nghost_slots - 1, i = (size_t)(g - fs->ghosts), j = i;
+
+	if (g->named)
+		free(g->u.sn);
+	for (;;) {
+		size_t k;
+
+		j = (j + 1) & mask;
+		if (!fs->ghosts[j].ino)
+			break;
+		k = hash_u64(fs->ghosts[j].ino) & mask;
+		/* the entry at j may move to i unless its home k lies in (i, j] */
+		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+			fs->ghosts[i] = fs->ghosts[j];
+			i = j;
+		}
+	}
+	memset(&fs->ghosts[i], 0, sizeof fs->ghosts[i]);
+	fs->nghost--;
+}
+
+/* Under ns_lock: take n out of both tables (its memory is the caller's). */
+static void unhash(struct fs *fs, struct fs_node *n)
 {
 	struct fs_node **pp;
 
-	if (n == fs->root || n->nlookup || n->refs)
-		return;
+	lru_unlink(fs, n);
 	for (pp = &fs->by_ino[hash_u64(n->ino) & (fs->nino_buckets - 1)]; *pp != n;
 	     pp = &(*pp)->next_ino)
 		;
@@ -249,6 +361,52 @@ static void maybe_free(struct fs *fs, struct fs_node *n)
 		*pp = n->next_key;
 		fs->nkey--;
 	}
+}
+
+/* Under ns_lock: replace an evictable node by its ghost. */
+static void evict(struct fs *fs, struct fs_node *n)
+{
+	struct fs_ghost g = { 0 };
+
+	g.ino = n->ino;
+	g.nlookup = n->nlookup >= UINT32_MAX ? UINT32_MAX : (uint32_t)n->nlookup;
+	g.u.parent = n->ctx_parent;
+	if (!n->ctx_parent) {
+		size_t ls = strlen(n->scope) + 1, ln = strlen(n->name) + 1;
+
+		g.named = 1;
+		g.u.sn = dm_xmalloc(ls + ln);
+		memcpy(g.u.sn, n->scope, ls);
+		memcpy(g.u.sn + ls, n->name, ln);
+	}
+	unhash(fs, n);
+	ghost_add(fs, &g);
+	free_node(n);
+	fs->n_evicted++;
+}
+
+/* Under ns_lock: n lost a reference (the mount's or the kernel's).  Freed
+ * when nobody holds it; kept on the LRU when only the kernel does, and the
+ * oldest such nodes beyond FS_NODES_CACHED become ghosts. */
+static void maybe_free(struct fs *fs, struct fs_node *n)
+{
+	if (n == fs->root || n->refs)
+		return;
+	if (n->nlookup) {
+		if (!evictable(n))
+			return;
+		lru_unlink(fs, n);
+		lru_push(fs, n);
+		while (fs->nlru > FS_NODES_CACHED) {
+			struct fs_node *t = fs->lru.lru_prev;
+
+			lru_unlink(fs, t);
+			if (evictable(t))
+				evict(fs, t);
+		}
+		return;
+	}
+	unhash(fs, n);
 	free_node(n);
 }
 
@@ -263,6 +421,7 @@ int fs_ns_init(struct fs *fs)
 	fs->nkey_buckets = 256;
 	fs->by_key = dm_xcalloc(fs->nkey_buckets, sizeof *fs->by_key);
 	fs->next_virtual = FS_INO_VIRTUAL;
+	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
 	r = dm_xcalloc(1, sizeof *r);
 	r->ino = FUSE_ROOT_ID;
 	r->kind = FS_ROOT;
@@ -283,28 +442,58 @@ void fs_ns_destroy(struct fs *fs)
 	free(fs->by_ino);
 	free(fs->by_key);
 	fs->by_ino = fs->by_key = NULL;
+	for (size_t i = 0; i < fs->nghost_slots; i++)
+		if (fs->ghosts[i].ino && fs->ghosts[i].named)
+			free(fs->ghosts[i].u.sn);
+	free(fs->ghosts);
+	fs->ghosts = NULL;
+	fs->nghost = fs->nghost_slots = 0;
 	for (size_t i = 0; i < FS_PDID_SLOTS; i++)
 		free(fs->pdid[i].key);
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->pdid_lock);
 }
 
+static struct fs_node *node_reload(struct fs *fs, uint64_t ino, int64_t parent,
+				   const char *sn);
+
+/* The node of ino with a ref, loaded again from the catalog if it was
+ * evicted (NULL: unknown, or gone from the catalog). */
 struct fs_node *fs_node_get(struct fs *fs, uint64_t ino)
 {
 	struct fs_node *n;
+	struct fs_ghost *g;
+	int64_t parent = 0;
+	char *sn = NULL;
+	int ghost = 0;
 
 	pthread_mutex_lock(&fs->ns_lock);
 	n = find_ino(fs, ino);
-	if (n)
-		n->refs++;
+	if (n) {
+		hold(fs, n);
+	} else if ((g = ghost_find(fs, ino))) {
+		ghost = 1;
+		if (g->named) {
+			size_t ls = strlen(g->u.sn) + 1, ln = strlen(g->u.sn + ls) + 1;
+
+			sn = dm_xmalloc(ls + ln);
+			memcpy(sn, g->u.sn, ls + ln);
+		} else {
+			parent = g->u.parent;
+		}
+	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (ghost) {
+		n = node_reload(fs, ino, parent, sn);
+		free(sn);
+	}
 	return n;
 }
 
 void fs_node_ref(struct fs *fs, struct fs_node *n)
 {
 	pthread_mutex_lock(&fs->ns_lock);
-	n->refs++;
+	hold(fs, n);
 	pthread_mutex_unlock(&fs->ns_lock);
 }
 
@@ -324,6 +513,7 @@ static void node_commit_lookup(struct fs *fs, struct fs_node *n)
 	pthread_mutex_lock(&fs->ns_lock);
 	n->nlookup++;
 	n->refs--;
+	maybe_free(fs, n);
 	pthread_mutex_unlock(&fs->ns_lock);
 }
 
@@ -363,11 +553,14 @@ static void set_did_attrs(struct fs_node *n, const struct fs_didrow *r)
 	n->is_open = r->type != CAT_DID_FILE && r->is_open;
 }
 
-/* Find or make the node of a DID; returns it with a ref. */
-static struct fs_node *node_did(struct fs *fs, const struct fs_didrow *r)
+/* Find or make the node of a DID found in the collection ctx (0: in its
+ * scope); returns it with a ref.  A node made for an evicted inode takes
+ * over its ghost's lookup count. */
+static struct fs_node *node_did(struct fs *fs, const struct fs_didrow *r, int64_t ctx)
 {
 	uint64_t ino = (uint64_t)r->id + FS_INO_DID_BASE;
 	struct fs_node *n;
+	struct fs_ghost *g;
 
 	pthread_mutex_lock(&fs->ns_lock);
 	n = find_ino(fs, ino);
@@ -388,9 +581,16 @@ static struct fs_node *node_did(struct fs *fs, const struct fs_didrow *r)
 		n->scope = memcpy((char *)(n + 1), r->scope, ls);
 		n->name = memcpy((char *)(n + 1) + ls, r->name, ln);
 		insert_node(fs, n);
+		if ((g = ghost_find(fs, ino))) {
+			n->nlookup = g->nlookup == UINT32_MAX ? UINT64_MAX / 2 : g->nlookup;
+			n->ctx_parent = g->named ? 0 : g->u.parent;
+			ghost_del(fs, g);
+		}
 	}
+	if (ctx || !n->ctx_parent)
+		n->ctx_parent = ctx;
 	set_did_attrs(n, r);
-	n->refs++;
+	hold(fs, n);
 	pthread_mutex_unlock(&fs->ns_lock);
 	return n;
 }
@@ -414,7 +614,7 @@ static struct fs_node *node_virtual(struct fs *fs, const char *key, enum fs_kind
 		n->ctx_closed = ctx_closed;
 		insert_node(fs, n);
 	}
-	n->refs++;
+	hold(fs, n);
 	pthread_mutex_unlock(&fs->ns_lock);
 	return n;
 }
@@ -439,17 +639,28 @@ static struct fs_node *node_prefix(struct fs *fs, int64_t ctx_did, int ctx_close
 	return n;
 }
 
+/* Under ns_lock: the kernel dropped nl references to ino. */
+static void forget_one(struct fs *fs, uint64_t ino, uint64_t nl)
+{
+	struct fs_node *n = find_ino(fs, ino);
+	struct fs_ghost *g;
+
+	if (n) {
+		n->nlookup = nl > n->nlookup ? 0 : n->nlookup - nl;
+		maybe_free(fs, n);
+	} else if ((g = ghost_find(fs, ino)) && g->nlookup != UINT32_MAX) {
+		g->nlookup = nl > g->nlookup ? 0 : g->nlookup - (uint32_t)nl;
+		if (!g->nlookup)
+			ghost_del(fs, g);
+	}
+}
+
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct fs_node *n;
 
 	pthread_mutex_lock(&fs->ns_lock);
-	n = find_ino(fs, ino);
-	if (n) {
-		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
-		maybe_free(fs, n);
-	}
+	forget_one(fs, ino, nlookup);
 	pthread_mutex_unlock(&fs->ns_lock);
 	fuse_reply_none(req);
 }
@@ -459,13 +670,8 @@ void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f
 	struct fs *fs = fuse_req_userdata(req);
 
 	pthread_mutex_lock(&fs->ns_lock);
-	for (size_t i = 0; i < count; i++) {
-		struct fs_node *n = find_ino(fs, forgets[i].ino);
-		if (!n)
-			continue;
-		n->nlookup = forgets[i].nlookup > n->nlookup ? 0 : n->nlookup - forgets[i].nlookup;
-		maybe_free(fs, n);
-	}
+	for (size_t i = 0; i < count; i++)
+		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
 	pthread_mutex_unlock(&fs->ns_lock);
 	fuse_reply_none(req);
 }
@@ -507,6 +713,40 @@ static enum dm_status did_lookup(struct cat_db *db, const char *scope, const cha
 		return rc;
 	*found = o.found;
 	return DM_OK;
+}
+
+/* Load an evicted DID node again: from the content of the collection it was
+ * found in (one indexed row: the child with exactly its id), or by scope
+ * and name.  NULL if the catalog no longer has it there. */
+static struct fs_node *node_reload(struct fs *fs, uint64_t ino, int64_t parent, const char *sn)
+{
+	struct cat_db *db = fs_db(fs, NULL);
+	int64_t id = (int64_t)(ino - FS_INO_DID_BASE);
+	struct fs_didrow row;
+	struct fs_node *n;
+	int found = 0;
+
+	if (!db || ino < FS_INO_DID_BASE || ino >= FS_INO_VIRTUAL)
+		return NULL;
+	if (parent) {
+		struct one_did o = { &row, 0 };
+
+		found = cat_did_list_content_from(db, parent, id - 1, keep_one_did, &o) == DM_OK &&
+			o.found && row.id == id;
+	} else if (sn) {
+		int there = 0;
+
+		found = did_lookup(db, sn, sn + strlen(sn) + 1, &row, &there) == DM_OK && there &&
+			row.id == id;
+	}
+	if (!found) {
+		dm_log(DM_LOG_DEBUG, WHO_FS, "inode %llu: evicted and no longer in the catalog",
+		       (unsigned long long)ino);
+		return NULL;
+	}
+	n = node_did(fs, &row, parent);
+	__atomic_add_fetch(&fs->n_reloaded, 1, __ATOMIC_RELAXED);
+	return n;
 }
 
 struct pfx_probe {
@@ -850,7 +1090,7 @@ static struct fs_node *resolve(struct fs *fs, struct cat_db *db, int64_t ctx_did
 				return NULL;
 		}
 		*err_no = 0;
-		return node_did(fs, &row);
+		return node_did(fs, &row, ctx_did);
 	}
 	if (full[len - 1] == '/')
 		return NULL;
@@ -1373,7 +1613,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 						n = node_prefix(fs, d->src == DS_CONTENT ? d->coll : 0,
 								d->closed, e->row.scope, disp.prefix);
 				} else if (!hidden && plus) {
-					n = node_did(fs, &e->row);
+					n = node_did(fs, &e->row, d->src == DS_CONTENT ? d->coll : 0);
 				}
 			}
 			if (hidden) {

@@ -542,6 +542,10 @@ static void root_stats(struct fs *fs, struct dm_buf *out)
 #undef M
 	pthread_mutex_lock(&fs->ns_lock);
 	dm_buf_addf(out, "inodes %zu\n", fs->nino);
+	dm_buf_addf(out, "inodes_evicted %zu\n", fs->nghost);
+	dm_buf_addf(out, "evictions_inodes %llu\n", (unsigned long long)fs->n_evicted);
+	dm_buf_addf(out, "reloads_inodes %llu\n",
+		    (unsigned long long)__atomic_load_n(&fs->n_reloaded, __ATOMIC_RELAXED));
 	pthread_mutex_unlock(&fs->ns_lock);
 }
 

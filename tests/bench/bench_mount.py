@@ -10,9 +10,14 @@ with `didfs upload`, mounts the catalog and prints, each with its ratio:
       kept across opens) read again through the mount, vs reading the same
       bytes from a local copy in the page cache                 aim >= 0.9
   (b) cold sequential read of BENCH_BIG_BYTES through a fresh mount and
-      empty block cache (the bytes land in the cache on disk too) vs
-      `xrdcp` of the same replica into a file beside the cache  aim >= 0.8
-      (and vs xrdcp to /dev/null, the protocol alone)
+      empty block cache (the bytes land in the cache on disk too), beside
+      every single reader of the same replica in the same run: `curl` over
+      https, `xrdcp` over root://, `rclone` (webdav backend: `cat`, and
+      `copyto` with its parallel ranged streams), each to /dev/null and into
+      a file beside the cache; ratio to the fastest           aim >= 0.9
+      With it, what bounds the mount: the same bytes read again from its
+      block cache (kernel pages dropped: FUSE and the cache, no storage),
+      and the CPU seconds the mount, the server and each reader used.
   (c) first byte: open + one 4 KiB read at the middle of an uncached
       BENCH_BIG_BYTES file through a fresh mount (catalog look-up, replica
       choice, XRootD connection, the block fetch), in ms, vs one ranged
@@ -232,37 +237,109 @@ def part_a(lake, src):
         os.unlink(local)
         mo, na = WARM / best["mount"] / 1e9, WARM / best["native"] / 1e9
         say(f"(a) warm sequential read of {WARM >> 20} MiB: mount {mo:.2f} GB/s, native "
-            f"page cache {na:.2f} GB/s, ratio {mo / na:.2f} (aim >= 0.9)")
+            f"page cache {na:.2f} GB/s, ratio {mo / na:.2f} (aim >= 0.95)")
     finally:
         m.stop()
+
+
+def cpu_seconds(pid):
+    """utime + stime of a live process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_cpu():
+    r = os.times()
+    return r.children_user + r.children_system
+
+
+def rclone_env(hurl, ca):
+    """An rclone webdav remote named XRD for the server of hurl, and the path."""
+    head, _, path = hurl[len("https://"):].partition("/")
+    env = dict(os.environ, RCLONE_CONFIG_XRD_TYPE="webdav",
+               RCLONE_CONFIG_XRD_URL=f"https://{head}", RCLONE_CONFIG_XRD_VENDOR="other",
+               RCLONE_CA_CERT=ca, RCLONE_CONFIG="/dev/null")
+    return env, "XRD:/" + path
 
 
 def part_b(lake, src):
     f = make_file(os.path.join(src, "big.bin"), BIG)
     lake.upload(f)
-    url = lake.pfn("big.bin", "root")
-    xdst = os.path.join(DEST, "didfs-bench-xrdcp.bin")
+    rurl, hurl = lake.pfn("big.bin", "root"), lake.pfn("big.bin", "https")
+    ca = lake.rses.ca_file
+    server_pid = lake.rses.servers[0].pid
+    fdst = os.path.join(DEST, "didfs-bench-reader.bin")
     xrdcp = shutil.which("xrdcp") or "/usr/bin/xrdcp"
-    best = {"mount": 1e9, "xrdcp": 1e9, "xrdcp_null": 1e9}
+    rclone = shutil.which("rclone")
+    renv, rpath = rclone_env(hurl, ca)
+    # every single reader of the same replica, to /dev/null and into a file
+    # beside the block cache (the mount lands the bytes in its cache too)
+    readers = {
+        "curl https": lambda out: ["curl", "-s", "-f", "--cacert", ca, "-o", out, hurl],
+        "xrdcp root": lambda out: [xrdcp, "-f", "-s", rurl, out],
+    }
+    if rclone:
+        # cat streams one GET; copyto a file uses rclone's parallel ranged
+        # streams (--multi-thread-streams 4 above 250M)
+        readers["rclone webdav"] = lambda out: (
+            [rclone, "cat", rpath] if out == "/dev/null" else [rclone, "copyto", rpath, out])
+    best, cpu = {}, {}
+
+    def keep(key, t, c):
+        if t < best.get(key, 1e9):
+            best[key], cpu[key] = t, c
+
     for _ in range(REPEAT):
         m = lake.mount()
         try:
             p = os.path.join(m.path, "user.root", "bench", "big.bin")
             os.stat(p)
-            best["mount"] = min(best["mount"], timed(lambda: read_all(p)))
+            c0, s0 = cpu_seconds(m.proc.pid), cpu_seconds(server_pid)
+            t = timed(lambda: read_all(p))
+            keep("mount", t, (cpu_seconds(m.proc.pid) - c0, cpu_seconds(server_pid) - s0))
             st = m.stats()
+            # the ceiling of the mount's own path without storage: the same
+            # bytes again from its block cache, the kernel's pages dropped
+            with open("/proc/sys/vm/drop_caches", "w") as fh:
+                fh.write("1\n")
+            c0 = cpu_seconds(m.proc.pid)
+            t = timed(lambda: read_all(p))
+            keep("from block cache", t, (cpu_seconds(m.proc.pid) - c0, 0))
         finally:
             m.stop()
             shutil.rmtree(os.path.dirname(m.path), ignore_errors=True)
-        best["xrdcp"] = min(best["xrdcp"], timed(lambda: run([xrdcp, "-f", "-s", url, xdst])))
-        os.unlink(xdst)
-        best["xrdcp_null"] = min(best["xrdcp_null"],
-                                 timed(lambda: run([xrdcp, "-f", "-s", url, "/dev/null"])))
-    mo, x, xn = (BIG / best[k] / 1e6 for k in ("mount", "xrdcp", "xrdcp_null"))
-    say(f"(b) cold sequential read of {BIG >> 20} MiB over root://: mount {mo:.0f} MB/s "
-        f"(into the block cache in {DEST}; {st['fetches']} fetches, {st['prefetches']} "
-        f"prefetched), xrdcp to a file {x:.0f} MB/s, ratio {mo / x:.2f} (aim >= 0.8); "
-        f"xrdcp to /dev/null {xn:.0f} MB/s, ratio {mo / xn:.2f}")
+        for name, cmd in readers.items():
+            for out in ("/dev/null", fdst):
+                c0, s0 = child_cpu(), cpu_seconds(server_pid)
+                t = timed(lambda: subprocess.run([str(c) for c in cmd(out)], env=renv,
+                                                 stdout=subprocess.DEVNULL, check=True))
+                if out != "/dev/null":
+                    if os.path.getsize(fdst) != BIG:
+                        raise SystemExit(f"{NAME}: {name} wrote {os.path.getsize(fdst)} bytes")
+                    os.unlink(fdst)
+                keep(f"{name} to {'/dev/null' if out == '/dev/null' else 'a file'}", t,
+                     (child_cpu() - c0, cpu_seconds(server_pid) - s0))
+    rate = {k: BIG / v / 1e6 for k, v in best.items()}
+    fastest = max((k for k in rate if k not in ("mount", "from block cache")), key=rate.get)
+    say(f"(b) cold sequential read of {BIG >> 20} MiB through a fresh mount (block cache in "
+        f"{DEST}; {st['fetches']} fetches, {st['prefetches']} prefetched) beside every single "
+        f"reader of the same replica, best of {REPEAT}:")
+    for k in sorted(rate, key=rate.get, reverse=True):
+        c = cpu[k]
+        say(f"      {k:<26} {rate[k]:6.0f} MB/s  ratio mount/this {rate['mount'] / rate[k]:.2f}"
+            f"  (CPU s: reader {c[0]:.2f}, XRootD server {c[1]:.2f})")
+    if not rclone:
+        say("      rclone: not installed (Debian rclone), not measured")
+    ncpu = os.cpu_count()
+    mc, sc = cpu["mount"]
+    say(f"(b) mount / fastest single reader ({fastest}): {rate['mount'] / rate[fastest]:.2f} "
+        f"(aim >= 0.9); why not higher: the mount's own ceiling without storage (its block "
+        f"cache through FUSE) is {rate['from block cache']:.0f} MB/s, and its cold read took "
+        f"{mc:.2f} CPU s in the mount + {sc:.2f} in the server over {best['mount']:.2f} s on "
+        f"{ncpu} CPUs ({(mc + sc) / best['mount'] / ncpu:.0%} of the machine) vs "
+        f"{sum(cpu[fastest]):.2f} CPU s for {fastest}: each byte is received, verified, "
+        f"written to the cache and copied to the reader through /dev/fuse")
 
 
 def part_c(lake, src):
