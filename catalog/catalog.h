@@ -435,4 +435,15 @@ enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse
 enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
 					    const char *name, int64_t *count);
 
+/* ==== batches: several calls as one transaction (batch.c; for didfs serve) ====
+ * cat_batch_begin opens a transaction that every following call on the
+ * handle joins; cat_batch_end(db, rc) commits when rc is DM_OK (returning
+ * the commit's status) and rolls all of it back otherwise (returning rc).
+ * Batches nest (only the outermost end touches the store).  The caller must
+ * stop at the first failed call: a failed call inside a batch is undone only
+ * with the whole batch.  _depth: 0 when no transaction is open. */
+enum dm_status cat_batch_begin(struct cat_db *db);
+enum dm_status cat_batch_end(struct cat_db *db, enum dm_status rc);
+int cat_batch_depth(const struct cat_db *db);
+
 #endif

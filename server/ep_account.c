@@ -234,8 +234,8 @@ int ep_accounts(struct srv_req *r, const char *rest)
 	}
 	if (decode_part(r, part[0], len[0], acc, sizeof(acc), "account"))
 		return 0;
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	if (!(db = srv_db_w(r)))
+		return 0;
 	if (n == 1 || (n == 2 && len[1] == 0)) {
 		if (is(r, "GET")) {
 			struct acc_out o = { &b, 0 };

@@ -735,13 +735,13 @@ int ep_dids(struct srv_req *r, const char *rest)
 	int rc;
 
 	if (!*rest && is(r, "POST")) {
-		if (!(db = srv_db(r)))
-			return srv_error(r, "DatabaseException", "too many requests");
+		if (!(db = srv_db_tx(r)))
+			return 0;
 		return bulk_add(r, db);
 	}
 	if (!strcmp(rest, "attachments") || !strcmp(rest, "attachments/")) {
-		if (!(db = srv_db(r)))
-			return srv_error(r, "DatabaseException", "too many requests");
+		if (!(db = srv_db_tx(r)))
+			return 0;
 		return attachments(r, db);
 	}
 	if (slash && (!strcmp(slash, "/dids/search") || !strcmp(slash, "/dids/search/"))) {
@@ -775,8 +775,8 @@ int ep_dids(struct srv_req *r, const char *rest)
 			return rc;
 		}
 		if (is(r, "POST")) {
-			if (!(db = srv_db(r)))
-				return srv_error(r, "DatabaseException", "too many requests");
+			if (!(db = srv_db_tx(r)))
+				return 0;
 			return add_did(r, db, scope, name);
 		}
 		return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
@@ -797,8 +797,8 @@ int ep_dids(struct srv_req *r, const char *rest)
 	if (!strcmp(suffix, "/rules"))
 		return srv_stream_rules(r, scope, name, NULL);
 	if (!strncmp(suffix, "/meta", 5)) {
-		if (!(db = srv_db(r)))
-			return srv_error(r, "DatabaseException", "too many requests");
+		if (!(db = srv_db_w(r)))
+			return 0;
 		return meta(r, db, scope, name, suffix);
 	}
 	if (!strcmp(suffix, "/status") && is(r, "PUT")) {

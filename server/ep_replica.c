@@ -614,8 +614,9 @@ int ep_replicas(struct srv_req *r, const char *rest)
 	}
 	if (*rest)
 		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s", r->method, r->path);
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	/* POST is one catalog call; updates and deletions of many files are one batch */
+	if (!(db = is(r, "POST") ? srv_db(r) : srv_db_tx(r)))
+		return r->responded ? 0 : srv_error(r, "DatabaseException", "too many requests");
 	if (files_body(r, &j, &rse, &f, &n))
 		return 0;
 	if (is(r, "POST")) {

@@ -288,8 +288,8 @@ int ep_rules(struct srv_req *r, const char *rest)
 
 	if (!*rest) {
 		if (is(r, "POST")) {
-			if (!(db = srv_db(r)))
-				return srv_error(r, "DatabaseException", "too many requests");
+			if (!(db = srv_db_tx(r)))
+				return 0;
 			return add_rule(r, db);
 		}
 		if (is(r, "GET")) {
@@ -326,8 +326,8 @@ int ep_rules(struct srv_req *r, const char *rest)
 	}
 	if (slash && slash[1])
 		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s", r->method, r->path);
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	if (!(db = srv_db_w(r)))
+		return 0;
 	if (is(r, "GET")) {
 		if (cat_rule_get(db, id, rule_copy_cb, &b)) {
 			if (!strcmp(cat_error(db)->cls, "RuleNotFound")) /* Rucio's text (T-35) */

@@ -75,6 +75,7 @@ struct srv_req {
 	struct cat_db *db;                 /* pool handle held by the handler */
 	int responded;
 	int expr_400;                      /* InvalidRSEExpression is 400 here (/rses) */
+	int batch;                         /* db holds an open cat_batch (srv_db_tx) */
 };
 
 /* Query argument (percent-decoded, '+' as space), NULL if absent.  The
@@ -83,6 +84,14 @@ const char *srv_arg(struct srv_req *r, const char *key);
 const char *srv_header(struct srv_req *r, const char *key);
 /* Pool handle with the issuer set to the request's account. */
 struct cat_db *srv_db(struct srv_req *r);
+/* The same handle with a catalog batch open: every change the handler makes
+ * is one transaction, committed after the handler returns if its reply is a
+ * success (the reply is held back until then: a failed commit becomes the
+ * error reply), rolled back otherwise.  NULL after an error reply. */
+struct cat_db *srv_db_tx(struct srv_req *r);
+/* srv_db for GET/HEAD, srv_db_tx for the other methods (NULL after an error
+ * reply). */
+struct cat_db *srv_db_w(struct srv_req *r);
 /* 1 if the client wants 1.31-style enum names ("DIDType.DATASET"). */
 int srv_old_enums(const struct srv_req *r);
 const char *srv_config_version(const struct srv_req *r);
