@@ -377,14 +377,37 @@ static int meta_value(json_t *v, char *out, size_t n)
 	return 0;
 }
 
+/* Names of a DID list against Rucio's NAME schema: -1 after the reply. */
+static int names_ok(struct srv_req *r, json_t *arr, const char *schema, const char *spath,
+		    const char *iprefix)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(arr, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		char ip[96];
+
+		if (!n || srv_name_ok(n))
+			continue;
+		snprintf(ip, sizeof(ip), "%s[%zu]['name']", iprefix, i);
+		srv_invalid_name(r, 500, schema, spath, ip, n);
+		return -1;
+	}
+	return 0;
+}
+
 static int add_did(struct srv_req *r, struct cat_db *db, const char *scope, const char *name)
 {
-	json_t *j = srv_body_json(r), *rules, *meta, *lt;
+	json_t *j, *rules, *meta, *lt;
 	const char *type = NULL;
 	enum cat_did_type t;
 	int64_t lifetime = 0;
 	int rc = 0;
 
+	if (!srv_name_ok(name))
+		return srv_invalid_name(r, 400, "name", "", "", name);
+	j = srv_body_json(r);
 	if (!j)
 		return 0;
 	if (!json_is_object(j)) {
@@ -495,6 +518,11 @@ static int attach(struct srv_req *r, struct cat_db *db, const char *scope, const
 
 		if (srv_files_from_json(r, dids, &f, &n))
 			goto out;
+		if (names_ok(r, dids, "attachment", "['properties']['dids']['items']['properties']['name']",
+			     "['dids']")) {
+			free(f);
+			goto out;
+		}
 		if (cat_replicas_add(db, rse, f, n, scope, name, 0))
 			srv_cat_error(r, db);
 		else
@@ -506,6 +534,11 @@ static int attach(struct srv_req *r, struct cat_db *db, const char *scope, const
 
 		if (refs_from_json(r, dids, &refs, &n))
 			goto out;
+		if (!detach && names_ok(r, dids, "attachment",
+					"['properties']['dids']['items']['properties']['name']", "['dids']")) {
+			free(refs);
+			goto out;
+		}
 		if (detach ? cat_did_detach(db, scope, name, refs, n) : cat_did_attach(db, scope, name, refs, n, 0))
 			srv_cat_error(r, db);
 		else if (detach)
@@ -536,6 +569,7 @@ static int attachments(struct srv_req *r, struct cat_db *db)
 	json_array_foreach(att, i, x) {
 		const char *s = NULL, *n = NULL, *rse = NULL;
 		struct cat_did_ref *refs;
+		char pre[32];
 		size_t nr;
 		enum dm_status st;
 
@@ -545,16 +579,27 @@ static int attachments(struct srv_req *r, struct cat_db *db)
 			srv_error(r, "KeyError", "every attachment needs 'scope' and 'name'");
 			goto out;
 		}
+		snprintf(pre, sizeof(pre), "[%zu]['dids']", i);
 		if (rse) {
 			struct cat_file_in *f;
 
 			if (srv_files_from_json(r, json_object_get(x, "dids"), &f, &nr))
 				goto out;
+			if (names_ok(r, json_object_get(x, "dids"), "attachments",
+				     "['items']['properties']['dids']['items']['properties']['name']", pre)) {
+				free(f);
+				goto out;
+			}
 			st = cat_replicas_add(db, rse, f, nr, s, n, 0);
 			free(f);
 		} else {
 			if (refs_from_json(r, json_object_get(x, "dids"), &refs, &nr))
 				goto out;
+			if (names_ok(r, json_object_get(x, "dids"), "attachments",
+				     "['items']['properties']['dids']['items']['properties']['name']", pre)) {
+				free(refs);
+				goto out;
+			}
 			st = cat_did_attach(db, s, n, refs, nr, json_is_true(ign) ? CAT_IGNORE_DUPLICATE : 0);
 			free(refs);
 		}
@@ -590,6 +635,13 @@ static int bulk_add(struct srv_req *r, struct cat_db *db)
 			goto out;
 		if (!s || !n || !t) {
 			srv_error(r, "KeyError", "every DID needs 'scope', 'name' and 'type'");
+			goto out;
+		}
+		if (!srv_name_ok(n)) {
+			char ip[48];
+
+			snprintf(ip, sizeof(ip), "[%zu]['name']", i);
+			srv_invalid_name(r, 500, "dids", "['items']['properties']['name']", ip, n);
 			goto out;
 		}
 		if (cat_did_type_parse(t, &type) || type == CAT_DID_FILE) {

@@ -620,6 +620,19 @@ int ep_replicas(struct srv_req *r, const char *rest)
 	if (files_body(r, &j, &rse, &f, &n))
 		return 0;
 	if (is(r, "POST")) {
+		for (size_t i = 0; i < n; i++) {
+			char ip[48];
+
+			if (srv_name_ok(f[i].name))
+				continue;
+			snprintf(ip, sizeof(ip), "[%zu]['name']", i);
+			srv_invalid_name(r, 500, "dids", "['items']['properties']['name']", ip, f[i].name);
+			free(f);
+			json_decref(j);
+			return 0;
+		}
+	}
+	if (is(r, "POST")) {
 		unsigned flags = json_is_true(json_object_get(j, "ignore_availability")) ? CAT_REPLICA_IGNORE_AVAILABILITY : 0;
 
 		rc = cat_replicas_add(db, rse, f, n, NULL, NULL, flags) ? srv_cat_error(r, db) : srv_reply_created(r);

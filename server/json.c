@@ -408,3 +408,58 @@ void jw_kenum(struct dm_buf *b, const char *k, const char *cls, const char *v, i
 	else
 		jw_str(b, v);
 }
+
+/* ---- Rucio's generic NAME schema ---- */
+
+int srv_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 2 || n > 1 + CAT_NAME_MAX || !isalnum((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* Python's repr() of a str (the printable UTF-8 names that reach here). */
+static void py_repr(struct dm_buf *b, const char *s)
+{
+	char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+
+	dm_buf_addc(b, q);
+	for (; *s; s++) {
+		if (*s == '\\')
+			dm_buf_adds(b, "\\\\");
+		else if (*s == q)
+			dm_buf_addf(b, "\\%c", q);
+		else if (*s == '\n')
+			dm_buf_adds(b, "\\n");
+		else if (*s == '\t')
+			dm_buf_adds(b, "\\t");
+		else if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			dm_buf_addf(b, "\\x%02x", (unsigned char)*s);
+		else
+			dm_buf_addc(b, *s);
+	}
+	dm_buf_addc(b, q);
+}
+
+int srv_invalid_name(struct srv_req *r, int status, const char *schema, const char *schema_path,
+		     const char *instance_path, const char *value)
+{
+	static const char pat[] = "'^[A-Za-z0-9][A-Za-z0-9\\\\.\\\\-\\\\_]{1,250}$'";
+	struct dm_buf b = DM_BUF_INIT;
+	int rc;
+
+	dm_buf_addf(&b, "Problem validating %s : ", schema);
+	py_repr(&b, value);
+	dm_buf_addf(&b, " does not match %s\n\nFailed validating 'pattern' in schema%s:\n"
+		    "    {'description': 'Data Identifier name',\n     'pattern': %s,\n"
+		    "     'type': 'string'}\n\nOn instance%s:\n    ", pat, schema_path, pat, instance_path);
+	py_repr(&b, value);
+	rc = srv_error_status(r, status, "InvalidObject", "%s", b.s);
+	dm_buf_release(&b);
+	return rc;
+}

@@ -179,6 +179,13 @@ int srv_did_path(const char *raw, char *scope, size_t sn, char *name, size_t nn,
 typedef int (*srv_filter_cb)(void *ud, int group, const char *key, const char *op,
 			     const char *value);
 int srv_parse_filters(const char *s, srv_filter_cb cb, void *ud, struct dm_err *err);
+/* Rucio's generic NAME schema ^[A-Za-z0-9][A-Za-z0-9\.\-\_]{1,250}$ (no
+ * '/'), and its InvalidObject reply with jsonschema's text: schema is the
+ * schema's name ("name", "dids", ...), schema_path/instance_path where the
+ * name sits ("['items']['properties']['name']", "[1]['name']"). */
+int srv_name_ok(const char *s);
+int srv_invalid_name(struct srv_req *r, int status, const char *schema, const char *schema_path,
+		     const char *instance_path, const char *value);
 /* Parse the request body as JSON (valid UTF-8 required); NULL after a
  * ValueError reply.  Caller json_decref()s. */
 json_t *srv_body_json(struct srv_req *r);

@@ -18,7 +18,8 @@ def err(r, status, cls, msg=None):
     assert r.text == json.dumps(body)  # Python separators
     if msg is not None:
         assert body["ExceptionMessage"] == msg
-        assert r.headers["ExceptionMessage"] == msg[:125] + ("..." if len(msg) > 125 else "")
+        hdr = msg.replace("\n", " ")
+        assert r.headers["ExceptionMessage"] == hdr[:125] + ("..." if len(hdr) > 125 else "")
 
 
 def seed(served):
@@ -162,3 +163,49 @@ def test_replicas_sorted_by_client_site(served):
         row = json.loads(served.post("/replicas/list", data=json.dumps(body)).text)
         best = min(row["pfns"].items(), key=lambda kv: kv[1]["priority"])
         assert best[1]["rse"] == first, (site, row["pfns"])
+
+
+NAME_PAT = "'^[A-Za-z0-9][A-Za-z0-9\\\\.\\\\-\\\\_]{1,250}$'"
+
+
+def name_msg(schema, spath, ipath, value):
+    """jsonschema's text as Rucio's validate_schema wraps it (T-14a)."""
+    return (f"Problem validating {schema} : {value!r} does not match {NAME_PAT}\n\n"
+            f"Failed validating 'pattern' in schema{spath}:\n"
+            f"    {{'description': 'Data Identifier name',\n     'pattern': {NAME_PAT},\n"
+            f"     'type': 'string'}}\n\nOn instance{ipath}:\n    {value!r}")
+
+
+def test_names_with_slash_refused_as_rucio(served):
+    """Rucio's generic NAME schema forbids '/': each door answers InvalidObject
+    with jsonschema's text and Rucio's status, and writes nothing."""
+    from test_serve_batch import snapshot
+    seed(served)
+    assert served.post("/dids/lab/ds", data=json.dumps({"type": "DATASET"})).status_code == 201
+    before = snapshot(served.catalog)
+    # T-14a, byte for byte (its message with this request's names)
+    files = [{"scope": "lab", "name": "f1.1795447507", "bytes": 123, "adler32": "0cc737eb"},
+             {"scope": "lab", "name": "sub/dir/f2.1795447507", "bytes": 456, "adler32": "deadbeef",
+              "md5": "d41d8cd98f00b204e9800998ecf8427e"}]
+    r = served.post("/replicas", data=json.dumps({"rse": "XRD1", "files": files, "ignore_availability": True}))
+    err(r, 500, "InvalidObject", name_msg("dids", "['items']['properties']['name']", "[1]['name']",
+                                          "sub/dir/f2.1795447507"))
+    assert r.headers["ExceptionMessage"] == (
+        "Problem validating dids : 'sub/dir/f2.1795447507' does not match "
+        "'^[A-Za-z0-9][A-Za-z0-9\\\\.\\\\-\\\\_]{1,250}$'  Failed validatin...")
+    err(served.post("/dids/lab/a%2Fb", data=json.dumps({"type": "DATASET"})), 400, "InvalidObject",
+        name_msg("name", "", "", "a/b"))
+    err(served.post("/dids", data=json.dumps([{"scope": "lab", "name": "ok1", "type": "DATASET"},
+                                              {"scope": "lab", "name": "x/y", "type": "DATASET"}])),
+        500, "InvalidObject", name_msg("dids", "['items']['properties']['name']", "[1]['name']", "x/y"))
+    err(served.post("/dids/lab/ds/dids", data=json.dumps({
+        "rse": "XRD1", "dids": [{"scope": "lab", "name": "d/f", "bytes": 1, "adler32": "00000001"}]})),
+        500, "InvalidObject",
+        name_msg("attachment", "['properties']['dids']['items']['properties']['name']",
+                 "['dids'][0]['name']", "d/f"))
+    err(served.post("/dids/attachments", data=json.dumps({"attachments": [
+        {"scope": "lab", "name": "ds", "dids": [{"scope": "lab", "name": "ok"}, {"scope": "lab", "name": "../x"}]}]})),
+        500, "InvalidObject",
+        name_msg("attachments", "['items']['properties']['dids']['items']['properties']['name']",
+                 "[0]['dids'][1]['name']", "../x"))
+    assert snapshot(served.catalog) == before
