@@ -446,4 +446,20 @@ enum dm_status cat_batch_begin(struct cat_db *db);
 enum dm_status cat_batch_end(struct cat_db *db, enum dm_status rc);
 int cat_batch_depth(const struct cat_db *db);
 
+/* ==== serve listings (lists.c; for didfs serve) ====
+ * An account's identities (AccountNotFound if it does not exist), and
+ * dataset locks (Rucio's DatasetLock: one per rule, dataset and RSE) on an
+ * RSE (rse != NULL; RSENotFound) or of a DID (rse NULL; an unknown DID
+ * lists nothing, as Rucio).  length/bytes -1 when unknown. */
+typedef int (*cat_identity_cb)(void *ud, const char *identity, const char *type, const char *email);
+enum dm_status cat_identity_list(struct cat_db *db, const char *account, cat_identity_cb cb, void *ud);
+struct cat_dataset_lock {
+	const char *rse_id, *rse, *scope, *name, *rule_id, *account;
+	const char *state; /* OK, REPLICATING, STUCK */
+	int64_t length, bytes;
+};
+typedef int (*cat_dataset_lock_cb)(void *ud, const struct cat_dataset_lock *l);
+enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const char *scope,
+				     const char *name, cat_dataset_lock_cb cb, void *ud);
+
 #endif

@@ -135,3 +135,28 @@ def test_cli_list_dids_filters_and_rules(served, tmp_path):
     assert "MOCK1" in out
     out = served.rucio(v, tmp_path, "list-account-usage", "root").stdout
     assert "MOCK1" in out
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_locks_and_identities(served, tmp_path, v):
+    """LockClient (dataset locks by RSE, by DID, bulk through a container)
+    and AccountClient.list_identities of the real clients."""
+    setup_rse(served)
+    served.didfs("add-scope", "user.root", "--account", "root")
+    served.didfs("add-replicas", "--rse", "MOCK1", "user.root:lf1", "10", "0000000b")
+    out = py(served, v, tmp_path, """
+        c.add_dataset('user.root', 'lds')
+        c.attach_dids('user.root', 'lds', [{'scope': 'user.root', 'name': 'lf1'}])
+        c.add_container('user.root', 'lcont')
+        c.attach_dids('user.root', 'lcont', [{'scope': 'user.root', 'name': 'lds'}])
+        rid = c.add_replication_rule([{'scope': 'user.root', 'name': 'lds'}], 1, 'MOCK1')[0]
+        k = lambda l: (l['scope'], l['name'], l['rse'], l['rule_id'], l['account'])
+        print(json.dumps({'rid': rid,
+                          'by_rse': [k(l) for l in c.get_dataset_locks_by_rse('MOCK1')],
+                          'by_did': [k(l) for l in c.get_dataset_locks('user.root', 'lds')],
+                          'bulk': [k(l) for l in c.get_locks_for_dids([{'scope': 'user.root', 'name': 'lcont'}])],
+                          'ids': [(i['type'], i['identity']) for i in c.list_identities('root')]}))
+    """)
+    want = [["user.root", "lds", "MOCK1", out["rid"], "root"]]
+    assert out["by_rse"] == want and out["by_did"] == want and out["bulk"] == want
+    assert out["ids"] == [["USERPASS", "ddmlab"]]

@@ -135,8 +135,24 @@ def test_rses_rules_usage(served):
         "No rule with the id 00000000000000000000000000000000 found")
     r = served.get(f"/rules/{rid}/locks")
     assert r.headers["Content-Type"] == "application/x-json-stream"
+    # Rucio's dataset locks (one per rule, dataset and RSE), by DID and by RSE
     r2 = served.get("/locks/lab/ds?did_type=dataset")
-    assert r2.text == r.text
+    assert r2.headers["Content-Type"] == "application/x-json-stream"
+    lk = [json.loads(x) for x in r2.text.splitlines()]
+    assert len(lk) == 1 and list(lk[0]) == ["rse_id", "scope", "name", "rule_id", "account", "state",
+                                            "length", "bytes", "accessed_at", "rse"]
+    assert (lk[0]["scope"], lk[0]["name"], lk[0]["rule_id"], lk[0]["rse"], lk[0]["account"]) == \
+        ("lab", "ds", rid, "XRD1", "root")
+    assert lk[0]["state"] in ("OK", "REPLICATING", "STUCK")
+    assert served.get("/locks/XRD1?did_type=dataset").text == r2.text
+    assert served.get("/locks/lab/nosuch?did_type=dataset").text == ""
+    r3 = served.post("/locks/bulk_locks_for_dids", data='{"dids": [{"scope": "lab", "name": "ds"}]}')
+    assert r3.status_code == 200 and r3.text == r2.text
+    r3 = served.get("/locks/XRD1")  # Rucio's plain-text 500 (locks.py)
+    assert (r3.status_code, r3.text) == (500, "Wrong did_type specified")
+    r3 = served.post("/locks/bulk_locks_for_dids", data='{}')
+    assert (r3.status_code, r3.text) == (400, 'Can not find the list of DIDs in the data. Use "dids" keyword.')
+    err(served.get("/locks/NOSUCH?did_type=dataset"), 404, "RSENotFound")
     r = served.req("DELETE", f"/rules/{rid}", data='{"purge_replicas": false}')
     assert r.status_code == 200 and r.text == ""
     r = served.get("/accounts/root/usage/local")
@@ -209,3 +225,19 @@ def test_names_with_slash_refused_as_rucio(served):
         name_msg("attachments", "['items']['properties']['dids']['items']['properties']['name']",
                  "[0]['dids'][1]['name']", "../x"))
     assert snapshot(served.catalog) == before
+
+
+def test_identities_of_account(served):
+    r = served.get("/accounts/root/identities")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-json-stream"
+    assert [json.loads(x) for x in r.text.splitlines()] == [
+        {"type": "USERPASS", "identity": "ddmlab", "email": "root@localhost"}]
+    assert r.text.startswith('{"type": "USERPASS", "identity": "ddmlab", ')
+    served.didfs("add-account", "jdoe", "--type", "USER", "--email", "jdoe@example.org")
+    assert served.post("/accounts/jdoe/identities", data=json.dumps({
+        "identity": "CN=John Doe,DC=org", "authtype": "X509", "email": "jdoe@example.org",
+        "default": True})).status_code == 201
+    r = served.get("/accounts/jdoe/identities")
+    assert [json.loads(x) for x in r.text.splitlines()] == [
+        {"type": "X509", "identity": "CN=John Doe,DC=org", "email": "jdoe@example.org"}]
+    err(served.get("/accounts/nobody/identities"), 404, "AccountNotFound")

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lists.c - listings added for didfs serve (declared in the "serve
+ * listings" section at the end of catalog.h): an account's identities and
+ * dataset locks (Rucio's DatasetLock rows) by RSE or by DID.  Each streams
+ * row by row through its callback.
+ */
+#include "catalog_i.h"
+
+#include <string.h>
+
+enum dm_status cat_identity_list(struct cat_db *db, const char *account, cat_identity_cb cb, void *ud)
+{
+	enum dm_status rc = cat_account_check(db, account);
+	sqlite3_stmt *st;
+	int r;
+
+	if (rc)
+		return rc;
+	st = cat_stmt(db, "SELECT m.identity, m.identity_type, COALESCE(i.email, '') FROM account_map m"
+			  " LEFT JOIN identities i ON i.identity=m.identity AND i.identity_type=m.identity_type"
+			  " WHERE m.account=? ORDER BY m.identity_type, m.identity");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1), cat_col_text(st, 2)))
+			break;
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = cat_dberr(db, "listing identities");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static const char *lock_state(const char *code)
+{
+	if (code && code[0] == 'O')
+		return "OK";
+	if (code && code[0] == 'S')
+		return "STUCK";
+	return "REPLICATING";
+}
+
+enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const char *scope,
+				     const char *name, cat_dataset_lock_cb cb, void *ud)
+{
+	enum dm_status rc;
+	sqlite3_stmt *st;
+	int64_t key;
+	int r;
+
+	if (rse) {
+		rc = cat_rse_num(db, rse, &key);
+		if (rc)
+			return rc;
+		st = cat_stmt(db, "SELECT r.id, r.rse, d.scope, d.name, l.rule_id, l.account, l.state,"
+				  " l.length, l.bytes FROM dataset_locks l JOIN dids d ON d.id=l.did_id"
+				  " JOIN rses r ON r.num=l.rse_num WHERE l.rse_num=?"
+				  " ORDER BY d.scope, d.name, l.rule_id");
+	} else {
+		enum cat_did_type t;
+
+		rc = cat_did_id(db, scope, name, &key, &t);
+		if (rc == DM_ENOENT)
+			return DM_OK; /* Rucio lists nothing for an unknown DID */
+		if (rc)
+			return rc;
+		st = cat_stmt(db, "SELECT r.id, r.rse, d.scope, d.name, l.rule_id, l.account, l.state,"
+				  " l.length, l.bytes FROM dataset_locks l JOIN dids d ON d.id=l.did_id"
+				  " JOIN rses r ON r.num=l.rse_num WHERE l.did_id=? ORDER BY r.rse, l.rule_id");
+	}
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, key);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct cat_dataset_lock l = {
+			.rse_id = cat_col_text(st, 0), .rse = cat_col_text(st, 1),
+			.scope = cat_col_text(st, 2), .name = cat_col_text(st, 3),
+			.rule_id = cat_col_text(st, 4), .account = cat_col_text(st, 5),
+			.state = lock_state(cat_col_text(st, 6)),
+			.length = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7),
+			.bytes = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 8),
+		};
+		if (cb(ud, &l))
+			break;
+	}
+	rc = DM_OK;
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = cat_dberr(db, "listing dataset locks");
+	sqlite3_reset(st);
+	return rc;
+}
