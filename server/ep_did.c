@@ -499,10 +499,24 @@ static int refs_from_json(struct srv_req *r, json_t *arr, struct cat_did_ref **o
 
 static int attach(struct srv_req *r, struct cat_db *db, const char *scope, const char *name, int detach)
 {
-	json_t *j = srv_body_json(r), *dids;
+	json_t *j, *dids;
 	const char *rse = NULL;
 	int rc = 0;
 
+	if (!detach) { /* Rucio's bulk registration shape: one pass, no JSON tree */
+		struct srv_fast_files ff;
+
+		if (!srv_fast_files(r->body.s, r->body.len, "dids", &ff)) {
+			if (cat_replicas_add(db, ff.rse, ff.files, ff.n, scope, name, 0))
+				srv_cat_error(r, db);
+			else
+				srv_reply_created(r);
+			srv_fast_files_free(&ff);
+			return 0;
+		}
+		srv_fast_files_free(&ff);
+	}
+	j = srv_body_json(r);
 	if (!j)
 		return 0;
 	dids = json_object_get(j, "dids");

@@ -186,6 +186,18 @@ int srv_parse_filters(const char *s, srv_filter_cb cb, void *ud, struct dm_err *
 int srv_name_ok(const char *s);
 int srv_invalid_name(struct srv_req *r, int status, const char *schema, const char *schema_path,
 		     const char *instance_path, const char *value);
+/* Fast path for the bulk registration bodies ({"dids"|"files": [files],
+ * "rse": r}, list_key names the list): 0 and out filled (strings point into
+ * out->copy), or 1 when the body is of any other shape, for the general
+ * path to answer.  srv_fast_files_free() in both cases is safe. */
+struct srv_fast_files {
+	char *copy;
+	const char *rse;
+	struct cat_file_in *files;
+	size_t n;
+};
+int srv_fast_files(const char *body, size_t len, const char *list_key, struct srv_fast_files *out);
+void srv_fast_files_free(struct srv_fast_files *f);
 /* Parse the request body as JSON (valid UTF-8 required); NULL after a
  * ValueError reply.  Caller json_decref()s. */
 json_t *srv_body_json(struct srv_req *r);

@@ -241,3 +241,32 @@ def test_identities_of_account(served):
     assert [json.loads(x) for x in r.text.splitlines()] == [
         {"type": "X509", "identity": "CN=John Doe,DC=org", "email": "jdoe@example.org"}]
     err(served.get("/accounts/nobody/identities"), 404, "AccountNotFound")
+
+
+def test_bulk_registration_shapes(served):
+    """POST /dids/<s>/<ds>/dids with `rse` (Rucio's bulk registration, read in
+    one pass) and the same files in other JSON spellings (escapes, extra
+    keys, another key order) register the same; bad ones get Rucio's errors
+    and change nothing."""
+    from test_serve_batch import snapshot
+    seed(served)
+    for ds in ("fa", "fb"):
+        assert served.post(f"/dids/lab/{ds}", data='{"type": "DATASET"}').status_code == 201
+    fast = json.dumps({"dids": [{"scope": "lab", "name": f"a{i}", "bytes": i, "adler32": "%08x" % (i + 1)}
+                                for i in range(5)], "rse": "XRD1"})
+    slow = ('{"rse": "XRD1", "account": null, "dids": [' + ", ".join(
+        '{"adler32": "%08x", "bytes": %d, "name": "b\\u0030%d", "scope": "lab", "meta": {}}' % (i + 1, i, i)
+        for i in range(5)) + ']}')
+    assert served.post("/dids/lab/fa/dids", data=fast).status_code == 201
+    assert served.post("/dids/lab/fb/dids", data=slow).status_code == 201
+    a = [(f["bytes"], f["adler32"]) for f in served.didfs.json("list-files", "lab:fa")]
+    b = [(f["bytes"], f["adler32"]) for f in served.didfs.json("list-files", "lab:fb")]
+    assert len(a) == 5 and sorted(a) == sorted(b)
+    assert {json.loads(x)["name"] for x in served.get("/dids/lab/fb/files").iter_lines()} == {f"b0{i}" for i in range(5)}
+    before = snapshot(served.catalog)
+    err(served.post("/dids/lab/fa/dids", data=fast.replace('"XRD1"', '"NOSUCH"')), 404, "RSENotFound")
+    err(served.post("/dids/lab/fa/dids", data=fast.replace('"bytes": 3', '"bytes": 4')), 409,
+        "FileConsistencyMismatch")
+    err(served.post("/dids/lab/fa/dids", data=fast.replace('"bytes": 3', '"bytes": -3')), 400, "TypeError")
+    err(served.post("/dids/lab/fa/dids", data=fast[:-3]), 400, "ValueError")
+    assert snapshot(served.catalog) == before
