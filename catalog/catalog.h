@@ -462,4 +462,12 @@ typedef int (*cat_dataset_lock_cb)(void *ud, const struct cat_dataset_lock *l);
 enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const char *scope,
 				     const char *name, cat_dataset_lock_cb cb, void *ud);
 
+/* DIDs of a scope as cat_did_list (name GLOB pattern, type_mask), each with
+ * its metadata as a JSON object text {"key": "value", ...} when with_meta
+ * (NULL when it has none, or without with_meta): for the REST search's
+ * filters on metadata, evaluated row by row in constant memory. */
+typedef int (*cat_did_meta_cb)(void *ud, const struct cat_did *d, const char *meta_json);
+enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *pattern,
+			      unsigned type_mask, int with_meta, cat_did_meta_cb cb, void *ud);
+
 #endif

@@ -90,3 +90,74 @@ enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const c
 	sqlite3_reset(st);
 	return rc;
 }
+
+/* The columns of a DID row (the same as did.c reads), plus its metadata. */
+#define SEARCH_COLS "d.id, d.scope, d.name, d.account, d.did_type, d.is_open, d.monotonic," \
+		    " d.bytes, d.length, d.adler32, d.md5, d.created_at, d.updated_at," \
+		    " d.expired_at, d.closed_at, d.availability"
+
+enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *pattern,
+			      unsigned type_mask, int with_meta, cat_did_meta_cb cb, void *ud)
+{
+	static const char *const codes = "FDC";
+	enum dm_status rc;
+	sqlite3_stmt *st;
+	char types[4] = "";
+	int nt = 0, r;
+	struct dm_err e;
+
+	if ((rc = cat_validate_scope(scope, &e))) {
+		db->err = e;
+		return rc;
+	}
+	if ((rc = cat_scope_check(db, scope, NULL)))
+		return rc;
+	if (!type_mask)
+		type_mask = 7;
+	for (int t = 0; t < 3; t++)
+		if (type_mask & (1u << t))
+			types[nt++] = codes[t];
+	types[nt] = 0;
+	if (with_meta)
+		st = cat_stmt(db, "SELECT " SEARCH_COLS ", (SELECT json_group_object(m.key, m.value)"
+				  " FROM did_meta m WHERE m.did_id=d.id) FROM dids d WHERE d.scope=?1"
+				  " AND d.name GLOB ?2 AND instr(?3, d.did_type) > 0 ORDER BY d.name");
+	else
+		st = cat_stmt(db, "SELECT " SEARCH_COLS ", NULL FROM dids d WHERE d.scope=?1"
+				  " AND d.name GLOB ?2 AND instr(?3, d.did_type) > 0 ORDER BY d.name");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pattern && *pattern ? pattern : "*", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, types, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct cat_did d;
+		const char *av = cat_col_text(st, 15);
+
+		memset(&d, 0, sizeof(d));
+		d.id = sqlite3_column_int64(st, 0);
+		d.scope = cat_col_text(st, 1);
+		d.name = cat_col_text(st, 2);
+		d.account = cat_col_text(st, 3);
+		if (cat_did_type_from_code(cat_col_text(st, 4), &d.type))
+			d.type = CAT_DID_FILE;
+		d.is_open = sqlite3_column_int(st, 5);
+		d.monotonic = sqlite3_column_int(st, 6);
+		d.bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		d.length = d.type == CAT_DID_FILE ? 1 : (uint64_t)sqlite3_column_int64(st, 8);
+		d.adler32 = cat_col_text(st, 9);
+		d.md5 = cat_col_text(st, 10);
+		d.created_at = sqlite3_column_int64(st, 11);
+		d.updated_at = sqlite3_column_int64(st, 12);
+		d.expired_at = sqlite3_column_int64(st, 13);
+		d.closed_at = sqlite3_column_int64(st, 14);
+		d.availability = !av ? "AVAILABLE" : *av == 'L' ? "LOST" : *av == 'D' ? "DELETED" : "AVAILABLE";
+		if (cb(ud, &d, cat_col_text(st, 16)))
+			break;
+	}
+	rc = DM_OK;
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = cat_dberr(db, "searching DIDs");
+	sqlite3_reset(st);
+	return rc;
+}

@@ -278,6 +278,35 @@ const char *srv_arg(struct srv_req *r, const char *key)
 	return own(r, out);
 }
 
+struct args_it { struct srv_req *r; srv_arg_cb cb; void *ud; int stop; };
+
+static enum MHD_Result args_it_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct args_it *it = cls;
+	char *k, *v;
+
+	if (it->stop || !key)
+		return MHD_NO;
+	k = dm_xmalloc(strlen(key) + 1);
+	v = dm_xmalloc(strlen(value ? value : "") + 1);
+	if (srv_pct_decode(key, strlen(key), 1, k, strlen(key) + 1) ||
+	    srv_pct_decode(value ? value : "", strlen(value ? value : ""), 1, v, strlen(value ? value : "") + 1))
+		it->stop = -1;
+	else if (it->cb(it->ud, k, v))
+		it->stop = 1;
+	free(k);
+	free(v);
+	return it->stop ? MHD_NO : MHD_YES;
+}
+
+int srv_args_each(struct srv_req *r, srv_arg_cb cb, void *ud)
+{
+	struct args_it it = { r, cb, ud, 0 };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_it_cb, &it);
+	return it.stop < 0 ? -1 : 0;
+}
+
 const char *srv_header(struct srv_req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);

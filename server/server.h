@@ -82,6 +82,10 @@ struct srv_req {
  * returned string is owned by the request (freed at its end). */
 const char *srv_arg(struct srv_req *r, const char *key);
 const char *srv_header(struct srv_req *r, const char *key);
+/* Every query argument, decoded, in order; cb returning non-zero stops.
+ * -1 if one could not be decoded. */
+typedef int (*srv_arg_cb)(void *ud, const char *key, const char *value);
+int srv_args_each(struct srv_req *r, srv_arg_cb cb, void *ud);
 /* Pool handle with the issuer set to the request's account. */
 struct cat_db *srv_db(struct srv_req *r);
 /* The same handle with a catalog batch open: every change the handler makes

@@ -160,3 +160,41 @@ def test_locks_and_identities(served, tmp_path, v):
     want = [["user.root", "lds", "MOCK1", out["rid"], "root"]]
     assert out["by_rse"] == want and out["by_did"] == want and out["bulk"] == want
     assert out["ids"] == [["USERPASS", "ddmlab"]]
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_list_dids_filters_metadata(served, tmp_path, v):
+    """Rucio's `filters` with metadata set through the client: equality,
+    numeric comparisons, wildcards, != (a DID without the key never
+    matches), ';' OR and ',' AND from the `rucio list-dids --filter` string,
+    created_before/created_after, DID columns."""
+    setup_rse(served)
+    d = served.didfs
+    d("add-scope", "user.root", "--account", "root")
+    out = py(served, v, tmp_path, """
+        from rucio.common.utils import parse_did_filter_from_string_fe as fe
+        for n in ('d1', 'd2', 'd3'):
+            c.add_dataset('user.root', n)
+        c.set_metadata('user.root', 'd1', 'project', 'alpha')
+        c.set_metadata('user.root', 'd1', 'run', '5')
+        c.set_metadata('user.root', 'd2', 'project', 'beta')
+        c.set_metadata('user.root', 'd2', 'run', '12')
+        def q(s):
+            filters, t = fe(s, '*')
+            return sorted(c.list_dids('user.root', filters, did_type='dataset'))
+        print(json.dumps({s: q(s) for s in [
+            'project=alpha', 'run>6', 'run<=5', 'project=al*', 'project=alpha;project=beta',
+            'project=beta,run<10', 'project=beta,run>=12', 'project!=alpha', '4<run<13',
+            'created_after=2000-01-01T00:00:00.000Z', 'created_before=2000-01-01T00:00:00.000Z',
+            'length=0', 'name=d*,project=beta', 'nokey=x']}))
+    """)
+    assert out == {
+        "project=alpha": ["d1"], "run>6": ["d2"], "run<=5": ["d1"], "project=al*": ["d1"],
+        "project=alpha;project=beta": ["d1", "d2"], "project=beta,run<10": [],
+        "project=beta,run>=12": ["d2"], "project!=alpha": ["d2"], "4<run<13": ["d1", "d2"],
+        "created_after=2000-01-01T00:00:00.000Z": ["d1", "d2", "d3"],
+        "created_before=2000-01-01T00:00:00.000Z": [], "length=0": ["d1", "d2", "d3"],
+        "name=d*,project=beta": ["d2"], "nokey=x": []}
+    if v == "1.31.7":  # the command line sends the same
+        p = served.rucio(v, tmp_path, "list-dids", "user.root:*", "--filter", "run>6;project=alpha")
+        assert "user.root:d2" in p.stdout and "user.root:d1" in p.stdout and "user.root:d3" not in p.stdout
