@@ -7,10 +7,19 @@
  *
  * Paths are split raw (json.c srv_did_path) so a name may hold an encoded
  * '/' (then refused by the catalog's name pattern as Rucio does).
- * Search: `filters` groups are ORed; in a group, name (wildcards), type,
- * bytes and length (with .gt/.lt/.gte/.lte/.ne) are matched; other keys
- * (metadata) are refused with KeyNotFound, as the listing streams from one
- * catalog call.  DID types are DIDType.X for 1.31 clients, X for 35+.
+ * Search: `filters` (a Python literal) groups are ORed, the conditions of
+ * a group ANDed; keys are DID columns (name, bytes, length, account,
+ * created_before/after, ...) or metadata keys, with Rucio's operator
+ * suffixes .gt/.lt/.gte/.lte/.ne, compared as numbers, dates, booleans or
+ * text, '*' as a wildcard; rows stream from one catalog call
+ * (cat_did_search) that carries each DID's metadata.  Without `filters` the
+ * query arguments are the filters.  DID types are DIDType.X for 1.31
+ * clients, X for 35+.
+ *
+ * Writes: a request of several changes runs in one catalog batch
+ * (srv_db_tx).  DID names are checked against Rucio's NAME schema
+ * (srv_name_ok: no '/') with Rucio's InvalidObject answer.  The bulk
+ * registration body (dids + rse) is read in one pass (srv_fast_files).
  */
 #include "server.h"
 
