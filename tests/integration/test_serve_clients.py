@@ -5,6 +5,7 @@ command for whoami/ping, the Python API (rucio.client.Client, the same in
 both versions) for the catalog calls."""
 import json
 import os
+import re
 import textwrap
 
 import pytest
@@ -198,3 +199,43 @@ def test_list_dids_filters_metadata(served, tmp_path, v):
     if v == "1.31.7":  # the command line sends the same
         p = served.rucio(v, tmp_path, "list-dids", "user.root:*", "--filter", "run>6;project=alpha")
         assert "user.root:d2" in p.stdout and "user.root:d1" in p.stdout and "user.root:d3" not in p.stdout
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_replica_sorting_by_client_location(served, tmp_path, v):
+    """list_replicas sorts by the client's location: its site's RSE first in
+    the lan domain; sort=geoip by distance from the client's coordinates to
+    the RSEs' (an RSE without coordinates last); the metalink the same."""
+    d = served.didfs
+    d("add-scope", "user.root", "--account", "root")
+    for rse, site, lat, lon in (("GVA", "CERN", "46.23", "6.05"), ("ROM", "INFN", "41.90", "12.50"),
+                                ("NYC", "BNL", "40.87", "-72.88"), ("NOWHERE", "X", None, None)):
+        d("add-rse", rse)
+        d("set-rse-attribute", "--rse", rse, "--key", "site", "--value", site)
+        if lat:
+            d("update-rse", "--rse", rse, "--setting", "latitude", "--value", lat)
+            d("update-rse", "--rse", rse, "--setting", "longitude", "--value", lon)
+        d("add-protocol", "--rse", rse, "--scheme", "root", "--hostname", rse.lower() + ".example.org",
+          "--port", "1094", "--prefix", "/rucio")
+        d("add-replicas", "--rse", rse, "user.root:sorted.dat", "10", "0000000b")
+    out = py(served, v, tmp_path, """
+        dids = [{'scope': 'user.root', 'name': 'sorted.dat'}]
+        def order(**kw):
+            r = list(c.list_replicas(dids, schemes=['root'], **kw))[0]
+            pf = sorted(r['pfns'].items(), key=lambda x: x[1]['priority'])
+            return [(p[1]['rse'], p[1]['domain'], p[1]['priority']) for p in pf]
+        res = {'site': order(client_location={'site': 'BNL'}),
+               'rome': order(client_location={'latitude': 41.8, 'longitude': 12.4}, sort='geoip'),
+               'ny': order(client_location={'site': 'INFN', 'latitude': 40.7, 'longitude': -74.0}, sort='geoip'),
+               'closeness': order(client_location={'site': 'INFN'}, sort='closeness')}
+        ml = c.list_replicas(dids, schemes=['root'], metalink=True, client_location={'site': 'CERN'})
+        res['metalink'] = ml if isinstance(ml, str) else ''.join(ml)
+        print(json.dumps(res))
+    """)
+    assert out["site"][0] == ["NYC", "lan", 1] and [x[1] for x in out["site"][1:]] == ["wan"] * 3
+    assert [x[0] for x in out["rome"]] == ["ROM", "GVA", "NYC", "NOWHERE"]
+    assert [x[0] for x in out["ny"]] == ["NYC", "GVA", "ROM", "NOWHERE"]
+    assert [x[2] for x in out["ny"]] == [1, 2, 3, 4]
+    assert out["closeness"][0][:2] == ["ROM", "lan"]
+    urls = re.findall(r'<url location="([A-Z]+)" domain="([a-z]+)" priority="(\d)"', out["metalink"])
+    assert urls[0] == ("GVA", "lan", "1") and [u[1] for u in urls[1:]] == ["wan"] * 3
