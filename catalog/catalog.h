@@ -470,4 +470,10 @@ typedef int (*cat_did_meta_cb)(void *ud, const struct cat_did *d, const char *me
 enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *pattern,
 			      unsigned type_mask, int with_meta, cat_did_meta_cb cb, void *ud);
 
+/* Ids of the rules that hold a lock on a file (Rucio's associated rules):
+ * DataIdentifierNotFound for an unknown DID. */
+typedef int (*cat_rule_id_cb)(void *ud, const char *rule_id);
+enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const char *name,
+				 cat_rule_id_cb cb, void *ud);
+
 #endif

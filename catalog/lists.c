@@ -161,3 +161,28 @@ enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *
 	sqlite3_reset(st);
 	return rc;
 }
+
+enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const char *name,
+				 cat_rule_id_cb cb, void *ud)
+{
+	enum cat_did_type t;
+	enum dm_status rc;
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	if ((rc = cat_did_id(db, scope, name, &id, &t)))
+		return rc;
+	st = cat_stmt(db, "SELECT DISTINCT rule_id FROM locks WHERE did_id=? ORDER BY rule_id");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, id);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(ud, cat_col_text(st, 0)))
+			break;
+	rc = DM_OK;
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = cat_dberr(db, "listing the rules of a file's locks");
+	sqlite3_reset(st);
+	return rc;
+}

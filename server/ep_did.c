@@ -1044,6 +1044,8 @@ int ep_dids(struct srv_req *r, const char *rest)
 		return srv_stream(r, "application/x-json-stream", did_stream, ctx_new(L_PARENTS, scope, name), did_free);
 	if (!strcmp(suffix, "/rules"))
 		return srv_stream_rules(r, scope, name, NULL);
+	if (!strcmp(suffix, "/associated_rules"))
+		return srv_stream_associated_rules(r, scope, name);
 	if (!strncmp(suffix, "/meta", 5)) {
 		if (!(db = srv_db_w(r)))
 			return 0;

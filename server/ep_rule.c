@@ -70,6 +70,8 @@ struct rules_ctx {
 	struct srv_stream *s;
 	struct dm_buf b;
 	int locks;
+	struct rse_id { char rse[CAT_RSE_MAX + 1]; char id[33]; } *rses; /* RSE name -> id */
+	size_t nrses;
 };
 
 static int rule_row_cb(void *ud, const struct cat_rule *x)
@@ -88,8 +90,15 @@ static int lock_row_cb(void *ud, const struct cat_lock *l)
 	struct rules_ctx *c = ud;
 
 	dm_buf_adds(&c->b, "{");
+	const char *rse_id = NULL;
+
+	for (size_t i = 0; i < c->nrses && !rse_id; i++)
+		if (!strcmp(c->rses[i].rse, l->rse))
+			rse_id = c->rses[i].id;
+	/* T-36's key order */
 	jw_ks(&c->b, "scope", l->scope);
 	jw_ks(&c->b, "name", l->name);
+	jw_ks(&c->b, "rse_id", rse_id);
 	jw_ks(&c->b, "rse", l->rse);
 	jw_ks(&c->b, "state", cat_lock_state_name(l->state));
 	jw_ks(&c->b, "rule_id", l->rule_id);
@@ -97,13 +106,28 @@ static int lock_row_cb(void *ud, const struct cat_lock *l)
 	return srv_stream_buf(c->s, &c->b);
 }
 
-static enum dm_status rules_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+static int rse_id_cb(void *ud, const struct cat_rse *x)
 {
 	struct rules_ctx *c = ud;
 
+	c->rses = dm_xrealloc(c->rses, sizeof(*c->rses) * (c->nrses + 1));
+	dm_strlcpy(c->rses[c->nrses].rse, x->rse, sizeof(c->rses[0].rse));
+	dm_strlcpy(c->rses[c->nrses++].id, x->id, sizeof(c->rses[0].id));
+	return 0;
+}
+
+static enum dm_status rules_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct rules_ctx *c = ud;
+	enum dm_status rc;
+
 	c->s = s;
-	if (c->locks)
+	if (c->locks) {
+		/* RSE ids are read before the listing: no catalog call in a row callback */
+		if ((rc = cat_rse_list(db, rse_id_cb, c)))
+			return rc;
 		return cat_rule_list_locks(db, c->rule_id, lock_row_cb, c);
+	}
 	return cat_rule_list(db, c->scope[0] ? c->scope : NULL, c->name[0] ? c->name : NULL,
 			     c->account[0] ? c->account : NULL, rule_row_cb, c);
 }
@@ -113,6 +137,7 @@ static void rules_free(void *p)
 	struct rules_ctx *c = p;
 
 	dm_buf_release(&c->b);
+	free(c->rses);
 	free(c);
 }
 
@@ -537,4 +562,66 @@ int ep_locks(struct srv_req *r, const char *rest)
 		dm_strlcpy(c->name, name, sizeof(c->name));
 	}
 	return srv_stream(r, "application/x-json-stream", dslock_stream, c, dslock_free);
+}
+
+/* GET /dids/<s>/<n>/associated_rules: the rules holding a lock on the file.
+ * The ids are collected first, then each rule is read: no catalog call
+ * inside a row callback. */
+struct assoc_ctx {
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	char (*ids)[33];
+	size_t n;
+	struct srv_stream *s;
+	struct dm_buf b;
+};
+
+static int assoc_id_cb(void *ud, const char *id)
+{
+	struct assoc_ctx *c = ud;
+
+	c->ids = dm_xrealloc(c->ids, sizeof(*c->ids) * (c->n + 1));
+	dm_strlcpy(c->ids[c->n++], id, 33);
+	return 0;
+}
+
+static int assoc_rule_cb(void *ud, const struct cat_rule *x)
+{
+	struct assoc_ctx *c = ud;
+
+	srv_rule_json(&c->b, x, 0);
+	dm_buf_addc(&c->b, '\n');
+	return srv_stream_buf(c->s, &c->b);
+}
+
+static enum dm_status assoc_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct assoc_ctx *c = ud;
+	enum dm_status rc = cat_file_rule_ids(db, c->scope, c->name, assoc_id_cb, c);
+
+	c->s = s;
+	for (size_t i = 0; rc == DM_OK && i < c->n; i++) {
+		rc = cat_rule_get(db, c->ids[i], assoc_rule_cb, c);
+		if (rc == DM_ENOENT) /* removed meanwhile */
+			rc = DM_OK;
+	}
+	return rc;
+}
+
+static void assoc_free(void *p)
+{
+	struct assoc_ctx *c = p;
+
+	dm_buf_release(&c->b);
+	free(c->ids);
+	free(c);
+}
+
+int srv_stream_associated_rules(struct srv_req *r, const char *scope, const char *name)
+{
+	struct assoc_ctx *c = dm_xcalloc(1, sizeof(*c));
+
+	dm_buf_init(&c->b, 0);
+	dm_strlcpy(c->scope, scope, sizeof(c->scope));
+	dm_strlcpy(c->name, name, sizeof(c->name));
+	return srv_stream(r, "application/x-json-stream", assoc_stream, c, assoc_free);
 }

@@ -218,6 +218,8 @@ void jw_kenum(struct dm_buf *b, const char *k, const char *cls, const char *v, i
 int srv_files_from_json(struct srv_req *r, json_t *arr, struct cat_file_in **out, size_t *n);
 /* Rules of a DID or an account, streamed. */
 int srv_stream_rules(struct srv_req *r, const char *scope, const char *name, const char *account);
+/* Rules holding a lock on a file (GET /dids/<s>/<n>/associated_rules). */
+int srv_stream_associated_rules(struct srv_req *r, const char *scope, const char *name);
 
 /* ---- endpoint families ---- */
 int ep_accounts(struct srv_req *r, const char *rest);

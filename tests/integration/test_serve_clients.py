@@ -140,8 +140,9 @@ def test_cli_list_dids_filters_and_rules(served, tmp_path):
 
 @pytest.mark.parametrize("v", VERSIONS)
 def test_locks_and_identities(served, tmp_path, v):
-    """LockClient (dataset locks by RSE, by DID, bulk through a container)
-    and AccountClient.list_identities of the real clients."""
+    """LockClient (dataset locks by RSE, by DID, bulk through a container),
+    AccountClient.list_identities and the rules associated with a file (its
+    locks') of the real clients."""
     setup_rse(served)
     served.didfs("add-scope", "user.root", "--account", "root")
     served.didfs("add-replicas", "--rse", "MOCK1", "user.root:lf1", "10", "0000000b")
@@ -156,11 +157,13 @@ def test_locks_and_identities(served, tmp_path, v):
                           'by_rse': [k(l) for l in c.get_dataset_locks_by_rse('MOCK1')],
                           'by_did': [k(l) for l in c.get_dataset_locks('user.root', 'lds')],
                           'bulk': [k(l) for l in c.get_locks_for_dids([{'scope': 'user.root', 'name': 'lcont'}])],
-                          'ids': [(i['type'], i['identity']) for i in c.list_identities('root')]}))
+                          'ids': [(i['type'], i['identity']) for i in c.list_identities('root')],
+                          'assoc': [x['id'] for x in c.list_associated_rules_for_file('user.root', 'lf1')]}))
     """)
     want = [["user.root", "lds", "MOCK1", out["rid"], "root"]]
     assert out["by_rse"] == want and out["by_did"] == want and out["bulk"] == want
     assert out["ids"] == [["USERPASS", "ddmlab"]]
+    assert out["assoc"] == [out["rid"]]
 
 
 @pytest.mark.parametrize("v", VERSIONS)

@@ -135,6 +135,9 @@ def test_rses_rules_usage(served):
         "No rule with the id 00000000000000000000000000000000 found")
     r = served.get(f"/rules/{rid}/locks")
     assert r.headers["Content-Type"] == "application/x-json-stream"
+    rows = [json.loads(x) for x in r.text.splitlines()]
+    assert all(list(x) == ["scope", "name", "rse_id", "rse", "state", "rule_id"] for x in rows)  # T-36
+    assert all(re.match(r"^[0-9a-f]{32}$", x["rse_id"]) and x["rule_id"] == rid for x in rows)
     # Rucio's dataset locks (one per rule, dataset and RSE), by DID and by RSE
     r2 = served.get("/locks/lab/ds?did_type=dataset")
     assert r2.headers["Content-Type"] == "application/x-json-stream"
