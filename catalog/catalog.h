@@ -621,5 +621,45 @@ enum dm_status cat_distance_set(struct cat_db *db, const char *src, const char *
 enum dm_status cat_rse_protocol_for(struct cat_db *db, const char *rse, enum cat_proto_op op,
 				    const char *scheme, struct cat_protocol *p,
 				    struct dm_buf *b);
+/* ==== batches: several calls as one transaction (batch.c; for didfs serve) ====
+ * cat_batch_begin opens a transaction that every following call on the
+ * handle joins; cat_batch_end(db, rc) commits when rc is DM_OK (returning
+ * the commit's status) and rolls all of it back otherwise (returning rc).
+ * Batches nest (only the outermost end touches the store).  The caller must
+ * stop at the first failed call: a failed call inside a batch is undone only
+ * with the whole batch.  _depth: 0 when no transaction is open. */
+enum dm_status cat_batch_begin(struct cat_db *db);
+enum dm_status cat_batch_end(struct cat_db *db, enum dm_status rc);
+int cat_batch_depth(const struct cat_db *db);
+
+/* ==== serve listings (lists.c; for didfs serve) ====
+ * An account's identities (AccountNotFound if it does not exist), and
+ * dataset locks (Rucio's DatasetLock: one per rule, dataset and RSE) on an
+ * RSE (rse != NULL; RSENotFound) or of a DID (rse NULL; an unknown DID
+ * lists nothing, as Rucio).  length/bytes -1 when unknown. */
+typedef int (*cat_identity_cb)(void *ud, const char *identity, const char *type, const char *email);
+enum dm_status cat_identity_list(struct cat_db *db, const char *account, cat_identity_cb cb, void *ud);
+struct cat_dataset_lock {
+	const char *rse_id, *rse, *scope, *name, *rule_id, *account;
+	const char *state; /* OK, REPLICATING, STUCK */
+	int64_t length, bytes;
+};
+typedef int (*cat_dataset_lock_cb)(void *ud, const struct cat_dataset_lock *l);
+enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const char *scope,
+				     const char *name, cat_dataset_lock_cb cb, void *ud);
+
+/* DIDs of a scope as cat_did_list (name GLOB pattern, type_mask), each with
+ * its metadata as a JSON object text {"key": "value", ...} when with_meta
+ * (NULL when it has none, or without with_meta): for the REST search's
+ * filters on metadata, evaluated row by row in constant memory. */
+typedef int (*cat_did_meta_cb)(void *ud, const struct cat_did *d, const char *meta_json);
+enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *pattern,
+			      unsigned type_mask, int with_meta, cat_did_meta_cb cb, void *ud);
+
+/* Ids of the rules that hold a lock on a file (Rucio's associated rules):
+ * DataIdentifierNotFound for an unknown DID. */
+typedef int (*cat_rule_id_cb)(void *ud, const char *rule_id);
+enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const char *name,
+				 cat_rule_id_cb cb, void *ud);
 
 #endif

@@ -206,6 +206,41 @@ static int limits_local(struct srv_req *r, const char *account, const char *rse)
 	return rc;
 }
 
+/* GET /accounts/<a>/identities: {"type", "identity", "email"} per line */
+struct ident_ctx {
+	char account[CAT_ACCOUNT_MAX + 1];
+	struct srv_stream *s;
+	struct dm_buf b;
+};
+
+static int ident_row_cb(void *ud, const char *identity, const char *type, const char *email)
+{
+	struct ident_ctx *c = ud;
+
+	dm_buf_adds(&c->b, "{");
+	jw_ks(&c->b, "type", type);
+	jw_ks(&c->b, "identity", identity);
+	jw_ks(&c->b, "email", email);
+	dm_buf_adds(&c->b, "}\n");
+	return srv_stream_buf(c->s, &c->b);
+}
+
+static enum dm_status ident_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct ident_ctx *c = ud;
+
+	c->s = s;
+	return cat_identity_list(db, c->account, ident_row_cb, c);
+}
+
+static void ident_free(void *p)
+{
+	struct ident_ctx *c = p;
+
+	dm_buf_release(&c->b);
+	free(c);
+}
+
 int ep_accounts(struct srv_req *r, const char *rest)
 {
 	const char *part[4];
@@ -234,8 +269,8 @@ int ep_accounts(struct srv_req *r, const char *rest)
 	}
 	if (decode_part(r, part[0], len[0], acc, sizeof(acc), "account"))
 		return 0;
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	if (!(db = srv_db_w(r)))
+		return 0;
 	if (n == 1 || (n == 2 && len[1] == 0)) {
 		if (is(r, "GET")) {
 			struct acc_out o = { &b, 0 };
@@ -345,8 +380,13 @@ int ep_accounts(struct srv_req *r, const char *rest)
 		const char *identity = NULL, *authtype = NULL, *email = NULL, *pw = NULL;
 		json_t *def;
 
-		if (is(r, "GET"))
-			return srv_error_status(r, 404, "UnsupportedOperation", "listing identities is not supported");
+		if (is(r, "GET")) {
+			struct ident_ctx *c = dm_xcalloc(1, sizeof(*c));
+
+			dm_buf_init(&c->b, 0);
+			dm_strlcpy(c->account, acc, sizeof(c->account));
+			return srv_stream(r, "application/x-json-stream", ident_stream, c, ident_free);
+		}
 		if (!is(r, "POST"))
 			return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
 		if (!(j = srv_body_json(r)))

@@ -7,16 +7,27 @@
  *
  * Paths are split raw (json.c srv_did_path) so a name may hold an encoded
  * '/' (then refused by the catalog's name pattern as Rucio does).
- * Search: `filters` groups are ORed; in a group, name (wildcards), type,
- * bytes and length (with .gt/.lt/.gte/.lte/.ne) are matched; other keys
- * (metadata) are refused with KeyNotFound, as the listing streams from one
- * catalog call.  DID types are DIDType.X for 1.31 clients, X for 35+.
+ * Search: `filters` (a Python literal) groups are ORed, the conditions of
+ * a group ANDed; keys are DID columns (name, bytes, length, account,
+ * created_before/after, ...) or metadata keys, with Rucio's operator
+ * suffixes .gt/.lt/.gte/.lte/.ne, compared as numbers, dates, booleans or
+ * text, '*' as a wildcard; rows stream from one catalog call
+ * (cat_did_search) that carries each DID's metadata.  Without `filters` the
+ * query arguments are the filters.  DID types are DIDType.X for 1.31
+ * clients, X for 35+.
+ *
+ * Writes: a request of several changes runs in one catalog batch
+ * (srv_db_tx).  DID names are checked against Rucio's NAME schema
+ * (srv_name_ok: no '/') with Rucio's InvalidObject answer.  The bulk
+ * registration body (dids + rse) is read in one pass (srv_fast_files).
  */
 #include "server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 static int is(const struct srv_req *r, const char *m) { return !strcmp(r->method, m); }
 
@@ -50,7 +61,7 @@ static int did_copy_cb(void *ud, const struct cat_did *d)
 
 /* ---- streams of DIDs ---- */
 enum did_list { L_ROOTS, L_CONTENT, L_FILES, L_PARENTS, L_SEARCH };
-struct fcond { int group; char key[16]; char op[8]; char val[CAT_NAME_MAX + 1]; };
+struct fcond { int group; char key[256]; char op[8]; char val[1024]; int meta; };
 struct did_ctx {
 	enum did_list kind;
 	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
@@ -60,22 +71,145 @@ struct did_ctx {
 	unsigned mask;
 	char pattern[CAT_NAME_MAX + 1];
 	struct fcond *conds;
-	int nconds, ngroups;
+	int nconds, ngroups, need_meta;
 	int64_t limit, sent;
+	json_t *meta; /* the row's metadata (search with metadata filters) */
 };
 
-static int num_cmp(uint64_t have, const char *op, const char *val)
+/* ---- Rucio's filter engine, on one row ----
+ * Keys: DID columns (name, bytes, length, account, availability, is_open,
+ * monotonic, created_at, updated_at, expired_at; created_before/after are
+ * created_at < / > the date) and, for any other key, the DID's metadata.
+ * Operators eq (''), ne, gt, gte, lt, lte.  Values are compared as numbers
+ * when both sides are numbers, as dates for date columns, as booleans for
+ * true/false, else as text; '*' makes eq/ne a wildcard match.  A key the DID
+ * has no value for never matches. */
+static int parse_num(const char *s, double *v)
 {
-	uint64_t v;
+	char *e;
 
-	if (dm_parse_u64(val, &v))
+	if (!s || !*s)
+		return -1;
+	*v = strtod(s, &e);
+	return *e ? -1 : 0;
+}
+
+/* Rucio's date strings (RFC 1123 "... UTC", ISO with optional fraction and
+ * Z, a plain date) or epoch seconds. */
+static int parse_date(const char *s, int64_t *t)
+{
+	static const char *const fmts[] = { "%a, %d %b %Y %H:%M:%S UTC", "%Y-%m-%dT%H:%M:%S",
+					    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d" };
+	struct tm tm;
+	int64_t n;
+
+	if (!dm_parse_i64(s, &n)) {
+		*t = n;
 		return 0;
-	if (!strcmp(op, "gt")) return have > v;
-	if (!strcmp(op, "lt")) return have < v;
-	if (!strcmp(op, "gte")) return have >= v;
-	if (!strcmp(op, "lte")) return have <= v;
-	if (!strcmp(op, "ne")) return have != v;
-	return have == v;
+	}
+	for (size_t i = 0; i < DM_ARRAY_SIZE(fmts); i++) {
+		const char *e;
+
+		memset(&tm, 0, sizeof(tm));
+		e = strptime(s, fmts[i], &tm);
+		if (!e)
+			continue;
+		if (*e == '.')
+			for (e++; *e >= '0' && *e <= '9'; e++)
+				;
+		if (*e == 'Z')
+			e++;
+		if (*e)
+			continue;
+		*t = (int64_t)timegm(&tm);
+		return 0;
+	}
+	return -1;
+}
+
+static int cmp_result(int c, const char *op)
+{
+	if (!strcmp(op, "gt")) return c > 0;
+	if (!strcmp(op, "lt")) return c < 0;
+	if (!strcmp(op, "gte")) return c >= 0;
+	if (!strcmp(op, "lte")) return c <= 0;
+	if (!strcmp(op, "ne")) return c != 0;
+	return c == 0;
+}
+
+static int is_bool(const char *s, int *b)
+{
+	if (!strcasecmp(s, "true")) { *b = 1; return 1; }
+	if (!strcasecmp(s, "false")) { *b = 0; return 1; }
+	return 0;
+}
+
+/* have (a text value) against the condition */
+static int text_match(const char *have, const struct fcond *f)
+{
+	double x, y;
+	int bx, by;
+
+	if (!have)
+		return 0;
+	if ((!strcmp(f->op, "eq") || !strcmp(f->op, "ne")) && strchr(f->val, '*')) {
+		int m = dm_wildcard_match(f->val, have);
+
+		return strcmp(f->op, "ne") ? m : !m;
+	}
+	if (!parse_num(have, &x) && !parse_num(f->val, &y))
+		return cmp_result(x < y ? -1 : x > y, f->op);
+	if (is_bool(have, &bx) && is_bool(f->val, &by))
+		return cmp_result(bx - by, f->op);
+	return cmp_result(strcmp(have, f->val), f->op);
+}
+
+static int date_match(int64_t have, const struct fcond *f, const char *op)
+{
+	int64_t t;
+
+	if (!have || parse_date(f->val, &t))
+		return 0;
+	return cmp_result(have < t ? -1 : have > t, op);
+}
+
+static int cond_match(const struct did_ctx *c, const struct fcond *f, const struct cat_did *d)
+{
+	char num[32];
+
+	if (f->meta) {
+		json_t *v = c->meta ? json_object_get(c->meta, f->key) : NULL;
+
+		return json_is_string(v) ? text_match(json_string_value(v), f) : 0;
+	}
+	if (!strcmp(f->key, "name"))
+		return text_match(d->name, f);
+	if (!strcmp(f->key, "account"))
+		return text_match(d->account, f);
+	if (!strcmp(f->key, "availability"))
+		return text_match(d->availability, f);
+	if (!strcmp(f->key, "bytes") || !strcmp(f->key, "length")) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)(f->key[0] == 'b' ? d->bytes : d->length));
+		return text_match(num, f);
+	}
+	if (!strcmp(f->key, "is_open") || !strcmp(f->key, "monotonic")) {
+		int v = f->key[0] == 'i' ? d->is_open : d->monotonic;
+
+		if (f->key[0] == 'i' && d->type == CAT_DID_FILE)
+			return 0;
+		return text_match(v ? "true" : "false", f);
+	}
+	if (!strcmp(f->key, "created_before"))
+		return date_match(d->created_at, f, "lt");
+	if (!strcmp(f->key, "created_after"))
+		return date_match(d->created_at, f, "gt");
+	if (!strcmp(f->key, "created_at"))
+		return date_match(d->created_at, f, f->op);
+	if (!strcmp(f->key, "updated_at"))
+		return date_match(d->updated_at, f, f->op);
+	if (!strcmp(f->key, "expired_at"))
+		return date_match(d->expired_at, f, f->op);
+	return 0;
 }
 
 static int matches(const struct did_ctx *c, const struct cat_did *d)
@@ -91,18 +225,26 @@ static int matches(const struct did_ctx *c, const struct cat_did *d)
 			if (f->group != g)
 				continue;
 			any = 1;
-			if (!strcmp(f->key, "name"))
-				ok = strcmp(f->op, "ne") ? dm_wildcard_match(f->val, d->name)
-							  : !dm_wildcard_match(f->val, d->name);
-			else if (!strcmp(f->key, "bytes"))
-				ok = num_cmp(d->bytes, f->op, f->val);
-			else if (!strcmp(f->key, "length"))
-				ok = num_cmp(d->type == CAT_DID_FILE ? 1 : d->length, f->op, f->val);
+			ok = cond_match(c, f, d);
 		}
 		if (ok || !any)
 			return 1;
 	}
 	return 0;
+}
+
+static int did_row_cb(void *ud, const struct cat_did *d);
+
+static int search_row_cb(void *ud, const struct cat_did *d, const char *meta_json)
+{
+	struct did_ctx *c = ud;
+	int rc;
+
+	c->meta = meta_json ? json_loads(meta_json, 0, NULL) : NULL;
+	rc = did_row_cb(ud, d);
+	json_decref(c->meta);
+	c->meta = NULL;
+	return rc;
 }
 
 static int did_row_cb(void *ud, const struct cat_did *d)
@@ -193,7 +335,7 @@ static enum dm_status did_stream(struct srv_stream *s, struct cat_db *db, void *
 	case L_CONTENT: return cat_did_list_content(db, c->scope, c->name, did_row_cb, c);
 	case L_FILES: return cat_did_list_files(db, c->scope, c->name, did_row_cb, c);
 	case L_PARENTS: return cat_did_list_parents(db, c->scope, c->name, did_row_cb, c);
-	case L_SEARCH: return cat_did_list(db, c->scope, c->pattern, c->mask, did_row_cb, c);
+	case L_SEARCH: return cat_did_search(db, c->scope, c->pattern, c->mask, c->need_meta, search_row_cb, c);
 	}
 	return DM_EINTERNAL;
 }
@@ -237,6 +379,18 @@ static int type_mask(const char *t, unsigned *mask)
 
 struct fparse { struct did_ctx *c; struct dm_err *err; };
 
+static int is_column(const char *k)
+{
+	static const char *const cols[] = { "name", "bytes", "length", "account", "availability",
+					    "is_open", "monotonic", "created_before", "created_after",
+					    "created_at", "updated_at", "expired_at" };
+
+	for (size_t i = 0; i < DM_ARRAY_SIZE(cols); i++)
+		if (!strcmp(k, cols[i]))
+			return 1;
+	return 0;
+}
+
 static int filter_cb(void *ud, int group, const char *key, const char *op, const char *value)
 {
 	struct fparse *fp = ud;
@@ -254,8 +408,8 @@ static int filter_cb(void *ud, int group, const char *key, const char *op, const
 		}
 		return 0;
 	}
-	if (strcmp(key, "name") && strcmp(key, "bytes") && strcmp(key, "length")) {
-		dm_seterr(fp->err, DM_ENOENT, "KeyNotFound", "Key '%s' is not supported as a filter by this server", key);
+	if (!*key || strlen(key) >= sizeof(c->conds[0].key) || strlen(value) >= sizeof(c->conds[0].val)) {
+		dm_seterr(fp->err, DM_EINVAL, "InvalidObject", "filter key or value too long or empty");
 		return -1;
 	}
 	if (c->nconds >= 64) {
@@ -268,6 +422,9 @@ static int filter_cb(void *ud, int group, const char *key, const char *op, const
 	snprintf(f->key, sizeof(f->key), "%s", key);
 	snprintf(f->op, sizeof(f->op), "%s", op);
 	snprintf(f->val, sizeof(f->val), "%s", value);
+	f->meta = !is_column(key);
+	if (f->meta)
+		c->need_meta = 1;
 	return 0;
 }
 
@@ -276,10 +433,34 @@ static int truthy(const char *v)
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
 }
 
+/* Without `filters`, every other argument is a filter (Rucio's backwards
+ * compatibility for name, length.gt, created_before, ... as arguments). */
+static int arg_filter_cb(void *ud, const char *key, const char *value)
+{
+	static const char *const sfx[] = { ".gt", ".lt", ".gte", ".lte", ".ne" };
+	char k[256];
+	const char *op = "eq";
+	char *dot;
+
+	if (!strcmp(key, "type") || !strcmp(key, "limit") || !strcmp(key, "long") ||
+	    !strcmp(key, "recursive"))
+		return 0;
+	if (strlen(key) >= sizeof(k))
+		return filter_cb(ud, 0, key, op, value);
+	dm_strlcpy(k, key, sizeof(k));
+	if ((dot = strrchr(k, '.')))
+		for (size_t i = 0; i < DM_ARRAY_SIZE(sfx); i++)
+			if (!strcmp(dot, sfx[i])) {
+				*dot = 0;
+				op = sfx[i] + 1;
+			}
+	return filter_cb(ud, 0, k, op, value);
+}
+
 static int search(struct srv_req *r, const char *scope)
 {
 	struct did_ctx *c = ctx_new(L_SEARCH, scope, NULL);
-	const char *filters = srv_arg(r, "filters"), *t = srv_arg(r, "type"), *nm = srv_arg(r, "name");
+	const char *filters = srv_arg(r, "filters"), *t = srv_arg(r, "type");
 	const char *lim = srv_arg(r, "limit");
 	struct dm_err err = { 0 };
 	struct fparse fp = { c, &err };
@@ -301,14 +482,15 @@ static int search(struct srv_req *r, const char *scope)
 			did_free(c);
 			return srv_err_error(r, &err);
 		}
-	} else if (nm && *nm) {
-		filter_cb(&fp, 0, "name", "eq", nm);
+	} else if (srv_args_each(r, arg_filter_cb, &fp) || err.cls[0]) {
+		did_free(c);
+		return err.cls[0] ? srv_err_error(r, &err) : srv_error(r, "ValueError", "invalid query argument");
 	}
 	/* a single plain name pattern goes to the catalog's wildcard listing */
 	snprintf(c->pattern, sizeof(c->pattern), "*");
-	if (c->ngroups <= 1 && c->nconds == 1 && !strcmp(c->conds[0].key, "name") &&
-	    !strcmp(c->conds[0].op, "eq"))
-		snprintf(c->pattern, sizeof(c->pattern), "%s", c->conds[0].val);
+	if (c->ngroups <= 1 && c->nconds >= 1 && !strcmp(c->conds[0].key, "name") &&
+	    !strcmp(c->conds[0].op, "eq") && strlen(c->conds[0].val) < sizeof(c->pattern))
+		dm_strlcpy(c->pattern, c->conds[0].val, sizeof(c->pattern));
 	return srv_stream(r, "application/x-json-stream", did_stream, c, did_free);
 }
 
@@ -377,14 +559,37 @@ static int meta_value(json_t *v, char *out, size_t n)
 	return 0;
 }
 
+/* Names of a DID list against Rucio's NAME schema: -1 after the reply. */
+static int names_ok(struct srv_req *r, json_t *arr, const char *schema, const char *spath,
+		    const char *iprefix)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(arr, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		char ip[96];
+
+		if (!n || srv_name_ok(n))
+			continue;
+		snprintf(ip, sizeof(ip), "%s[%zu]['name']", iprefix, i);
+		srv_invalid_name(r, 500, schema, spath, ip, n);
+		return -1;
+	}
+	return 0;
+}
+
 static int add_did(struct srv_req *r, struct cat_db *db, const char *scope, const char *name)
 {
-	json_t *j = srv_body_json(r), *rules, *meta, *lt;
+	json_t *j, *rules, *meta, *lt;
 	const char *type = NULL;
 	enum cat_did_type t;
 	int64_t lifetime = 0;
 	int rc = 0;
 
+	if (!srv_name_ok(name))
+		return srv_invalid_name(r, 400, "name", "", "", name);
+	j = srv_body_json(r);
 	if (!j)
 		return 0;
 	if (!json_is_object(j)) {
@@ -476,10 +681,24 @@ static int refs_from_json(struct srv_req *r, json_t *arr, struct cat_did_ref **o
 
 static int attach(struct srv_req *r, struct cat_db *db, const char *scope, const char *name, int detach)
 {
-	json_t *j = srv_body_json(r), *dids;
+	json_t *j, *dids;
 	const char *rse = NULL;
 	int rc = 0;
 
+	if (!detach) { /* Rucio's bulk registration shape: one pass, no JSON tree */
+		struct srv_fast_files ff;
+
+		if (!srv_fast_files(r->body.s, r->body.len, "dids", &ff)) {
+			if (cat_replicas_add(db, ff.rse, ff.files, ff.n, scope, name, 0))
+				srv_cat_error(r, db);
+			else
+				srv_reply_created(r);
+			srv_fast_files_free(&ff);
+			return 0;
+		}
+		srv_fast_files_free(&ff);
+	}
+	j = srv_body_json(r);
 	if (!j)
 		return 0;
 	dids = json_object_get(j, "dids");
@@ -495,6 +714,11 @@ static int attach(struct srv_req *r, struct cat_db *db, const char *scope, const
 
 		if (srv_files_from_json(r, dids, &f, &n))
 			goto out;
+		if (names_ok(r, dids, "attachment", "['properties']['dids']['items']['properties']['name']",
+			     "['dids']")) {
+			free(f);
+			goto out;
+		}
 		if (cat_replicas_add(db, rse, f, n, scope, name, 0))
 			srv_cat_error(r, db);
 		else
@@ -506,6 +730,11 @@ static int attach(struct srv_req *r, struct cat_db *db, const char *scope, const
 
 		if (refs_from_json(r, dids, &refs, &n))
 			goto out;
+		if (!detach && names_ok(r, dids, "attachment",
+					"['properties']['dids']['items']['properties']['name']", "['dids']")) {
+			free(refs);
+			goto out;
+		}
 		if (detach ? cat_did_detach(db, scope, name, refs, n) : cat_did_attach(db, scope, name, refs, n, 0))
 			srv_cat_error(r, db);
 		else if (detach)
@@ -536,6 +765,7 @@ static int attachments(struct srv_req *r, struct cat_db *db)
 	json_array_foreach(att, i, x) {
 		const char *s = NULL, *n = NULL, *rse = NULL;
 		struct cat_did_ref *refs;
+		char pre[32];
 		size_t nr;
 		enum dm_status st;
 
@@ -545,16 +775,27 @@ static int attachments(struct srv_req *r, struct cat_db *db)
 			srv_error(r, "KeyError", "every attachment needs 'scope' and 'name'");
 			goto out;
 		}
+		snprintf(pre, sizeof(pre), "[%zu]['dids']", i);
 		if (rse) {
 			struct cat_file_in *f;
 
 			if (srv_files_from_json(r, json_object_get(x, "dids"), &f, &nr))
 				goto out;
+			if (names_ok(r, json_object_get(x, "dids"), "attachments",
+				     "['items']['properties']['dids']['items']['properties']['name']", pre)) {
+				free(f);
+				goto out;
+			}
 			st = cat_replicas_add(db, rse, f, nr, s, n, 0);
 			free(f);
 		} else {
 			if (refs_from_json(r, json_object_get(x, "dids"), &refs, &nr))
 				goto out;
+			if (names_ok(r, json_object_get(x, "dids"), "attachments",
+				     "['items']['properties']['dids']['items']['properties']['name']", pre)) {
+				free(refs);
+				goto out;
+			}
 			st = cat_did_attach(db, s, n, refs, nr, json_is_true(ign) ? CAT_IGNORE_DUPLICATE : 0);
 			free(refs);
 		}
@@ -590,6 +831,13 @@ static int bulk_add(struct srv_req *r, struct cat_db *db)
 			goto out;
 		if (!s || !n || !t) {
 			srv_error(r, "KeyError", "every DID needs 'scope', 'name' and 'type'");
+			goto out;
+		}
+		if (!srv_name_ok(n)) {
+			char ip[48];
+
+			snprintf(ip, sizeof(ip), "[%zu]['name']", i);
+			srv_invalid_name(r, 500, "dids", "['items']['properties']['name']", ip, n);
 			goto out;
 		}
 		if (cat_did_type_parse(t, &type) || type == CAT_DID_FILE) {
@@ -735,13 +983,13 @@ int ep_dids(struct srv_req *r, const char *rest)
 	int rc;
 
 	if (!*rest && is(r, "POST")) {
-		if (!(db = srv_db(r)))
-			return srv_error(r, "DatabaseException", "too many requests");
+		if (!(db = srv_db_tx(r)))
+			return 0;
 		return bulk_add(r, db);
 	}
 	if (!strcmp(rest, "attachments") || !strcmp(rest, "attachments/")) {
-		if (!(db = srv_db(r)))
-			return srv_error(r, "DatabaseException", "too many requests");
+		if (!(db = srv_db_tx(r)))
+			return 0;
 		return attachments(r, db);
 	}
 	if (slash && (!strcmp(slash, "/dids/search") || !strcmp(slash, "/dids/search/"))) {
@@ -775,8 +1023,8 @@ int ep_dids(struct srv_req *r, const char *rest)
 			return rc;
 		}
 		if (is(r, "POST")) {
-			if (!(db = srv_db(r)))
-				return srv_error(r, "DatabaseException", "too many requests");
+			if (!(db = srv_db_tx(r)))
+				return 0;
 			return add_did(r, db, scope, name);
 		}
 		return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
@@ -796,9 +1044,11 @@ int ep_dids(struct srv_req *r, const char *rest)
 		return srv_stream(r, "application/x-json-stream", did_stream, ctx_new(L_PARENTS, scope, name), did_free);
 	if (!strcmp(suffix, "/rules"))
 		return srv_stream_rules(r, scope, name, NULL);
+	if (!strcmp(suffix, "/associated_rules"))
+		return srv_stream_associated_rules(r, scope, name);
 	if (!strncmp(suffix, "/meta", 5)) {
-		if (!(db = srv_db(r)))
-			return srv_error(r, "DatabaseException", "too many requests");
+		if (!(db = srv_db_w(r)))
+			return 0;
 		return meta(r, db, scope, name, suffix);
 	}
 	if (!strcmp(suffix, "/status") && is(r, "PUT")) {

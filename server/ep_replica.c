@@ -7,13 +7,20 @@
  * The listing reads every RSE's settings and protocols once before it
  * starts, so PFNs are computed in C inside the row callback with no catalog
  * call there; rows come ordered by (scope, name, rse) and are grouped per
- * file.  PFNs on RSEs whose `site` attribute is the request's
- * client_location.site come first, then by RSE name (Rucio's geoip and
- * latitude/longitude sorting are not done).  With metalink and resolve_parents, a file's parent is the
- * collection it was listed through, or its own parents for a file DID.
+ * file.  Sorting by the client's location (Rucio's sort_replicas): a PFN on
+ * an RSE whose `site` attribute is client_location.site is in the "lan"
+ * domain (with the protocol's LAN read priority), others "wan".  `sort`
+ * (body or query): geoip = by great-circle distance from
+ * client_location.latitude/longitude to the RSE's latitude/longitude
+ * (RSEs without coordinates last); random = shuffled; closeness and the
+ * default = lan first, then protocol priority, then RSE name.  The listed
+ * `priority` is the rank after sorting.  With metalink and resolve_parents,
+ * a file's parent is the collection it was listed through, or its own
+ * parents for a file DID.
  */
 #include "server.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,11 +118,14 @@ fail:
 struct rinfo {
 	char id[33], rse[CAT_RSE_MAX + 1], type[16], algo[32], site[64];
 	int volatile_, deterministic, in_expr;
+	double lat, lon;
+	int has_coords;
 	struct cat_protocol *p;
 	struct dm_buf strs;  /* protocol strings */
 	int np;
 };
-struct pfnent { char *pfn; int rse; };
+struct pfnent { char *pfn; int rse; int lan; int prio; double dist; unsigned rnd; };
+enum sort_mode { SORT_DEFAULT, SORT_GEOIP, SORT_CLOSENESS, SORT_RANDOM };
 struct list_ctx {
 	struct rinfo *rses;
 	int nrses;
@@ -137,7 +147,11 @@ struct list_ctx {
 	char parents[4][CAT_SCOPE_MAX + CAT_NAME_MAX + 2];
 	int nparents;
 	int64_t nfiles;
-	char site[64]; /* client_location.site: its RSEs' PFNs come first */
+	char site[64]; /* client_location.site: its RSEs' PFNs are lan and first */
+	enum sort_mode sort;
+	int has_client_coords;
+	double clat, clon;
+	unsigned seed;
 	char **only; /* RSEs of the request's rse_expression */
 	int nonly, use_only;
 };
@@ -154,6 +168,9 @@ static int rse_collect_cb(void *ud, const struct cat_rse *x)
 	snprintf(ri->rse, sizeof(ri->rse), "%s", x->rse);
 	snprintf(ri->type, sizeof(ri->type), "%s", x->rse_type ? x->rse_type : "DISK");
 	ri->volatile_ = x->volatile_;
+	ri->lat = x->latitude;
+	ri->lon = x->longitude;
+	ri->has_coords = x->latitude != 0.0 || x->longitude != 0.0;
 	ri->deterministic = x->deterministic;
 	ri->in_expr = !c->use_only;
 	for (int i = 0; i < c->nonly; i++)
@@ -214,14 +231,31 @@ static int ent_cmp(const void *a, const void *b)
 	const struct pfnent *x = a, *y = b;
 	const struct list_ctx *c = tl_sort_ctx;
 
-	if (c && c->site[0]) {
-		int lx = strcmp(c->rses[x->rse].site, c->site) != 0;
-		int ly = strcmp(c->rses[y->rse].site, c->site) != 0;
-
-		if (lx != ly)
-			return lx - ly;
-	}
+	if (c && c->sort == SORT_RANDOM && x->rnd != y->rnd)
+		return x->rnd < y->rnd ? -1 : 1;
+	if (c && c->sort == SORT_GEOIP && x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	if (x->lan != y->lan)
+		return y->lan - x->lan;
+	if (x->prio != y->prio)
+		return x->prio - y->prio;
 	return x->rse - y->rse;
+}
+
+/* Great-circle distance in km (haversine); HUGE_VAL when either end has no
+ * coordinates. */
+static double distance(const struct list_ctx *c, const struct rinfo *ri)
+{
+	const double rad = M_PI / 180.0;
+	double dlat, dlon, h;
+
+	if (!c->has_client_coords || !ri->has_coords)
+		return HUGE_VAL;
+	dlat = (ri->lat - c->clat) * rad;
+	dlon = (ri->lon - c->clon) * rad;
+	h = sin(dlat / 2) * sin(dlat / 2) +
+	    cos(c->clat * rad) * cos(ri->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
+	return 2 * 6371.0 * asin(sqrt(h < 1 ? h : 1));
 }
 
 static void xml_esc(struct dm_buf *b, const char *s)
@@ -276,8 +310,8 @@ static int emit_file(struct list_ctx *c)
 		xml_esc(b, c->name);
 		dm_buf_adds(b, "\"></glfn>\n");
 		for (int i = 0; i < c->nents; i++) {
-			dm_buf_addf(b, "  <url location=\"%s\" domain=\"wan\" priority=\"%d\" client_extract=\"false\">",
-				    c->rses[c->ents[i].rse].rse, i + 1);
+			dm_buf_addf(b, "  <url location=\"%s\" domain=\"%s\" priority=\"%d\" client_extract=\"false\">",
+				    c->rses[c->ents[i].rse].rse, c->ents[i].lan ? "lan" : "wan", i + 1);
 			xml_esc(b, c->ents[i].pfn);
 			dm_buf_adds(b, "</url>\n");
 		}
@@ -300,7 +334,7 @@ static int emit_file(struct list_ctx *c)
 			jw_ks(b, "rse", ri->rse);
 			jw_ks(b, "type", ri->type);
 			jw_kb(b, "volatile", ri->volatile_);
-			jw_ks(b, "domain", "wan");
+			jw_ks(b, "domain", c->ents[i].lan ? "lan" : "wan");
 			jw_ki(b, "priority", i + 1);
 			jw_kb(b, "client_extract", 0);
 			dm_buf_adds(b, "}");
@@ -365,8 +399,11 @@ static int replica_cb(void *ud, const struct cat_replica *x)
 		return 0;
 	for (int k = 0; k < c->rses[ri].np; k++) {
 		const struct cat_protocol *p = &c->rses[ri].p[k];
+		int lan = c->site[0] && !strcmp(c->rses[ri].site, c->site);
+		int prio = lan && p->prio[CAT_LAN][CAT_OP_READ] >= 0 ? p->prio[CAT_LAN][CAT_OP_READ]
+								      : p->prio[CAT_WAN][CAT_OP_READ];
 
-		if (p->prio[CAT_WAN][CAT_OP_READ] < 0 || !scheme_ok(c, p->scheme))
+		if (prio < 0 || !scheme_ok(c, p->scheme))
 			continue;
 		dm_buf_reset(&c->path);
 		dm_buf_reset(&c->pfn);
@@ -377,6 +414,11 @@ static int replica_cb(void *ud, const struct cat_replica *x)
 		cat_pfn_join(p, c->path.s, &c->pfn);
 		c->ents = dm_xrealloc(c->ents, sizeof(*c->ents) * (size_t)(c->nents + 1));
 		c->ents[c->nents].pfn = dm_xstrdup(c->pfn.s);
+		c->ents[c->nents].lan = lan && p->prio[CAT_LAN][CAT_OP_READ] >= 0;
+		c->ents[c->nents].prio = prio;
+		c->ents[c->nents].dist = c->sort == SORT_GEOIP ? distance(c, &c->rses[ri]) : 0;
+		c->seed = c->seed * 1103515245u + 12345u;
+		c->ents[c->nents].rnd = c->seed >> 8;
 		c->ents[c->nents++].rse = ri;
 	}
 	return 0;
@@ -498,14 +540,25 @@ static int wants_metalink(struct srv_req *r)
 }
 
 static int list_replicas(struct srv_req *r, json_t *dids, json_t *schemes, int all_states,
-			 int resolve_parents, const char *expr, const char *site)
+			 int resolve_parents, const char *expr, json_t *loc, const char *sort)
 {
-	struct list_ctx *c = dm_xcalloc(1, sizeof(*c));
-
-	if (site)
-		snprintf(c->site, sizeof(c->site), "%s", site);
+	struct list_ctx *c;
+	const char *site = json_string_value(json_object_get(loc, "site"));
+	json_t *la = json_object_get(loc, "latitude"), *lo = json_object_get(loc, "longitude");
 	size_t i;
 	json_t *x;
+
+	c = dm_xcalloc(1, sizeof(*c));
+	if (site)
+		snprintf(c->site, sizeof(c->site), "%s", site);
+	c->sort = !sort ? SORT_DEFAULT : !strcmp(sort, "geoip") ? SORT_GEOIP :
+		  !strcmp(sort, "random") ? SORT_RANDOM : !strcmp(sort, "closeness") ? SORT_CLOSENESS : SORT_DEFAULT;
+	if (json_is_number(la) && json_is_number(lo)) {
+		c->clat = json_number_value(la);
+		c->clon = json_number_value(lo);
+		c->has_client_coords = 1;
+	}
+	c->seed = (unsigned)(dm_now_f() * 1e6);
 
 	dm_buf_init(&c->b, 0);
 	dm_buf_init(&c->path, 0);
@@ -559,8 +612,8 @@ static enum dm_status list_with_expr(struct srv_stream *s, struct cat_db *db, vo
 
 static int replicas_list_post(struct srv_req *r)
 {
-	json_t *j = srv_body_json(r), *dids;
-	const char *expr = NULL;
+	json_t *j = srv_body_json(r), *dids, *loc;
+	const char *expr = NULL, *sort = NULL;
 	int rc;
 
 	if (!j)
@@ -570,13 +623,16 @@ static int replicas_list_post(struct srv_req *r)
 		json_decref(j);
 		return srv_error(r, "KeyError", "'dids' must be a list");
 	}
-	if (srv_jstr(r, j, "rse_expression", &expr)) {
+	if (srv_jstr(r, j, "rse_expression", &expr) || srv_jstr(r, j, "sort", &sort)) {
 		json_decref(j);
 		return 0;
 	}
+	if (!sort)
+		sort = srv_arg(r, "sort");
+	loc = json_object_get(j, "client_location");
 	rc = list_replicas(r, dids, json_object_get(j, "schemes"), json_is_true(json_object_get(j, "all_states")),
 			   json_is_true(json_object_get(j, "resolve_parents")), expr,
-			   json_string_value(json_object_get(json_object_get(j, "client_location"), "site")));
+			   json_is_object(loc) ? loc : NULL, sort);
 	json_decref(j);
 	return rc;
 }
@@ -607,17 +663,31 @@ int ep_replicas(struct srv_req *r, const char *rest)
 		dids = json_pack("[{s:s,s:s}]", "scope", scope, "name", name);
 		if (sch)
 			schemes = json_pack("[s]", sch);
-		rc = list_replicas(r, dids, schemes, 0, 0, NULL, NULL);
+		rc = list_replicas(r, dids, schemes, 0, 0, NULL, NULL, srv_arg(r, "sort"));
 		json_decref(dids);
 		json_decref(schemes);
 		return rc;
 	}
 	if (*rest)
 		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s", r->method, r->path);
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	/* POST is one catalog call; updates and deletions of many files are one batch */
+	if (!(db = is(r, "POST") ? srv_db(r) : srv_db_tx(r)))
+		return r->responded ? 0 : srv_error(r, "DatabaseException", "too many requests");
 	if (files_body(r, &j, &rse, &f, &n))
 		return 0;
+	if (is(r, "POST")) {
+		for (size_t i = 0; i < n; i++) {
+			char ip[48];
+
+			if (srv_name_ok(f[i].name))
+				continue;
+			snprintf(ip, sizeof(ip), "[%zu]['name']", i);
+			srv_invalid_name(r, 500, "dids", "['items']['properties']['name']", ip, f[i].name);
+			free(f);
+			json_decref(j);
+			return 0;
+		}
+	}
 	if (is(r, "POST")) {
 		unsigned flags = json_is_true(json_object_get(j, "ignore_availability")) ? CAT_REPLICA_IGNORE_AVAILABILITY : 0;
 

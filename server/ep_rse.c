@@ -401,8 +401,8 @@ int ep_rses(struct srv_req *r, const char *rest)
 	slash = strchr(rest, '/');
 	if (srv_pct_decode(rest, slash ? (size_t)(slash - rest) : strlen(rest), 0, rse, sizeof(rse)) || !*rse)
 		return srv_error(r, "InvalidPath", "invalid RSE name in the path");
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	if (!(db = srv_db_w(r)))
+		return 0;
 	if (!slash || !slash[1]) {
 		if (is(r, "GET"))
 			return settings(r, db, rse);

@@ -70,6 +70,8 @@ struct rules_ctx {
 	struct srv_stream *s;
 	struct dm_buf b;
 	int locks;
+	struct rse_id { char rse[CAT_RSE_MAX + 1]; char id[33]; } *rses; /* RSE name -> id */
+	size_t nrses;
 };
 
 static int rule_row_cb(void *ud, const struct cat_rule *x)
@@ -88,8 +90,15 @@ static int lock_row_cb(void *ud, const struct cat_lock *l)
 	struct rules_ctx *c = ud;
 
 	dm_buf_adds(&c->b, "{");
+	const char *rse_id = NULL;
+
+	for (size_t i = 0; i < c->nrses && !rse_id; i++)
+		if (!strcmp(c->rses[i].rse, l->rse))
+			rse_id = c->rses[i].id;
+	/* T-36's key order */
 	jw_ks(&c->b, "scope", l->scope);
 	jw_ks(&c->b, "name", l->name);
+	jw_ks(&c->b, "rse_id", rse_id);
 	jw_ks(&c->b, "rse", l->rse);
 	jw_ks(&c->b, "state", cat_lock_state_name(l->state));
 	jw_ks(&c->b, "rule_id", l->rule_id);
@@ -97,13 +106,28 @@ static int lock_row_cb(void *ud, const struct cat_lock *l)
 	return srv_stream_buf(c->s, &c->b);
 }
 
-static enum dm_status rules_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+static int rse_id_cb(void *ud, const struct cat_rse *x)
 {
 	struct rules_ctx *c = ud;
 
+	c->rses = dm_xrealloc(c->rses, sizeof(*c->rses) * (c->nrses + 1));
+	dm_strlcpy(c->rses[c->nrses].rse, x->rse, sizeof(c->rses[0].rse));
+	dm_strlcpy(c->rses[c->nrses++].id, x->id, sizeof(c->rses[0].id));
+	return 0;
+}
+
+static enum dm_status rules_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct rules_ctx *c = ud;
+	enum dm_status rc;
+
 	c->s = s;
-	if (c->locks)
+	if (c->locks) {
+		/* RSE ids are read before the listing: no catalog call in a row callback */
+		if ((rc = cat_rse_list(db, rse_id_cb, c)))
+			return rc;
 		return cat_rule_list_locks(db, c->rule_id, lock_row_cb, c);
+	}
 	return cat_rule_list(db, c->scope[0] ? c->scope : NULL, c->name[0] ? c->name : NULL,
 			     c->account[0] ? c->account : NULL, rule_row_cb, c);
 }
@@ -113,6 +137,7 @@ static void rules_free(void *p)
 	struct rules_ctx *c = p;
 
 	dm_buf_release(&c->b);
+	free(c->rses);
 	free(c);
 }
 
@@ -288,8 +313,8 @@ int ep_rules(struct srv_req *r, const char *rest)
 
 	if (!*rest) {
 		if (is(r, "POST")) {
-			if (!(db = srv_db(r)))
-				return srv_error(r, "DatabaseException", "too many requests");
+			if (!(db = srv_db_tx(r)))
+				return 0;
 			return add_rule(r, db);
 		}
 		if (is(r, "GET")) {
@@ -326,8 +351,8 @@ int ep_rules(struct srv_req *r, const char *rest)
 	}
 	if (slash && slash[1])
 		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s", r->method, r->path);
-	if (!(db = srv_db(r)))
-		return srv_error(r, "DatabaseException", "too many requests");
+	if (!(db = srv_db_w(r)))
+		return 0;
 	if (is(r, "GET")) {
 		if (cat_rule_get(db, id, rule_copy_cb, &b)) {
 			if (!strcmp(cat_error(db)->cls, "RuleNotFound")) /* Rucio's text (T-35) */
@@ -363,57 +388,240 @@ int ep_rules(struct srv_req *r, const char *rest)
 	return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
 }
 
-/* GET /locks/<scope>/<name>?did_type=dataset: the locks of the DID's rules.
- * The rule ids are collected first, then each rule's locks listed: no
- * catalog call inside a row callback. */
-struct did_locks { struct rules_ctx c; char (*ids)[33]; size_t n; };
+/* Dataset locks (Rucio's locks.py): GET /locks/<rse>, GET /locks/<s>/<n>
+ * (both need did_type=dataset, else Rucio's 500 text) and POST
+ * /locks/bulk_locks_for_dids {"dids": [...]}. */
+struct dslock_ctx {
+	char rse[CAT_RSE_MAX + 1];
+	json_t *dids; /* bulk: [{scope,name}] */
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	struct srv_stream *s;
+	struct dm_buf b;
+};
 
-static int rule_id_cb(void *ud, const struct cat_rule *x)
+static int dslock_row_cb(void *ud, const struct cat_dataset_lock *l)
 {
-	struct did_locks *d = ud;
+	struct dslock_ctx *c = ud;
+	struct dm_buf *b = &c->b;
 
-	d->ids = dm_xrealloc(d->ids, sizeof(*d->ids) * (d->n + 1));
-	snprintf(d->ids[d->n++], 33, "%s", x->id);
+	dm_buf_adds(b, "{");
+	jw_ks(b, "rse_id", l->rse_id);
+	jw_ks(b, "scope", l->scope);
+	jw_ks(b, "name", l->name);
+	jw_ks(b, "rule_id", l->rule_id);
+	jw_ks(b, "account", l->account);
+	jw_ks(b, "state", l->state);
+	if (l->length < 0)
+		jw_knull(b, "length");
+	else
+		jw_ki(b, "length", l->length);
+	if (l->bytes < 0)
+		jw_knull(b, "bytes");
+	else
+		jw_ki(b, "bytes", l->bytes);
+	jw_knull(b, "accessed_at");
+	jw_ks(b, "rse", l->rse);
+	dm_buf_adds(b, "}\n");
+	return srv_stream_buf(c->s, b);
+}
+
+struct kid { char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1]; enum cat_did_type type; };
+struct kids { struct kid *v; size_t n; };
+
+static void kids_push(struct kids *k, const char *scope, const char *name, enum cat_did_type t)
+{
+	k->v = dm_xrealloc(k->v, sizeof(*k->v) * (k->n + 1));
+	dm_strlcpy(k->v[k->n].scope, scope, sizeof(k->v[k->n].scope));
+	dm_strlcpy(k->v[k->n].name, name, sizeof(k->v[k->n].name));
+	k->v[k->n++].type = t;
+}
+
+static int kid_type_cb(void *ud, const struct cat_did *d)
+{
+	*(enum cat_did_type *)ud = d->type;
 	return 0;
 }
 
-static enum dm_status did_locks_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+static int kids_cb(void *ud, const struct cat_did *d)
 {
-	struct did_locks *d = ud;
-	enum dm_status rc = cat_rule_list(db, d->c.scope, d->c.name, NULL, rule_id_cb, d);
+	if (d->type != CAT_DID_FILE)
+		kids_push(ud, d->scope, d->name, d->type);
+	return 0;
+}
 
-	d->c.s = s;
-	for (size_t i = 0; rc == DM_OK && i < d->n; i++)
-		rc = cat_rule_list_locks(db, d->ids[i], lock_row_cb, &d->c);
+static void kids_free(struct kids *k)
+{
+	free(k->v);
+}
+
+static enum dm_status dslock_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct dslock_ctx *c = ud;
+	enum dm_status rc = DM_OK;
+	json_t *x;
+	size_t i;
+
+	c->s = s;
+	if (c->rse[0])
+		return cat_dataset_lock_list(db, c->rse, NULL, NULL, dslock_row_cb, c);
+	if (!c->dids)
+		return cat_dataset_lock_list(db, NULL, c->scope, c->name, dslock_row_cb, c);
+	/* containers are walked down to their datasets (Rucio's get_dataset_locks_bulk);
+	 * children are collected first, no catalog call runs inside a row callback */
+	json_array_foreach(c->dids, i, x) {
+		struct kids k = { 0 };
+		const char *sc = json_string_value(json_object_get(x, "scope"));
+		const char *nm = json_string_value(json_object_get(x, "name"));
+		enum cat_did_type t = CAT_DID_FILE;
+
+		if (cat_did_get(db, sc, nm, kid_type_cb, &t) == DM_OK)
+			kids_push(&k, sc, nm, t);
+		for (size_t w = 0; rc == DM_OK && w < k.n && w < 100000; w++) {
+			if (k.v[w].type == CAT_DID_DATASET)
+				rc = cat_dataset_lock_list(db, NULL, k.v[w].scope, k.v[w].name, dslock_row_cb, c);
+			if (rc == DM_OK && k.v[w].type == CAT_DID_CONTAINER)
+				rc = cat_did_list_content(db, k.v[w].scope, k.v[w].name, kids_cb, &k);
+			if (rc == DM_ENOENT)
+				rc = DM_OK;
+		}
+		kids_free(&k);
+		if (rc)
+			break;
+	}
 	return rc;
 }
 
-static void did_locks_free(void *p)
+static void dslock_free(void *p)
 {
-	struct did_locks *d = p;
+	struct dslock_ctx *c = p;
 
-	dm_buf_release(&d->c.b);
-	free(d->ids);
-	free(d);
+	dm_buf_release(&c->b);
+	json_decref(c->dids);
+	free(c);
 }
 
 int ep_locks(struct srv_req *r, const char *rest)
 {
-	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	char scope[CAT_SCOPE_MAX * 4 + 1], name[CAT_NAME_MAX * 4 + 1];
 	const char *suffix, *dt = srv_arg(r, "did_type");
 	struct dm_err err = { 0 };
-	struct did_locks *d;
+	struct dslock_ctx *c;
 
-	if (!is(r, "GET") || !strchr(rest, '/'))
-		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s (locks per RSE are not served)",
-					r->method, r->path);
+	if (!strcmp(rest, "bulk_locks_for_dids") || !strcmp(rest, "bulk_locks_for_dids/")) {
+		json_t *j, *dids, *x;
+		size_t i;
+
+		if (!is(r, "POST"))
+			return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);
+		if (!(j = srv_body_json(r)))
+			return 0;
+		if (!json_is_object(j)) {
+			json_decref(j);
+			return srv_error(r, "TypeError", "the body must be a JSON object");
+		}
+		dids = json_object_get(j, "dids");
+		if (!dids) {
+			json_decref(j);
+			return srv_reply(r, 400, "text/html; charset=utf-8",
+					 "Can not find the list of DIDs in the data. Use \"dids\" keyword.", 62);
+		}
+		if (!json_is_array(dids)) {
+			json_decref(j);
+			return srv_error(r, "TypeError", "'dids' must be a list");
+		}
+		json_array_foreach(dids, i, x) {
+			if (!json_is_string(json_object_get(x, "scope")) || !json_is_string(json_object_get(x, "name"))) {
+				json_decref(j);
+				return srv_error(r, "ValueError", "every DID needs 'scope' and 'name' strings");
+			}
+		}
+		c = dm_xcalloc(1, sizeof(*c));
+		dm_buf_init(&c->b, 0);
+		c->dids = json_incref(dids);
+		json_decref(j);
+		return srv_stream(r, "application/x-json-stream", dslock_stream, c, dslock_free);
+	}
+	if (!is(r, "GET") || !*rest)
+		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s", r->method, r->path);
 	if (!dt || strcmp(dt, "dataset"))
-		return srv_error(r, "UnsupportedOperation", "did_type must be 'dataset'");
-	if (srv_did_path(rest, scope, sizeof(scope), name, sizeof(name), &suffix, &err) || *suffix)
-		return srv_error(r, "InvalidPath", "invalid DID in the path");
-	d = dm_xcalloc(1, sizeof(*d));
-	dm_buf_init(&d->c.b, 0);
-	snprintf(d->c.scope, sizeof(d->c.scope), "%s", scope);
-	snprintf(d->c.name, sizeof(d->c.name), "%s", name);
-	return srv_stream(r, "application/x-json-stream", did_locks_stream, d, did_locks_free);
+		return srv_reply(r, 500, "text/html; charset=utf-8", "Wrong did_type specified", 24);
+	c = dm_xcalloc(1, sizeof(*c));
+	dm_buf_init(&c->b, 0);
+	if (!strchr(rest, '/')) {
+		if (srv_pct_decode(rest, strlen(rest), 0, c->rse, sizeof(c->rse)) || !*c->rse) {
+			dslock_free(c);
+			return srv_error(r, "InvalidPath", "invalid RSE name in the path");
+		}
+	} else {
+		if (srv_did_path(rest, scope, sizeof(scope), name, sizeof(name), &suffix, &err) || *suffix ||
+		    strlen(scope) > CAT_SCOPE_MAX || strlen(name) > CAT_NAME_MAX) {
+			dslock_free(c);
+			return srv_error(r, "ValueError", "invalid DID in the path");
+		}
+		dm_strlcpy(c->scope, scope, sizeof(c->scope));
+		dm_strlcpy(c->name, name, sizeof(c->name));
+	}
+	return srv_stream(r, "application/x-json-stream", dslock_stream, c, dslock_free);
+}
+
+/* GET /dids/<s>/<n>/associated_rules: the rules holding a lock on the file.
+ * The ids are collected first, then each rule is read: no catalog call
+ * inside a row callback. */
+struct assoc_ctx {
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	char (*ids)[33];
+	size_t n;
+	struct srv_stream *s;
+	struct dm_buf b;
+};
+
+static int assoc_id_cb(void *ud, const char *id)
+{
+	struct assoc_ctx *c = ud;
+
+	c->ids = dm_xrealloc(c->ids, sizeof(*c->ids) * (c->n + 1));
+	dm_strlcpy(c->ids[c->n++], id, 33);
+	return 0;
+}
+
+static int assoc_rule_cb(void *ud, const struct cat_rule *x)
+{
+	struct assoc_ctx *c = ud;
+
+	srv_rule_json(&c->b, x, 0);
+	dm_buf_addc(&c->b, '\n');
+	return srv_stream_buf(c->s, &c->b);
+}
+
+static enum dm_status assoc_stream(struct srv_stream *s, struct cat_db *db, void *ud)
+{
+	struct assoc_ctx *c = ud;
+	enum dm_status rc = cat_file_rule_ids(db, c->scope, c->name, assoc_id_cb, c);
+
+	c->s = s;
+	for (size_t i = 0; rc == DM_OK && i < c->n; i++) {
+		rc = cat_rule_get(db, c->ids[i], assoc_rule_cb, c);
+		if (rc == DM_ENOENT) /* removed meanwhile */
+			rc = DM_OK;
+	}
+	return rc;
+}
+
+static void assoc_free(void *p)
+{
+	struct assoc_ctx *c = p;
+
+	dm_buf_release(&c->b);
+	free(c->ids);
+	free(c);
+}
+
+int srv_stream_associated_rules(struct srv_req *r, const char *scope, const char *name)
+{
+	struct assoc_ctx *c = dm_xcalloc(1, sizeof(*c));
+
+	dm_buf_init(&c->b, 0);
+	dm_strlcpy(c->scope, scope, sizeof(c->scope));
+	dm_strlcpy(c->name, name, sizeof(c->name));
+	return srv_stream(r, "application/x-json-stream", assoc_stream, c, assoc_free);
 }

@@ -68,6 +68,8 @@ struct req_priv {
 	int nextra;
 	char **owned;
 	int nowned;
+	struct MHD_Response *pending; /* held back while a batch is open */
+	int pending_status;
 };
 
 /* ---- config ---- */
@@ -185,6 +187,62 @@ struct cat_db *srv_db(struct srv_req *r)
 	return r->db;
 }
 
+struct cat_db *srv_db_w(struct srv_req *r)
+{
+	if (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) {
+		struct cat_db *db = srv_db(r);
+
+		if (!db)
+			srv_error(r, "DatabaseException", "too many requests");
+		return db;
+	}
+	return srv_db_tx(r);
+}
+
+struct cat_db *srv_db_tx(struct srv_req *r)
+{
+	struct cat_db *db = srv_db(r);
+
+	if (!db) {
+		srv_error(r, "DatabaseException", "too many requests");
+		return NULL;
+	}
+	if (r->batch)
+		return db;
+	if (cat_batch_begin(db)) {
+		srv_cat_error(r, db);
+		return NULL;
+	}
+	r->batch = 1;
+	return db;
+}
+
+/* End the request's batch: commit if the held-back reply is a success (a
+ * failed commit replaces it with the error), else roll back; then queue the
+ * reply. */
+static void batch_finish(struct srv_req *r)
+{
+	struct req_priv *pr = (struct req_priv *)r;
+	int ok = pr->pending && pr->pending_status < 400;
+	enum dm_status rc;
+
+	if (!r->batch)
+		return;
+	r->batch = 0;
+	rc = cat_batch_end(r->db, ok ? DM_OK : DM_EINVAL);
+	if (ok && rc != DM_OK) {
+		MHD_destroy_response(pr->pending);
+		pr->pending = NULL;
+		r->responded = 0;
+		srv_cat_error(r, r->db);
+	}
+	if (pr->pending) {
+		MHD_queue_response(r->conn, (unsigned)pr->pending_status, pr->pending);
+		MHD_destroy_response(pr->pending);
+		pr->pending = NULL;
+	}
+}
+
 int srv_old_enums(const struct srv_req *r)
 {
 	return r->client_major ? r->client_major < 35 : 1;
@@ -218,6 +276,35 @@ const char *srv_arg(struct srv_req *r, const char *key)
 		return NULL;
 	}
 	return own(r, out);
+}
+
+struct args_it { struct srv_req *r; srv_arg_cb cb; void *ud; int stop; };
+
+static enum MHD_Result args_it_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct args_it *it = cls;
+	char *k, *v;
+
+	if (it->stop || !key)
+		return MHD_NO;
+	k = dm_xmalloc(strlen(key) + 1);
+	v = dm_xmalloc(strlen(value ? value : "") + 1);
+	if (srv_pct_decode(key, strlen(key), 1, k, strlen(key) + 1) ||
+	    srv_pct_decode(value ? value : "", strlen(value ? value : ""), 1, v, strlen(value ? value : "") + 1))
+		it->stop = -1;
+	else if (it->cb(it->ud, k, v))
+		it->stop = 1;
+	free(k);
+	free(v);
+	return it->stop ? MHD_NO : MHD_YES;
+}
+
+int srv_args_each(struct srv_req *r, srv_arg_cb cb, void *ud)
+{
+	struct args_it it = { r, cb, ud, 0 };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_it_cb, &it);
+	return it.stop < 0 ? -1 : 0;
 }
 
 const char *srv_header(struct srv_req *r, const char *key)
@@ -254,8 +341,13 @@ int srv_reply(struct srv_req *r, int status, const char *ctype, const char *body
 	MHD_add_response_header(resp, "Pragma", "no-cache");
 	if (r->body_over)
 		MHD_add_response_header(resp, "Connection", "close");
-	MHD_queue_response(r->conn, (unsigned)status, resp);
-	MHD_destroy_response(resp);
+	if (r->batch) {
+		pr->pending = resp;
+		pr->pending_status = status;
+	} else {
+		MHD_queue_response(r->conn, (unsigned)status, resp);
+		MHD_destroy_response(resp);
+	}
 	r->status = status;
 	r->sent = n;
 	r->responded = 1;
@@ -420,6 +512,10 @@ int srv_stream(struct srv_req *r, const char *ctype, srv_stream_fn fn, void *ud,
 	int fds[2];
 
 	if (r->db) { /* the producer takes its own handle */
+		if (r->batch) {
+			r->batch = 0;
+			cat_batch_end(r->db, DM_OK);
+		}
 		pool_put(r->srv, r->db);
 		r->db = NULL;
 	}
@@ -589,12 +685,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (r->responded)
 		return MHD_YES;
 	dispatch(r);
+	if (!r->responded)
+		srv_error(r, "RucioException", "no response for %s %s", method, r->path);
+	batch_finish(r);
 	if (r->db) {
 		pool_put(s, r->db);
 		r->db = NULL;
 	}
-	if (!r->responded)
-		srv_error(r, "RucioException", "no response for %s %s", method, r->path);
 	return MHD_YES;
 }
 
@@ -631,6 +728,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		fflush(s->log);
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (r->db && r->batch)
+		cat_batch_end(r->db, DM_EINVAL);
+	if (pr->pending)
+		MHD_destroy_response(pr->pending);
 	if (r->db)
 		pool_put(s, r->db);
 	for (int i = 0; i < pr->nextra; i++) {

@@ -408,3 +408,277 @@ void jw_kenum(struct dm_buf *b, const char *k, const char *cls, const char *v, i
 	else
 		jw_str(b, v);
 }
+
+/* ---- Rucio's generic NAME schema ---- */
+
+int srv_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 2 || n > 1 + CAT_NAME_MAX || !isalnum((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* Python's repr() of a str (the printable UTF-8 names that reach here). */
+static void py_repr(struct dm_buf *b, const char *s)
+{
+	char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+
+	dm_buf_addc(b, q);
+	for (; *s; s++) {
+		if (*s == '\\')
+			dm_buf_adds(b, "\\\\");
+		else if (*s == q)
+			dm_buf_addf(b, "\\%c", q);
+		else if (*s == '\n')
+			dm_buf_adds(b, "\\n");
+		else if (*s == '\t')
+			dm_buf_adds(b, "\\t");
+		else if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			dm_buf_addf(b, "\\x%02x", (unsigned char)*s);
+		else
+			dm_buf_addc(b, *s);
+	}
+	dm_buf_addc(b, q);
+}
+
+int srv_invalid_name(struct srv_req *r, int status, const char *schema, const char *schema_path,
+		     const char *instance_path, const char *value)
+{
+	static const char pat[] = "'^[A-Za-z0-9][A-Za-z0-9\\\\.\\\\-\\\\_]{1,250}$'";
+	struct dm_buf b = DM_BUF_INIT;
+	int rc;
+
+	dm_buf_addf(&b, "Problem validating %s : ", schema);
+	py_repr(&b, value);
+	dm_buf_addf(&b, " does not match %s\n\nFailed validating 'pattern' in schema%s:\n"
+		    "    {'description': 'Data Identifier name',\n     'pattern': %s,\n"
+		    "     'type': 'string'}\n\nOn instance%s:\n    ", pat, schema_path, pat, instance_path);
+	py_repr(&b, value);
+	rc = srv_error_status(r, status, "InvalidObject", "%s", b.s);
+	dm_buf_release(&b);
+	return rc;
+}
+
+/* ---- fast path for bulk file bodies ----
+ * {"dids"|"files": [{"scope": s, "name": n, "bytes": N, "adler32": a,
+ * "md5": m, "pfn": p, "state": st}, ...], "rse": r} in one pass over a copy
+ * of the body, strings terminated in place, no allocation per file.  Any
+ * other shape (escapes, other keys, nested values, duplicates, floats,
+ * invalid names) is "not for the fast path" (1): the caller then takes the
+ * general jansson path, which gives Rucio's answer.  */
+
+static const char *fj_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A plain string (no escapes, no control characters): terminated in place. */
+static char *fj_str(char **pp, char *e)
+{
+	char *p = *pp, *s;
+
+	if (p >= e || *p != '"')
+		return NULL;
+	s = ++p;
+	while (p < e && *p != '"') {
+		if (*p == '\\' || (unsigned char)*p < 0x20)
+			return NULL;
+		p++;
+	}
+	if (p >= e)
+		return NULL;
+	*p = 0;
+	*pp = p + 1;
+	return s;
+}
+
+static int fj_u64(char **pp, char *e, uint64_t *v)
+{
+	char *p = *pp;
+	uint64_t x = 0;
+
+	if (p >= e || *p < '0' || *p > '9' || (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9'))
+		return -1;
+	for (; p < e && *p >= '0' && *p <= '9'; p++) {
+		if (x > (UINT64_MAX - 9) / 10 || x > (uint64_t)INT64_MAX / 10)
+			return -1;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	if (p < e && (*p == '.' || *p == 'e' || *p == 'E'))
+		return -1;
+	*v = x;
+	*pp = p;
+	return 0;
+}
+
+static int fj_state(const char *s, int *out)
+{
+	static const struct { const char *code; enum cat_replica_state st; } codes[] = {
+		{ "A", CAT_REPLICA_AVAILABLE }, { "U", CAT_REPLICA_UNAVAILABLE },
+		{ "C", CAT_REPLICA_COPYING }, { "B", CAT_REPLICA_BEING_DELETED },
+		{ "D", CAT_REPLICA_BAD }, { "T", CAT_REPLICA_TEMPORARY_UNAVAILABLE },
+	};
+	enum cat_replica_state st;
+
+	for (size_t i = 0; i < DM_ARRAY_SIZE(codes); i++)
+		if (!strcmp(s, codes[i].code)) {
+			*out = (int)codes[i].st;
+			return 0;
+		}
+	if (cat_replica_state_parse(s, &st))
+		return -1;
+	*out = (int)st;
+	return 0;
+}
+
+static int fj_file(char **pp, char *e, struct cat_file_in *f)
+{
+	char *p = *pp;
+	unsigned seen = 0;
+
+	memset(f, 0, sizeof(*f));
+	f->state = -1;
+	if (p >= e || *p != '{')
+		return -1;
+	p = (char *)fj_ws(p + 1, e);
+	if (p < e && *p == '}')
+		return -1;
+	for (;;) {
+		static const char *const keys[] = { "scope", "name", "bytes", "adler32", "md5", "pfn", "state" };
+		char *k = fj_str(&p, e), *v;
+		unsigned i;
+
+		if (!k)
+			return -1;
+		for (i = 0; i < DM_ARRAY_SIZE(keys) && strcmp(k, keys[i]); i++)
+			;
+		if (i == DM_ARRAY_SIZE(keys) || (seen & (1u << i)))
+			return -1;
+		seen |= 1u << i;
+		p = (char *)fj_ws(p, e);
+		if (p >= e || *p != ':')
+			return -1;
+		p = (char *)fj_ws(p + 1, e);
+		if (i == 2) {
+			if (fj_u64(&p, e, &f->bytes))
+				return -1;
+		} else {
+			if (!(v = fj_str(&p, e)))
+				return -1;
+			switch (i) {
+			case 0: f->scope = v; break;
+			case 1: f->name = v; break;
+			case 3: f->adler32 = v; break;
+			case 4: f->md5 = v; break;
+			case 5: f->pfn = v; break;
+			case 6: if (fj_state(v, &f->state)) return -1; break;
+			}
+		}
+		p = (char *)fj_ws(p, e);
+		if (p < e && *p == ',') {
+			p = (char *)fj_ws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == '}')
+			break;
+		return -1;
+	}
+	if ((seen & 7u) != 7u || !srv_name_ok(f->name))
+		return -1;
+	*pp = p + 1;
+	return 0;
+}
+
+int srv_fast_files(const char *body, size_t len, const char *list_key, struct srv_fast_files *out)
+{
+	char *p, *e;
+	unsigned seen = 0;
+	size_t cap = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!srv_utf8_ok(body, len))
+		return 1;
+	out->copy = dm_xmalloc(len + 1);
+	memcpy(out->copy, body, len);
+	out->copy[len] = 0;
+	p = out->copy;
+	e = p + len;
+	p = (char *)fj_ws(p, e);
+	if (p >= e || *p != '{')
+		goto no;
+	p = (char *)fj_ws(p + 1, e);
+	for (;;) {
+		char *k = fj_str(&p, e);
+
+		if (!k)
+			goto no;
+		p = (char *)fj_ws(p, e);
+		if (p >= e || *p != ':')
+			goto no;
+		p = (char *)fj_ws(p + 1, e);
+		if (!strcmp(k, "rse") && !(seen & 1)) {
+			seen |= 1;
+			if (!(out->rse = fj_str(&p, e)))
+				goto no;
+		} else if (!strcmp(k, list_key) && !(seen & 2)) {
+			seen |= 2;
+			if (p >= e || *p != '[')
+				goto no;
+			p = (char *)fj_ws(p + 1, e);
+			if (p < e && *p == ']') {
+				p++;
+			} else {
+				for (;;) {
+					if (out->n == cap) {
+						cap = cap ? cap * 2 : 1024;
+						out->files = dm_xrealloc(out->files, cap * sizeof(*out->files));
+					}
+					if (fj_file(&p, e, &out->files[out->n]))
+						goto no;
+					out->n++;
+					p = (char *)fj_ws(p, e);
+					if (p < e && *p == ',') {
+						p = (char *)fj_ws(p + 1, e);
+						continue;
+					}
+					if (p < e && *p == ']') {
+						p++;
+						break;
+					}
+					goto no;
+				}
+			}
+		} else {
+			goto no;
+		}
+		p = (char *)fj_ws(p, e);
+		if (p < e && *p == ',') {
+			p = (char *)fj_ws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == '}')
+			break;
+		goto no;
+	}
+	p = (char *)fj_ws(p + 1, e);
+	if (p != e || seen != 3)
+		goto no;
+	return 0;
+no:
+	srv_fast_files_free(out);
+	return 1;
+}
+
+void srv_fast_files_free(struct srv_fast_files *f)
+{
+	free(f->copy);
+	free(f->files);
+	memset(f, 0, sizeof(*f));
+}

@@ -75,14 +75,27 @@ struct srv_req {
 	struct cat_db *db;                 /* pool handle held by the handler */
 	int responded;
 	int expr_400;                      /* InvalidRSEExpression is 400 here (/rses) */
+	int batch;                         /* db holds an open cat_batch (srv_db_tx) */
 };
 
 /* Query argument (percent-decoded, '+' as space), NULL if absent.  The
  * returned string is owned by the request (freed at its end). */
 const char *srv_arg(struct srv_req *r, const char *key);
 const char *srv_header(struct srv_req *r, const char *key);
+/* Every query argument, decoded, in order; cb returning non-zero stops.
+ * -1 if one could not be decoded. */
+typedef int (*srv_arg_cb)(void *ud, const char *key, const char *value);
+int srv_args_each(struct srv_req *r, srv_arg_cb cb, void *ud);
 /* Pool handle with the issuer set to the request's account. */
 struct cat_db *srv_db(struct srv_req *r);
+/* The same handle with a catalog batch open: every change the handler makes
+ * is one transaction, committed after the handler returns if its reply is a
+ * success (the reply is held back until then: a failed commit becomes the
+ * error reply), rolled back otherwise.  NULL after an error reply. */
+struct cat_db *srv_db_tx(struct srv_req *r);
+/* srv_db for GET/HEAD, srv_db_tx for the other methods (NULL after an error
+ * reply). */
+struct cat_db *srv_db_w(struct srv_req *r);
 /* 1 if the client wants 1.31-style enum names ("DIDType.DATASET"). */
 int srv_old_enums(const struct srv_req *r);
 const char *srv_config_version(const struct srv_req *r);
@@ -170,6 +183,25 @@ int srv_did_path(const char *raw, char *scope, size_t sn, char *name, size_t nn,
 typedef int (*srv_filter_cb)(void *ud, int group, const char *key, const char *op,
 			     const char *value);
 int srv_parse_filters(const char *s, srv_filter_cb cb, void *ud, struct dm_err *err);
+/* Rucio's generic NAME schema ^[A-Za-z0-9][A-Za-z0-9\.\-\_]{1,250}$ (no
+ * '/'), and its InvalidObject reply with jsonschema's text: schema is the
+ * schema's name ("name", "dids", ...), schema_path/instance_path where the
+ * name sits ("['items']['properties']['name']", "[1]['name']"). */
+int srv_name_ok(const char *s);
+int srv_invalid_name(struct srv_req *r, int status, const char *schema, const char *schema_path,
+		     const char *instance_path, const char *value);
+/* Fast path for the bulk registration bodies ({"dids"|"files": [files],
+ * "rse": r}, list_key names the list): 0 and out filled (strings point into
+ * out->copy), or 1 when the body is of any other shape, for the general
+ * path to answer.  srv_fast_files_free() in both cases is safe. */
+struct srv_fast_files {
+	char *copy;
+	const char *rse;
+	struct cat_file_in *files;
+	size_t n;
+};
+int srv_fast_files(const char *body, size_t len, const char *list_key, struct srv_fast_files *out);
+void srv_fast_files_free(struct srv_fast_files *f);
 /* Parse the request body as JSON (valid UTF-8 required); NULL after a
  * ValueError reply.  Caller json_decref()s. */
 json_t *srv_body_json(struct srv_req *r);
@@ -185,6 +217,8 @@ void jw_kenum(struct dm_buf *b, const char *k, const char *cls, const char *v, i
 int srv_files_from_json(struct srv_req *r, json_t *arr, struct cat_file_in **out, size_t *n);
 /* Rules of a DID or an account, streamed. */
 int srv_stream_rules(struct srv_req *r, const char *scope, const char *name, const char *account);
+/* Rules holding a lock on a file (GET /dids/<s>/<n>/associated_rules). */
+int srv_stream_associated_rules(struct srv_req *r, const char *scope, const char *name);
 
 /* ---- endpoint families ---- */
 int ep_accounts(struct srv_req *r, const char *rest);

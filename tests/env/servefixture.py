@@ -194,6 +194,26 @@ class Served:
                                  f"stdout: {p.stdout}\nstderr: {p.stderr}\nserver log: {self.tail()}")
         return p
 
+    def trust_at(self, rses):
+        """Let the storage elements of `rses` (XrdHttp) trust this server's
+        test CA, which signed the user certificate and its proxy: the CA goes
+        into their hashed CA directory next to the storage CA (OpenSSL looks
+        certificates up there when it verifies a client)."""
+        h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", self.ca],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        dst = os.path.join(rses.ca_dir, "didfs-serve-test-ca.pem")
+        with open(self.ca) as src, open(dst + ".tmp", "w") as out:
+            out.write(src.read())
+        os.chmod(dst + ".tmp", 0o644)
+        os.replace(dst + ".tmp", dst)
+        for i in range(10):
+            link = os.path.join(rses.ca_dir, f"{h}.{i}")
+            if os.path.islink(link) and os.readlink(link) == os.path.basename(dst):
+                break
+            if not os.path.lexists(link):
+                os.symlink(os.path.basename(dst), link)
+                break
+
     def tail(self, n=30):
         try:
             return "".join(open(self.access_log).readlines()[-n:]) + "".join(open(self.log).readlines()[-n:])

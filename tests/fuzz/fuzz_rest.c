@@ -3,7 +3,10 @@
  * fuzz_rest.c - libFuzzer target over the request parsers of `didfs serve`
  * (server/json.c): percent-decoding, UTF-8 validation, the DID path split,
  * Rucio's `filters` Python literal, and JSON bodies through srv_body_json /
- * srv_jstr as the handlers use them.  The first input byte picks the parser.
+ * srv_jstr as the handlers use them, and the one-pass bulk-file parser
+ * (srv_fast_files), checked against jansson: whatever it accepts must be
+ * the same files as the general path reads.  The first input byte picks
+ * the parser.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +18,49 @@
 int srv_error(struct srv_req *r, const char *cls, const char *fmt, ...)
 {
 	return 0;
+}
+
+int srv_error_status(struct srv_req *r, int status, const char *cls, const char *fmt, ...)
+{
+	return 0;
+}
+
+static int same(const char *a, json_t *v)
+{
+	if (!a)
+		return v == NULL;
+	return json_is_string(v) && !strcmp(a, json_string_value(v));
+}
+
+static void check_fast(const char *s, size_t size)
+{
+	struct srv_fast_files ff;
+	json_error_t je;
+	json_t *j, *arr;
+
+	if (srv_fast_files(s, size, "dids", &ff)) {
+		srv_fast_files_free(&ff);
+		return;
+	}
+	j = json_loadb(s, size, 0, &je);
+	if (!j)
+		abort(); /* accepted what JSON refuses */
+	arr = json_object_get(j, "dids");
+	if (!json_is_array(arr) || json_array_size(arr) != ff.n || !same(ff.rse, json_object_get(j, "rse")))
+		abort();
+	for (size_t i = 0; i < ff.n; i++) {
+		json_t *x = json_array_get(arr, i);
+		const struct cat_file_in *f = &ff.files[i];
+
+		if (!same(f->scope, json_object_get(x, "scope")) || !same(f->name, json_object_get(x, "name")) ||
+		    !same(f->adler32, json_object_get(x, "adler32")) || !same(f->md5, json_object_get(x, "md5")) ||
+		    !same(f->pfn, json_object_get(x, "pfn")) ||
+		    (json_integer_value(json_object_get(x, "bytes")) != (json_int_t)f->bytes) ||
+		    !srv_name_ok(f->name))
+			abort();
+	}
+	json_decref(j);
+	srv_fast_files_free(&ff);
 }
 
 static int filter_cb(void *ud, int group, const char *key, const char *op, const char *value)
@@ -38,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
-	sel = data[0] % 5;
+	sel = data[0] % 6;
 	data++;
 	size--;
 	s = malloc(size + 1);
@@ -75,6 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	}
+	case 5:
+		check_fast(s, size);
+		break;
 	}
 	free(s);
 	return 0;

@@ -18,7 +18,8 @@ def err(r, status, cls, msg=None):
     assert r.text == json.dumps(body)  # Python separators
     if msg is not None:
         assert body["ExceptionMessage"] == msg
-        assert r.headers["ExceptionMessage"] == msg[:125] + ("..." if len(msg) > 125 else "")
+        hdr = msg.replace("\n", " ")
+        assert r.headers["ExceptionMessage"] == hdr[:125] + ("..." if len(hdr) > 125 else "")
 
 
 def seed(served):
@@ -134,8 +135,27 @@ def test_rses_rules_usage(served):
         "No rule with the id 00000000000000000000000000000000 found")
     r = served.get(f"/rules/{rid}/locks")
     assert r.headers["Content-Type"] == "application/x-json-stream"
+    rows = [json.loads(x) for x in r.text.splitlines()]
+    assert all(list(x) == ["scope", "name", "rse_id", "rse", "state", "rule_id"] for x in rows)  # T-36
+    assert all(re.match(r"^[0-9a-f]{32}$", x["rse_id"]) and x["rule_id"] == rid for x in rows)
+    # Rucio's dataset locks (one per rule, dataset and RSE), by DID and by RSE
     r2 = served.get("/locks/lab/ds?did_type=dataset")
-    assert r2.text == r.text
+    assert r2.headers["Content-Type"] == "application/x-json-stream"
+    lk = [json.loads(x) for x in r2.text.splitlines()]
+    assert len(lk) == 1 and list(lk[0]) == ["rse_id", "scope", "name", "rule_id", "account", "state",
+                                            "length", "bytes", "accessed_at", "rse"]
+    assert (lk[0]["scope"], lk[0]["name"], lk[0]["rule_id"], lk[0]["rse"], lk[0]["account"]) == \
+        ("lab", "ds", rid, "XRD1", "root")
+    assert lk[0]["state"] in ("OK", "REPLICATING", "STUCK")
+    assert served.get("/locks/XRD1?did_type=dataset").text == r2.text
+    assert served.get("/locks/lab/nosuch?did_type=dataset").text == ""
+    r3 = served.post("/locks/bulk_locks_for_dids", data='{"dids": [{"scope": "lab", "name": "ds"}]}')
+    assert r3.status_code == 200 and r3.text == r2.text
+    r3 = served.get("/locks/XRD1")  # Rucio's plain-text 500 (locks.py)
+    assert (r3.status_code, r3.text) == (500, "Wrong did_type specified")
+    r3 = served.post("/locks/bulk_locks_for_dids", data='{}')
+    assert (r3.status_code, r3.text) == (400, 'Can not find the list of DIDs in the data. Use "dids" keyword.')
+    err(served.get("/locks/NOSUCH?did_type=dataset"), 404, "RSENotFound")
     r = served.req("DELETE", f"/rules/{rid}", data='{"purge_replicas": false}')
     assert r.status_code == 200 and r.text == ""
     r = served.get("/accounts/root/usage/local")
@@ -162,3 +182,94 @@ def test_replicas_sorted_by_client_site(served):
         row = json.loads(served.post("/replicas/list", data=json.dumps(body)).text)
         best = min(row["pfns"].items(), key=lambda kv: kv[1]["priority"])
         assert best[1]["rse"] == first, (site, row["pfns"])
+
+
+NAME_PAT = "'^[A-Za-z0-9][A-Za-z0-9\\\\.\\\\-\\\\_]{1,250}$'"
+
+
+def name_msg(schema, spath, ipath, value):
+    """jsonschema's text as Rucio's validate_schema wraps it (T-14a)."""
+    return (f"Problem validating {schema} : {value!r} does not match {NAME_PAT}\n\n"
+            f"Failed validating 'pattern' in schema{spath}:\n"
+            f"    {{'description': 'Data Identifier name',\n     'pattern': {NAME_PAT},\n"
+            f"     'type': 'string'}}\n\nOn instance{ipath}:\n    {value!r}")
+
+
+def test_names_with_slash_refused_as_rucio(served):
+    """Rucio's generic NAME schema forbids '/': each door answers InvalidObject
+    with jsonschema's text and Rucio's status, and writes nothing."""
+    from test_serve_batch import snapshot
+    seed(served)
+    assert served.post("/dids/lab/ds", data=json.dumps({"type": "DATASET"})).status_code == 201
+    before = snapshot(served.catalog)
+    # T-14a, byte for byte (its message with this request's names)
+    files = [{"scope": "lab", "name": "f1.1795447507", "bytes": 123, "adler32": "0cc737eb"},
+             {"scope": "lab", "name": "sub/dir/f2.1795447507", "bytes": 456, "adler32": "deadbeef",
+              "md5": "d41d8cd98f00b204e9800998ecf8427e"}]
+    r = served.post("/replicas", data=json.dumps({"rse": "XRD1", "files": files, "ignore_availability": True}))
+    err(r, 500, "InvalidObject", name_msg("dids", "['items']['properties']['name']", "[1]['name']",
+                                          "sub/dir/f2.1795447507"))
+    assert r.headers["ExceptionMessage"] == (
+        "Problem validating dids : 'sub/dir/f2.1795447507' does not match "
+        "'^[A-Za-z0-9][A-Za-z0-9\\\\.\\\\-\\\\_]{1,250}$'  Failed validatin...")
+    err(served.post("/dids/lab/a%2Fb", data=json.dumps({"type": "DATASET"})), 400, "InvalidObject",
+        name_msg("name", "", "", "a/b"))
+    err(served.post("/dids", data=json.dumps([{"scope": "lab", "name": "ok1", "type": "DATASET"},
+                                              {"scope": "lab", "name": "x/y", "type": "DATASET"}])),
+        500, "InvalidObject", name_msg("dids", "['items']['properties']['name']", "[1]['name']", "x/y"))
+    err(served.post("/dids/lab/ds/dids", data=json.dumps({
+        "rse": "XRD1", "dids": [{"scope": "lab", "name": "d/f", "bytes": 1, "adler32": "00000001"}]})),
+        500, "InvalidObject",
+        name_msg("attachment", "['properties']['dids']['items']['properties']['name']",
+                 "['dids'][0]['name']", "d/f"))
+    err(served.post("/dids/attachments", data=json.dumps({"attachments": [
+        {"scope": "lab", "name": "ds", "dids": [{"scope": "lab", "name": "ok"}, {"scope": "lab", "name": "../x"}]}]})),
+        500, "InvalidObject",
+        name_msg("attachments", "['items']['properties']['dids']['items']['properties']['name']",
+                 "[0]['dids'][1]['name']", "../x"))
+    assert snapshot(served.catalog) == before
+
+
+def test_identities_of_account(served):
+    r = served.get("/accounts/root/identities")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-json-stream"
+    assert [json.loads(x) for x in r.text.splitlines()] == [
+        {"type": "USERPASS", "identity": "ddmlab", "email": "root@localhost"}]
+    assert r.text.startswith('{"type": "USERPASS", "identity": "ddmlab", ')
+    served.didfs("add-account", "jdoe", "--type", "USER", "--email", "jdoe@example.org")
+    assert served.post("/accounts/jdoe/identities", data=json.dumps({
+        "identity": "CN=John Doe,DC=org", "authtype": "X509", "email": "jdoe@example.org",
+        "default": True})).status_code == 201
+    r = served.get("/accounts/jdoe/identities")
+    assert [json.loads(x) for x in r.text.splitlines()] == [
+        {"type": "X509", "identity": "CN=John Doe,DC=org", "email": "jdoe@example.org"}]
+    err(served.get("/accounts/nobody/identities"), 404, "AccountNotFound")
+
+
+def test_bulk_registration_shapes(served):
+    """POST /dids/<s>/<ds>/dids with `rse` (Rucio's bulk registration, read in
+    one pass) and the same files in other JSON spellings (escapes, extra
+    keys, another key order) register the same; bad ones get Rucio's errors
+    and change nothing."""
+    from test_serve_batch import snapshot
+    seed(served)
+    for ds in ("fa", "fb"):
+        assert served.post(f"/dids/lab/{ds}", data='{"type": "DATASET"}').status_code == 201
+    fast = json.dumps({"dids": [{"scope": "lab", "name": f"a{i}", "bytes": i, "adler32": "%08x" % (i + 1)}
+                                for i in range(5)], "rse": "XRD1"})
+    slow = ('{"rse": "XRD1", "account": null, "dids": [' + ", ".join(
+        '{"adler32": "%08x", "bytes": %d, "name": "b\\u0030%d", "scope": "lab", "meta": {}}' % (i + 1, i, i)
+        for i in range(5)) + ']}')
+    assert served.post("/dids/lab/fa/dids", data=fast).status_code == 201
+    assert served.post("/dids/lab/fb/dids", data=slow).status_code == 201
+    a = [(f["bytes"], f["adler32"]) for f in served.didfs.json("list-files", "lab:fa")]
+    b = [(f["bytes"], f["adler32"]) for f in served.didfs.json("list-files", "lab:fb")]
+    assert len(a) == 5 and sorted(a) == sorted(b)
+    assert {json.loads(x)["name"] for x in served.get("/dids/lab/fb/files").iter_lines()} == {f"b0{i}" for i in range(5)}
+    before = snapshot(served.catalog)
+    err(served.post("/dids/lab/fa/dids", data=fast.replace('"XRD1"', '"NOSUCH"')), 404, "RSENotFound")
+    err(served.post("/dids/lab/fa/dids", data=fast.replace('"bytes": 3', '"bytes": 4')), 409,
+        "FileConsistencyMismatch")
+    err(served.post("/dids/lab/fa/dids", data=fast.replace('"bytes": 3', '"bytes": -3')), 400, "TypeError")
+    err(served.post("/dids/lab/fa/dids", data=fast[:-3]), 400, "ValueError")
+    assert snapshot(served.catalog) == before
