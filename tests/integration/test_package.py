@@ -118,7 +118,8 @@ def test_deb_build_lintian_install(tmp_path):
     assert "libasan" not in run(["dpkg-deb", "-f", deb, "Depends"]).stdout
 
     # lintian: print every tag, fail only on errors
-    lint = run(["lintian", "--tag-display-limit", "0", "--info", "--pedantic", deb], timeout=300, check=False)
+    lint = run(["lintian", "--tag-display-limit", "0", "--display-info", "--pedantic", deb],
+               timeout=300, check=False)
     print("lintian output:\n" + (lint.stdout or "(no tags)\n"))
     errors = [l for l in lint.stdout.splitlines() if l.startswith("E: ")]
     assert not errors, "\n".join(errors)
