@@ -393,28 +393,8 @@ enum dm_status cat_tx_end(struct cat_db *db, enum dm_status rc)
  * (Rucio partitions on a hash of the id or name). */
 static void sql_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	const unsigned char *s = sqlite3_value_text(argv[0]);
-	uint32_t h = 2166136261u;
-
-	for (; s && *s; s++)
-		h = (h ^ *s) * 16777619u;
-	sqlite3_result_int64(ctx, (sqlite3_int64)h);
-}
-
-/* $DIDFS_BUSY_TIMEOUT: seconds a writer waits for the catalog (0..3600,
- * default 30). */
-static int busy_timeout_ms(void)
-{
-	const char *s = getenv("DIDFS_BUSY_TIMEOUT");
-	int64_t v;
-
-	if (s && *s) {
-		if (dm_parse_int(s, 0, 3600, &v) == 0)
-			return (int)(v * 1000);
-		dm_log(DM_LOG_WARN, "catalog", "DIDFS_BUSY_TIMEOUT='%s' is not 0..3600 seconds; "
-		       "using 30", s);
-	}
-	return 30000;
+	(void)argc;
+	sqlite3_result_int64(ctx, (sqlite3_int64)dm_fnv1a((const char *)sqlite3_value_text(argv[0])));
 }
 
 static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
@@ -595,7 +575,7 @@ enum dm_status cat_sqlite_open(const char *path, unsigned flags, struct cat_db *
 	 * from 1 ms to 100 ms) up to the busy timeout, then fail with a clear
 	 * "catalog is busy" (DM_AGAIN).  No command holds a write transaction
 	 * across storage I/O or hashing, so waits are short. */
-	db->busy_ms = busy_timeout_ms();
+	db->busy_ms = dm_busy_timeout_s() * 1000;
 	sqlite3_busy_timeout(db->db, db->busy_ms);
 	sqlite3_create_function(db->db, "didfs_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 				sql_hash, NULL, NULL);

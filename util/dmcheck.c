@@ -4,6 +4,7 @@
  * validation.  See dmcheck.h.
  */
 #include "dmcheck.h"
+#include "dm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -86,4 +87,28 @@ int dm_utf8_valid(const char *str, size_t n)
 		i += len;
 	}
 	return 1;
+}
+
+int dm_busy_timeout_s(void)
+{
+	const char *s = getenv("DIDFS_BUSY_TIMEOUT");
+	int64_t v;
+
+	if (s && *s) {
+		if (dm_parse_int(s, 0, 3600, &v) == 0)
+			return (int)v;
+		dm_log(DM_LOG_WARN, "catalog", "DIDFS_BUSY_TIMEOUT='%s' is not 0..3600 seconds; "
+		       "using 30", s);
+	}
+	return 30;
+}
+
+uint32_t dm_fnv1a(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t h = 2166136261u;
+
+	for (; p && *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
 }

@@ -36,4 +36,14 @@ int64_t dm_time_sub(int64_t t, int64_t d);
  * true only for text a C string and JSON can both carry). */
 int dm_utf8_valid(const char *s, size_t n);
 
+/* $DIDFS_BUSY_TIMEOUT (set by `didfs --busy-timeout`): seconds a writer waits
+ * for a busy catalog, 0..3600, default 30; a bad value is logged and 30 used.
+ * Every store reads it here. */
+int dm_busy_timeout_s(void);
+
+/* FNV-1a of a C string (NULL: the empty string): the catalog's didfs_hash(),
+ * which splits work between daemon instances.  PostgreSQL's plpgsql version
+ * (catalog/sql/schema_pg.c) gives the same values. */
+uint32_t dm_fnv1a(const char *s);
+
 #endif

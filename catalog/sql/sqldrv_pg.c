@@ -36,6 +36,7 @@
  * again after a reconnection, and the next wait reports a possible miss.
  */
 #include "sqldrv_i.h"
+#include "dmcheck.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -222,23 +223,13 @@ static void on_notice(void *ud, const char *msg)
 /* $DIDFS_BUSY_TIMEOUT (seconds, 0..3600, default 30), as for SQLite: how
  * long a statement waits for another transaction's row locks before it
  * fails with DM_AGAIN (lock_timeout; 0 = do not wait). */
-static int busy_s(void)
-{
-	const char *s = getenv("DIDFS_BUSY_TIMEOUT");
-	int64_t v;
-
-	if (s && *s && dm_parse_i64(s, &v) == 0 && v >= 0 && v <= 3600)
-		return (int)v;
-	return 30;
-}
-
 static void session_setup(struct pg_db *d)
 {
 	char sql[64];
 
 	PQsetClientEncoding(d->conn, "UTF8");
 	PQsetNoticeProcessor(d->conn, on_notice, d->base.uri);
-	d->busy_s = busy_s();
+	d->busy_s = dm_busy_timeout_s();
 	/* lock_timeout 0 would mean "wait forever": 1 ms is "do not wait" */
 	snprintf(sql, sizeof sql, "SET lock_timeout = '%dms'", d->busy_s ? d->busy_s * 1000 : 1);
 	PQclear(PQexec(d->conn, sql));

@@ -7,6 +7,7 @@
  * schema_pg.sql define it), and bulk loads as a prepared INSERT loop.
  */
 #include "sqldrv_i.h"
+#include "dmcheck.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -85,22 +86,8 @@ static enum dm_status sq_err(struct sq_db *d, const char *what)
 
 static void sql_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	const unsigned char *s = sqlite3_value_text(argv[0]);
-	uint32_t h = 2166136261u;
-
-	for (; s && *s; s++)
-		h = (h ^ *s) * 16777619u;
-	sqlite3_result_int64(ctx, (sqlite3_int64)h);
-}
-
-static int busy_ms(void)
-{
-	const char *s = getenv("DIDFS_BUSY_TIMEOUT");
-	int64_t v;
-
-	if (s && *s && dm_parse_i64(s, &v) == 0 && v >= 0 && v <= 3600)
-		return (int)(v * 1000);
-	return 30000;
+	(void)argc;
+	sqlite3_result_int64(ctx, (sqlite3_int64)dm_fnv1a((const char *)sqlite3_value_text(argv[0])));
 }
 
 enum dm_status sqldrv_sqlite_open(const char *path, const char *shown, unsigned flags,
@@ -125,7 +112,7 @@ enum dm_status sqldrv_sqlite_open(const char *path, const char *shown, unsigned 
 		return DM_ENOENT;
 	}
 	sqlite3_extended_result_codes(d->db, 1);
-	d->busy_ms = busy_ms();
+	d->busy_ms = dm_busy_timeout_s() * 1000;
 	sqlite3_busy_timeout(d->db, d->busy_ms);
 	sqlite3_create_function(d->db, "didfs_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 				sql_hash, NULL, NULL);
