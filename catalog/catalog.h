@@ -73,6 +73,22 @@ const struct dm_err *cat_error(const struct cat_db *db);
 enum dm_status cat_bootstrap(struct cat_db *db, const char *root_user,
 			     const char *root_password);
 enum dm_status cat_set_issuer(struct cat_db *db, const char *account);
+/* Who a handle acts as, with the caller's own credentials (the mount's
+ * per-uid handles, issue 11).  A REST catalog (https://) authenticates with
+ * them (an X.509 proxy, or a certificate and key, or a bearer token file
+ * whose content is sent as Rucio's auth token) and acts as `account`, or as
+ * the identity's default account when it is NULL; a local store uses only
+ * `account` (cat_set_issuer's rules: who may act as whom).  NULL fields
+ * keep what the handle was opened with (rucio.cfg, flags).  The strings are
+ * copied. */
+struct cat_creds {
+	const char *account;
+	const char *x509_proxy;  /* RFC 3820 proxy: certificate chain and key */
+	const char *client_cert; /* PEM certificate ... */
+	const char *client_key;  /* ... and its key */
+	const char *token_file;  /* a file holding a token */
+};
+enum dm_status cat_set_creds(struct cat_db *db, const struct cat_creds *c);
 const char *cat_issuer(const struct cat_db *db);
 int cat_issuer_is_admin(struct cat_db *db);
 

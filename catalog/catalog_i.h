@@ -38,6 +38,9 @@ struct cat_store_ops {
 	/* The OS user who owns the store and so may act as any account
 	 * (store.c, "who may act as whom"); -1 if the store has none. */
 	int (*os_owner)(const struct cat_db *db, unsigned *uid);
+	/* Credentials to act with (cat_set_creds); NULL: only the account
+	 * counts, through cat_set_issuer(). */
+	enum dm_status (*set_creds)(struct cat_db *db, const struct cat_creds *c);
 };
 
 /* The SQLite store's open (store.c), reached through cat_open(). */

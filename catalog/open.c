@@ -141,3 +141,10 @@ void cat_describe(struct cat_db *db, struct dm_buf *out)
 	dm_buf_reset(out);
 	db->ops->describe(db, out);
 }
+
+enum dm_status cat_set_creds(struct cat_db *db, const struct cat_creds *c)
+{
+	if (db->ops->set_creds)
+		return db->ops->set_creds(db, c);
+	return c && c->account ? cat_set_issuer(db, c->account) : DM_OK;
+}
