@@ -678,4 +678,91 @@ typedef int (*cat_rule_id_cb)(void *ud, const char *rule_id);
 enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const char *name,
 				 cat_rule_id_cb cb, void *ud);
 
+/* ==== monitoring overview (overview.c; for the web UI of didfs serve) ====
+ * Admin only (AccessDenied otherwise).  Every call is bounded: limits are
+ * clamped to CAT_OV_MAX_LIMIT and pages continue from a keyset cursor
+ * (rules: the previous page's last cursor as `before`; DIDs, RSEs: the last
+ * name as `after`). */
+#define CAT_OV_MAX_LIMIT 500
+#define CAT_OV_LOCK_SCAN 100000   /* locks of one rule counted per RSE at most */
+#define CAT_OV_QUEUE_SCAN 100000  /* live requests counted at most */
+struct cat_ov_rule_filter {
+	int state;            /* enum cat_rule_state, or -1 for all */
+	const char *account;  /* NULL/"" = all */
+	const char *scope;    /* NULL/"" = all */
+	const char *id;       /* one rule, or NULL */
+	int64_t before;       /* cursor: rules older than this one; 0 = newest */
+	int limit;
+};
+struct cat_ov_rule {
+	int64_t cursor;
+	const char *id, *scope, *name, *account, *error, *rse_expression;
+	enum cat_did_type did_type;
+	enum cat_rule_state state;
+	int copies;
+	int64_t locks_ok, locks_replicating, locks_stuck;
+	int64_t created_at, updated_at, stuck_at, expires_at;
+};
+typedef int (*cat_ov_rule_cb)(void *ud, const struct cat_ov_rule *r);
+/* Rules newest first. */
+enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *f,
+			    cat_ov_rule_cb cb, void *ud);
+struct cat_ov_rule_rse {
+	const char *rse;
+	int64_t ok, replicating, stuck;
+};
+typedef int (*cat_ov_rule_rse_cb)(void *ud, const struct cat_ov_rule_rse *c);
+/* Lock counts of a rule per RSE over its first CAT_OV_LOCK_SCAN locks
+ * (*capped = 1 when there were more). */
+enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, cat_ov_rule_rse_cb cb,
+				void *ud, int *capped);
+struct cat_ov_stuck {
+	const char *scope, *name, *rse;
+	const char *reason;   /* the transfer's last error, or NULL */
+	int repair_cnt;
+	int64_t updated_at;
+};
+typedef int (*cat_ov_stuck_cb)(void *ud, const struct cat_ov_stuck *s);
+enum dm_status cat_ov_stuck_locks(struct cat_db *db, const char *rule_id, int limit,
+				  cat_ov_stuck_cb cb, void *ud);
+/* Finished transfers since `since` per (source, destination): done files
+ * and bytes, failures (FAILED, NO_SOURCES, LOST), retries, seconds spent in
+ * successful transfers.  source "" when none was recorded. */
+struct cat_ov_transfer {
+	const char *source, *dest;
+	uint64_t files, bytes, failures, retries;
+	int64_t busy_seconds, last_at;
+};
+typedef int (*cat_ov_transfer_cb)(void *ud, const struct cat_ov_transfer *t);
+enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfer_cb cb, void *ud);
+/* Live requests (QUEUED, SUBMITTED) per destination RSE. */
+typedef int (*cat_ov_queued_cb)(void *ud, const char *dest, int64_t queued, int64_t submitted);
+enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud);
+/* RSEs by name with usage (counters pending for the abacus included) and
+ * limits; -1 where a limit or the storage's free space is not known. */
+struct cat_ov_rse {
+	const char *rse, *rse_type;
+	int availability_read, availability_write, availability_delete;
+	int64_t used, files, max_space, min_free, storage_free;
+	int protocols;
+};
+typedef int (*cat_ov_rse_cb)(void *ud, const struct cat_ov_rse *r);
+enum dm_status cat_ov_rses(struct cat_db *db, const char *after, int limit, cat_ov_rse_cb cb, void *ud);
+/* Accounts with a quota or a usage on an RSE (limit_set 0: no quota). */
+enum dm_status cat_ov_rse_accounts(struct cat_db *db, const char *rse, int limit,
+				   cat_usage_cb cb, void *ud);
+struct cat_ov_heartbeat {
+	const char *executable, *hostname;
+	int64_t pid;
+	int thread;
+	int64_t created_at, updated_at;
+};
+typedef int (*cat_ov_heartbeat_cb)(void *ud, const struct cat_ov_heartbeat *h);
+enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_cb cb, void *ud);
+/* DIDs of a scope by name, from prefix (NULL: all) and after the cursor;
+ * rows carry id, scope, name, account, type, bytes, length, is_open,
+ * created_at. */
+enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *prefix,
+			   const char *after, int limit, cat_did_cb cb, void *ud);
+
 #endif

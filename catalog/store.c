@@ -186,6 +186,10 @@ static const char *const migrations[] = {
 	"  did_id INTEGER PRIMARY KEY REFERENCES dids(id) ON DELETE CASCADE,"
 	"  chunk_size INTEGER NOT NULL, bytes INTEGER NOT NULL, sums BLOB NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
+	/* 4: the web UI's bounded reads of finished transfers (catalog/overview.c):
+	 * the transfer matrix of the last hour, a stuck lock's last error */
+	"CREATE INDEX requests_history_transferred_idx ON requests_history(transferred_at);"
+	"CREATE INDEX requests_history_did_idx ON requests_history(did_id, dest_rse_num, updated_at);",
 };
 
 static enum dm_status migrate(struct cat_db *db)

@@ -339,61 +339,98 @@ static int appid_ok(const char *s)
 	return 1;
 }
 
-static int auth_userpass(struct srv_req *r)
+int srv_login_userpass(struct srv_req *r, const char *user, const char *pw, const char *want,
+		       const char *appid, char *token, size_t tn, int64_t *exp,
+		       char account[CAT_ACCOUNT_MAX + 1], struct dm_err *err)
 {
-	const char *user = srv_header(r, "X-Rucio-Username");
-	const char *pw = srv_header(r, "X-Rucio-Password");
-	const char *want = srv_header(r, "X-Rucio-Account");
-	const char *appid = srv_header(r, "X-Rucio-AppID");
-	char account[CAT_ACCOUNT_MAX + 1], token[1024];
 	struct cat_db *db;
-	int64_t exp;
 
-	if (!user || !pw)
-		return srv_error(r, "CannotAuthenticate", "Cannot authenticate without passing all required arguments");
+	if (!user || !pw) {
+		dm_seterr(err, DM_EPERM, "CannotAuthenticate",
+			  "Cannot authenticate without passing all required arguments");
+		return -1;
+	}
 	if (!appid || !*appid)
 		appid = "unknown";
-	if (!appid_ok(appid) || strlen(appid) > 64 || strlen(user) > 255)
-		return srv_error(r, "CannotAuthenticate", "Cannot authenticate with given credentials");
+	if (!appid_ok(appid) || strlen(appid) > 64 || strlen(user) > 255) {
+		dm_seterr(err, DM_EPERM, "CannotAuthenticate", "Cannot authenticate with given credentials");
+		return -1;
+	}
 	db = srv_db(r);
-	if (!db)
-		return srv_error(r, "DatabaseException", "too many requests: no catalog connection free");
-	if (cat_identity_check_userpass(db, user, pw, account))
-		return srv_error(r, "IdentityNotFound", "Cannot authenticate. Username/Password pair does not exist.");
-	if (want && *want && strcmp(want, account))
-		return srv_error(r, "CannotAuthenticate",
-				 "Cannot authenticate to account %s with given credentials", want);
-	srv_token_issue(account, user, appid, srv_token_lifetime(r), token, sizeof(token), &exp);
+	if (!db) {
+		dm_seterr(err, DM_AGAIN, "DatabaseException", "too many requests: no catalog connection free");
+		return -1;
+	}
+	if (cat_identity_check_userpass(db, user, pw, account)) {
+		dm_seterr(err, DM_EPERM, "IdentityNotFound",
+			  "Cannot authenticate. Username/Password pair does not exist.");
+		return -1;
+	}
+	if (want && *want && strcmp(want, account)) {
+		dm_seterr(err, DM_EPERM, "CannotAuthenticate",
+			  "Cannot authenticate to account %s with given credentials", want);
+		return -1;
+	}
+	srv_token_issue(account, user, appid, srv_token_lifetime(r), token, tn, exp);
+	return 0;
+}
+
+static int auth_userpass(struct srv_req *r)
+{
+	char account[CAT_ACCOUNT_MAX + 1], token[1024];
+	struct dm_err err = { 0 };
+	int64_t exp;
+
+	if (srv_login_userpass(r, srv_header(r, "X-Rucio-Username"), srv_header(r, "X-Rucio-Password"),
+			       srv_header(r, "X-Rucio-Account"), srv_header(r, "X-Rucio-AppID"), token,
+			       sizeof(token), &exp, account, &err))
+		return srv_err_error(r, &err);
 	snprintf(r->account, sizeof(r->account), "%s", account);
 	token_headers(r, token, exp, account);
 	return srv_reply(r, 200, "application/octet-stream", "", 0);
 }
 
-static int auth_x509(struct srv_req *r, int proxy)
+int srv_login_x509(struct srv_req *r, int proxy, const char *want, const char *appid, char *token,
+		   size_t tn, int64_t *exp, char account[CAT_ACCOUNT_MAX + 1], struct dm_err *err)
 {
-	const char *want = srv_header(r, "X-Rucio-Account");
-	const char *appid = srv_header(r, "X-Rucio-AppID");
-	char dn[2048], account[CAT_ACCOUNT_MAX + 1], token[4096];
-	struct dm_err err = { 0 };
+	char dn[2048];
 	struct cat_db *db;
-	int64_t exp;
 
 	if (!appid || !*appid)
 		appid = "unknown";
-	if (!appid_ok(appid) || strlen(appid) > 64)
-		return srv_error(r, "CannotAuthenticate", "Cannot authenticate with given credentials");
-	if (srv_x509_dn(r, proxy, dn, sizeof(dn), &err))
-		return srv_err_error(r, &err);
+	if (!appid_ok(appid) || strlen(appid) > 64) {
+		dm_seterr(err, DM_EPERM, "CannotAuthenticate", "Cannot authenticate with given credentials");
+		return -1;
+	}
+	if (srv_x509_dn(r, proxy, dn, sizeof(dn), err))
+		return -1;
 	db = srv_db(r);
-	if (!db)
-		return srv_error(r, "DatabaseException", "too many requests: no catalog connection free");
+	if (!db) {
+		dm_seterr(err, DM_AGAIN, "DatabaseException", "too many requests: no catalog connection free");
+		return -1;
+	}
 	if (cat_identity_x509_account(db, dn, want && *want ? want : NULL, account)) {
 		if (want && *want)
-			return srv_error(r, "CannotAuthenticate",
-					 "Cannot authenticate to account %s with given credentials", want);
-		return srv_error(r, "CannotAuthenticate", "Cannot authenticate with given credentials (DN %s)", dn);
+			dm_seterr(err, DM_EPERM, "CannotAuthenticate",
+				  "Cannot authenticate to account %s with given credentials", want);
+		else
+			dm_seterr(err, DM_EPERM, "CannotAuthenticate",
+				  "Cannot authenticate with given credentials (DN %s)", dn);
+		return -1;
 	}
-	srv_token_issue(account, dn, appid, srv_token_lifetime(r), token, sizeof(token), &exp);
+	srv_token_issue(account, dn, appid, srv_token_lifetime(r), token, tn, exp);
+	return 0;
+}
+
+static int auth_x509(struct srv_req *r, int proxy)
+{
+	char account[CAT_ACCOUNT_MAX + 1], token[4096];
+	struct dm_err err = { 0 };
+	int64_t exp;
+
+	if (srv_login_x509(r, proxy, srv_header(r, "X-Rucio-Account"), srv_header(r, "X-Rucio-AppID"),
+			   token, sizeof(token), &exp, account, &err))
+		return srv_err_error(r, &err);
 	snprintf(r->account, sizeof(r->account), "%s", account);
 	token_headers(r, token, exp, NULL);
 	return srv_reply(r, 200, "application/octet-stream", "", 0);

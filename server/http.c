@@ -617,6 +617,8 @@ static int dispatch(struct srv_req *r)
 		return srv_auth_endpoint(r, rest);
 	if (starts(p, "/traces", &rest)) /* answered at once; the trace is dropped */
 		return srv_reply_created(r);
+	if (starts(p, "/ui", &rest)) /* the web UI: its own login and cookie (ui.c) */
+		return srv_ui(r, rest);
 	if (srv_authenticate(r))
 		return 0;
 	if (starts(p, "/accounts", &rest))

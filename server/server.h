@@ -231,4 +231,16 @@ int ep_rules(struct srv_req *r, const char *rest);
 int ep_locks(struct srv_req *r, const char *rest);
 int ep_accountlimits(struct srv_req *r, const char *rest);
 
+/* ---- login as a function (auth.c): what /auth/userpass and /auth/x509
+ * answer, for the web UI's login too.  0 and a new token (tn >= 1024, 4096
+ * for x509) for the identity's account, or -1 with Rucio's error in err. */
+int srv_login_userpass(struct srv_req *r, const char *user, const char *pw, const char *want,
+		       const char *appid, char *token, size_t tn, int64_t *exp,
+		       char account[CAT_ACCOUNT_MAX + 1], struct dm_err *err);
+int srv_login_x509(struct srv_req *r, int proxy, const char *want, const char *appid, char *token,
+		   size_t tn, int64_t *exp, char account[CAT_ACCOUNT_MAX + 1], struct dm_err *err);
+
+/* ---- the monitoring web UI under /ui (ui.c, ui_html.c; internals in ui.h) ---- */
+int srv_ui(struct srv_req *r, const char *rest);
+
 #endif
