@@ -67,7 +67,7 @@ static void security_headers(struct srv_req *r)
 		       " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
 	srv_add_header(r, "X-Content-Type-Options", "nosniff");
 	srv_add_header(r, "X-Frame-Options", "DENY");
-	srv_add_header(r, "Referrer-Policy", "no-referrer");
+	srv_add_header(r, "Referrer-Policy", "same-origin"); /* no-referrer would make the login form's Origin "null" */
 	srv_add_header(r, "Cache-Control", "no-store");
 }
 
