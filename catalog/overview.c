@@ -19,6 +19,7 @@
  */
 #include "catalog_i.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static int clamp_limit(int limit)
@@ -52,6 +53,12 @@ static int letter_index(const char *letters, const char *c)
 
 /* ---- rules ---- */
 
+#define OV_RULE_SEL "SELECT r.rowid, r.id, d.scope, d.name, d.did_type, r.account, r.state, r.error," \
+		    " r.rse_expression, r.copies, r.locks_ok_cnt, r.locks_replicating_cnt," \
+		    " r.locks_stuck_cnt, r.created_at, r.updated_at, r.stuck_at, r.expires_at" \
+		    " FROM rules r JOIN dids d ON d.id=r.did_id WHERE "
+#define OV_RULE_TAIL " AND r.rowid < ?4 AND (?3 IS NULL OR d.scope=?3) ORDER BY r.rowid DESC LIMIT ?6"
+
 enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *f,
 			    cat_ov_rule_cb cb, void *ud)
 {
@@ -69,23 +76,28 @@ enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *
 		state[0] = rule_letters[f->state];
 	}
 	limit = clamp_limit(f->limit);
-	/* rowid order (creation order, newest first) uses rules_state_idx and
-	 * rules_account_idx, which end in the rowid, so a page is an index range */
-	st = cat_stmt(db, "SELECT r.rowid, r.id, d.scope, d.name, d.did_type, r.account, r.state, r.error,"
-			  " r.rse_expression, r.copies, r.locks_ok_cnt, r.locks_replicating_cnt,"
-			  " r.locks_stuck_cnt, r.created_at, r.updated_at, r.stuck_at, r.expires_at"
-			  " FROM rules r JOIN dids d ON d.id=r.did_id"
-			  " WHERE (?1 = '' OR r.state=?1) AND (?2 IS NULL OR r.account=?2)"
-			  " AND (?3 IS NULL OR d.scope=?3) AND (?4 <= 0 OR r.rowid < ?4)"
-			  " AND (?5 IS NULL OR r.id=?5)"
-			  " ORDER BY r.rowid DESC LIMIT ?6");
+	/* rowid order (creation order, newest first): with a state or an
+	 * account the page is a range of rules_state_idx / rules_account_idx
+	 * (both end in the rowid), so one statement per combination (an "?1 IS
+	 * NULL OR" would make SQLite scan); a scope alone filters the walk */
+	if (f->id && *f->id)
+		st = cat_stmt(db, OV_RULE_SEL "r.id=?5" OV_RULE_TAIL);
+	else if (state[0] && f->account && *f->account)
+		st = cat_stmt(db, OV_RULE_SEL "r.state=?1 AND r.account=?2" OV_RULE_TAIL);
+	else if (state[0])
+		st = cat_stmt(db, OV_RULE_SEL "r.state=?1" OV_RULE_TAIL);
+	else if (f->account && *f->account)
+		st = cat_stmt(db, OV_RULE_SEL "r.account=?2" OV_RULE_TAIL);
+	else
+		st = cat_stmt(db, OV_RULE_SEL "1" OV_RULE_TAIL);
 	if (!st)
 		return db->err.code;
+	/* parameters a variant lacks are ignored (SQLITE_RANGE) */
 	sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, f->account && *f->account ? f->account : NULL, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, f->account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, f->scope && *f->scope ? f->scope : NULL, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, f->before);
-	sqlite3_bind_text(st, 5, f->id && *f->id ? f->id : NULL, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, f->before > 0 ? f->before : INT64_MAX);
+	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 6, limit);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&x, 0, sizeof x);
@@ -369,13 +381,19 @@ enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *pre
 	/* UNIQUE(scope, name) gives the order and the range: names from the
 	 * prefix (and after the cursor) on, until one no longer starts with it */
 	st = cat_stmt(db, "SELECT id, name, account, did_type, bytes, length, is_open, created_at"
-			  " FROM dids WHERE scope=?1 AND name >= ?2 AND name > ?3"
+			  " FROM dids WHERE scope=?1 AND name >= ?2 AND name != ?3"
 			  " ORDER BY name LIMIT ?4");
 	if (!st)
 		return db->err.code;
+	/* one lower bound, the larger of prefix and cursor (names are unique:
+	 * ">= cursor and not the cursor" is "> cursor") */
+	if (!prefix)
+		prefix = "";
+	if (!after)
+		after = "";
 	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, after ? after : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, strcmp(after, prefix) > 0 ? after : prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, clamp_limit(limit));
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (plen && strncmp(cat_col_text(st, 1), prefix, plen))

@@ -283,6 +283,14 @@ int main(void)
 	memset(&nm, 0, sizeof nm);
 	CHECK(cat_ov_dids(db, "mock", NULL, NULL, 50, keep_did, &nm) == DM_OK && nm.n == 11);
 	CHECK(cat_ov_dids(db, "nosuch", NULL, NULL, 50, keep_did, &nm) == DM_ENOENT);
+	/* a prefix past the cursor, and one that matches nothing */
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_dids(db, "mock", "f007", "a", 50, keep_did, &nm) == DM_OK);
+	CHECK(nm.n == 1 && !strcmp(nm.v[0], "f007"));
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_dids(db, "mock", "e", NULL, 50, keep_did, &nm) == DM_OK && nm.n == 0);
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_dids(db, "mock", "d", NULL, 50, keep_did, &nm) == DM_OK && nm.n == 1 && !strcmp(nm.v[0], "ds"));
 
 	/* RSEs with usage and quotas */
 	CHECK(cat_account_limit_set(db, "root", "B", 5000) == DM_OK);
