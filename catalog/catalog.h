@@ -685,7 +685,7 @@ enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const cha
  * name as `after`). */
 #define CAT_OV_MAX_LIMIT 500
 #define CAT_OV_LOCK_SCAN 100000   /* locks of one rule counted per RSE at most */
-#define CAT_OV_QUEUE_SCAN 100000  /* live requests counted at most */
+#define CAT_OV_QUEUE_SCAN 10000   /* live requests counted at most */
 struct cat_ov_rule_filter {
 	int state;            /* enum cat_rule_state, or -1 for all */
 	const char *account;  /* NULL/"" = all */
@@ -712,10 +712,10 @@ struct cat_ov_rule_rse {
 	int64_t ok, replicating, stuck;
 };
 typedef int (*cat_ov_rule_rse_cb)(void *ud, const struct cat_ov_rule_rse *c);
-/* Lock counts of a rule per RSE over its first CAT_OV_LOCK_SCAN locks
- * (*capped = 1 when there were more). */
-enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, cat_ov_rule_rse_cb cb,
-				void *ud, int *capped);
+/* Lock counts of a rule per RSE over its first `scan` locks (at most
+ * CAT_OV_LOCK_SCAN; <= 0: that many); *capped = 1 when there were more. */
+enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, int scan,
+				cat_ov_rule_rse_cb cb, void *ud, int *capped);
 struct cat_ov_stuck {
 	const char *scope, *name, *rse;
 	const char *reason;   /* the transfer's last error, or NULL */
@@ -735,9 +735,10 @@ struct cat_ov_transfer {
 };
 typedef int (*cat_ov_transfer_cb)(void *ud, const struct cat_ov_transfer *t);
 enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfer_cb cb, void *ud);
-/* Live requests (QUEUED, SUBMITTED) per destination RSE. */
+/* Live requests (QUEUED, SUBMITTED) per destination RSE, counted over the
+ * first CAT_OV_QUEUE_SCAN of them (*capped = 1 when there were more). */
 typedef int (*cat_ov_queued_cb)(void *ud, const char *dest, int64_t queued, int64_t submitted);
-enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud);
+enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud, int *capped);
 /* RSEs by name with usage (counters pending for the abacus included) and
  * limits; -1 where a limit or the storage's free space is not known. */
 struct cat_ov_rse {

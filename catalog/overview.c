@@ -11,8 +11,8 @@
  * CAT_OV_MAX_LIMIT) and a keyset cursor (rules by rowid, DIDs and RSEs by
  * name), so a page costs the same on a catalog of ten rows or ten million.
  * Counts that would need a scan of unbounded size are capped instead
- * (per-RSE lock counts look at the first CAT_OV_LOCK_SCAN locks of a rule
- * and say so).  The transfer matrix reads requests_history, where finished
+ * (per-RSE lock counts look at the first locks of a rule, at most
+ * CAT_OV_LOCK_SCAN, and say so).  The transfer matrix reads requests_history, where finished
  * requests go (rule.c, req_archive), through the index on transferred_at
  * that migration 4 adds (store.c).  Rows stream through callbacks as
  * elsewhere in the catalog; the pointers are valid during the callback.
@@ -126,8 +126,8 @@ enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *
 	return step_all(db, st, r, "listing rules for the overview");
 }
 
-enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, cat_ov_rule_rse_cb cb,
-				void *ud, int *capped)
+enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, int scan,
+				cat_ov_rule_rse_cb cb, void *ud, int *capped)
 {
 	sqlite3_stmt *st;
 	enum dm_status rc = need_admin(db);
@@ -143,7 +143,9 @@ enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, cat_ov_r
 	if (!st)
 		return db->err.code;
 	sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, CAT_OV_LOCK_SCAN);
+	if (scan <= 0 || scan > CAT_OV_LOCK_SCAN)
+		scan = CAT_OV_LOCK_SCAN;
+	sqlite3_bind_int(st, 2, scan);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		x.rse = cat_col_text(st, 0);
 		x.ok = sqlite3_column_int64(st, 1);
@@ -153,7 +155,7 @@ enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, cat_ov_r
 		if (cb(ud, &x))
 			break;
 	}
-	if (seen >= CAT_OV_LOCK_SCAN)
+	if (seen >= scan)
 		*capped = 1;
 	return step_all(db, st, r, "counting a rule's locks per RSE");
 }
@@ -233,14 +235,16 @@ enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfe
 	return step_all(db, st, r, "reading the transfer matrix");
 }
 
-enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud)
+enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud, int *capped)
 {
 	sqlite3_stmt *st;
 	enum dm_status rc = need_admin(db);
+	int64_t seen = 0;
 	int r;
 
 	if (rc)
 		return rc;
+	*capped = 0;
 	/* live requests per destination and state, counted over at most
 	 * CAT_OV_QUEUE_SCAN rows (requests_state_idx) */
 	st = cat_stmt(db, "SELECT d.rse, sum(q.state='Q'), sum(q.state='S'), count(*)"
@@ -249,9 +253,13 @@ enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud)
 	if (!st)
 		return db->err.code;
 	sqlite3_bind_int(st, 1, CAT_OV_QUEUE_SCAN);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		seen += sqlite3_column_int64(st, 3);
 		if (cb(ud, cat_col_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)))
 			break;
+	}
+	if (seen >= CAT_OV_QUEUE_SCAN)
+		*capped = 1;
 	return step_all(db, st, r, "counting live requests");
 }
 

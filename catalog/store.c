@@ -187,8 +187,10 @@ static const char *const migrations[] = {
 	"  chunk_size INTEGER NOT NULL, bytes INTEGER NOT NULL, sums BLOB NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
 	/* 4: the web UI's bounded reads of finished transfers (catalog/overview.c):
-	 * the transfer matrix of the last hour, a stuck lock's last error */
-	"CREATE INDEX requests_history_transferred_idx ON requests_history(transferred_at);"
+	 * the transfer matrix of the last hour (a covering index: the window is
+	 * read from the index alone), a stuck lock's last error */
+	"CREATE INDEX requests_history_transferred_idx ON requests_history(transferred_at,"
+	"  source_rse_num, dest_rse_num, state, bytes, retry_count, submitted_at);"
 	"CREATE INDEX requests_history_did_idx ON requests_history(did_id, dest_rse_num, updated_at);",
 };
 

@@ -50,6 +50,7 @@
 #define UI_REFRESH 3            /* seconds between refreshes */
 #define UI_HEARTBEAT_TIMEOUT 30 /* a daemon's beat older than this: dead (the daemons' default) */
 #define UI_WINDOW 3600          /* the transfer matrix's window */
+#define UI_LIST_LOCK_SCAN 10000 /* locks per rule counted per RSE on the rules page */
 
 struct page {
 	struct srv_req *r;
@@ -376,16 +377,18 @@ struct rules_ctx {
 	enum dm_status sub_rc;
 };
 
-static void rule_rses(struct page *p, const char *id, enum dm_status *rc)
+/* scan: how many of the rule's locks are counted (a page of rules counts
+ * fewer per rule than the rule's own page) */
+static void rule_rses(struct page *p, const char *id, int scan, enum dm_status *rc)
 {
 	struct rse_cells c = { &p->b, 0 };
 	int capped = 0;
 
 	if (*rc)
 		return;
-	*rc = cat_ov_rule_rses(p->db, id, rule_rse_cb, &c, &capped);
+	*rc = cat_ov_rule_rses(p->db, id, scan, rule_rse_cb, &c, &capped);
 	if (capped)
-		dm_buf_addf(&p->b, "<br><span class=muted>(the first %d locks)</span>", CAT_OV_LOCK_SCAN);
+		dm_buf_addf(&p->b, "<br><span class=muted>(counted over the first %d locks)</span>", scan);
 	if (!c.n)
 		dm_buf_adds(&p->b, "<span class=muted>no locks</span>");
 }
@@ -418,7 +421,7 @@ static int rules_row_cb(void *ud, const struct cat_ov_rule *x)
 	td_num(b, x->locks_stuck);
 	dm_buf_adds(b, "<td>");
 	if (c->with_rses)
-		rule_rses(c->p, x->id, &c->sub_rc);
+		rule_rses(c->p, x->id, UI_LIST_LOCK_SCAN, &c->sub_rc);
 	dm_buf_adds(b, "</td><td>");
 	add_time(b, x->created_at);
 	dm_buf_adds(b, "</td><td class=err>");
@@ -577,7 +580,7 @@ static int page_rule(struct page *p)
 		return page_error(p, "rules", &e);
 	}
 	dm_buf_adds(&p->b, "<h2>Locks per RSE</h2><p id=rule-rses>");
-	rule_rses(p, o.id, &rc);
+	rule_rses(p, o.id, CAT_OV_LOCK_SCAN, &rc);
 	dm_buf_adds(&p->b, "</p>\n<h2>Stuck locks</h2>\n");
 	if (rc || stuck_locks_table(p, o.id, UI_PAGE))
 		return cat_page_error(p, "rules");
@@ -707,6 +710,7 @@ static int page_transfers(struct page *p)
 	char **srcs = NULL, **dsts = NULL;
 	size_t ns = 0, nd = 0;
 	int64_t now = dm_now();
+	int capped = 0;
 
 	page_begin(p, "transfers", "Transfers");
 	if (cat_ov_transfers(p->db, now - UI_WINDOW, transfer_cb, &m)) {
@@ -806,9 +810,11 @@ static int page_transfers(struct page *p)
 	free(dsts);
 	dm_buf_adds(b, "<h2>Live requests per destination</h2><table id=queues><tr><th>destination</th>"
 		       "<th>queued</th><th>submitted</th></tr>\n");
-	if (cat_ov_queued(p->db, queued_cb, b))
+	if (cat_ov_queued(p->db, queued_cb, b, &capped))
 		return cat_page_error(p, "transfers");
 	dm_buf_adds(b, "</table>\n");
+	if (capped)
+		dm_buf_addf(b, "<p class=muted>counted over the first %d live requests</p>\n", CAT_OV_QUEUE_SCAN);
 	return page_end(p);
 }
 

@@ -282,6 +282,8 @@ def test_rule_replicating_to_ok_stuck_rule_and_matrix(served, rses, browser, tmp
         assert [(e.get_attribute("data-rse"), e.get_attribute("data-replicating")) for e in per_rse] == \
             [("XRD1", "3")]
         browser.shot("replicating")
+        # a mark in this document: a reload would lose it
+        browser.d.execute_script("window.__didfs_mark = 42;")
         dm = eng.start("all", extra={"conveyor.max_retries": 1, "conveyor.retry_delay": 0})
 
         def dump():
@@ -291,6 +293,7 @@ def test_rule_replicating_to_ok_stuck_rule_and_matrix(served, rses, browser, tmp
         wait_until(lambda: browser.one("#rule").get_attribute("data-state") == "OK",
                    "the open rule page to show OK", on_timeout=dump)
         assert "/ui/rule?id=" in browser.d.current_url
+        assert browser.d.execute_script("return window.__didfs_mark;") == 42, "the page was reloaded"
         per_rse = browser.css("#rule-rses .rse-locks")
         assert [(e.get_attribute("data-rse"), e.get_attribute("data-ok")) for e in per_rse] == \
             [("XRD1", "3")]

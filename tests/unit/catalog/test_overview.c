@@ -205,7 +205,7 @@ int main(void)
 	o.copies = 1;
 	o.rse_expression = "B";
 	CHECK(cat_rule_add(db, "mock", "ds", &o, id) == DM_OK);
-	CHECK(cat_ov_queued(db, keep_q, &qq) == DM_OK);
+	CHECK(cat_ov_queued(db, keep_q, &qq, &capped) == DM_OK);
 	CHECK(qq.n == 1 && !strcmp(qq.dest, "B") && qq.queued == 10 && qq.submitted == 0);
 	CHECK(cat_req_claim(db, "h:1:0", 10, 0, 1, keep_req, &rq) == DM_OK && rq.n == 10);
 	for (int i = 0; i < 7; i++)
@@ -219,12 +219,15 @@ int main(void)
 	memset(&tx, 0, sizeof tx);
 	CHECK(cat_ov_transfers(db, now + 3600, keep_tx, &tx) == DM_OK && tx.n == 0); /* outside the window */
 	memset(&qq, 0, sizeof qq);
-	CHECK(cat_ov_queued(db, keep_q, &qq) == DM_OK && qq.queued == 0 && qq.submitted == 2);
+	CHECK(cat_ov_queued(db, keep_q, &qq, &capped) == DM_OK && qq.queued == 0 && qq.submitted == 2);
 
 	/* per-RSE counts and the stuck lock with the transfer's error */
-	CHECK(cat_ov_rule_rses(db, id, keep_rse, &pr, &capped) == DM_OK);
+	CHECK(cat_ov_rule_rses(db, id, 0, keep_rse, &pr, &capped) == DM_OK);
 	CHECK(pr.n == 1 && !capped && !strcmp(pr.rse[0], "B"));
 	CHECK(pr.ok[0] == 7 && pr.repl[0] == 2 && pr.stuck[0] == 1);
+	memset(&pr, 0, sizeof pr);
+	CHECK(cat_ov_rule_rses(db, id, 4, keep_rse, &pr, &capped) == DM_OK && capped); /* 4 of 10 counted */
+	CHECK(pr.n == 1 && pr.ok[0] + pr.repl[0] + pr.stuck[0] == 4);
 	CHECK(cat_ov_stuck_locks(db, id, 10, keep_stuck, &sk) == DM_OK && sk.n == 1);
 	CHECK(strstr(sk.reason, "connection <reset>") != NULL);
 	CHECK_STR(sk.rse, "B");
@@ -314,10 +317,10 @@ int main(void)
 	flt = (struct cat_ov_rule_filter){ .state = -1 };
 	CHECK(cat_ov_rules(db, &flt, keep_rule, &rl) == DM_EPERM);
 	CHECK_STR(cat_error(db)->cls, "AccessDenied");
-	CHECK(cat_ov_rule_rses(db, id, keep_rse, &pr, &capped) == DM_EPERM);
+	CHECK(cat_ov_rule_rses(db, id, 0, keep_rse, &pr, &capped) == DM_EPERM);
 	CHECK(cat_ov_stuck_locks(db, id, 10, keep_stuck, &sk) == DM_EPERM);
 	CHECK(cat_ov_transfers(db, 0, keep_tx, &tx) == DM_EPERM);
-	CHECK(cat_ov_queued(db, keep_q, &qq) == DM_EPERM);
+	CHECK(cat_ov_queued(db, keep_q, &qq, &capped) == DM_EPERM);
 	CHECK(cat_ov_rses(db, NULL, 50, keep_ov_rse, &nm) == DM_EPERM);
 	CHECK(cat_ov_rse_accounts(db, "B", 50, keep_usage, &nm) == DM_EPERM);
 	CHECK(cat_ov_heartbeats(db, 50, keep_hb, &nm) == DM_EPERM);
