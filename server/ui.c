@@ -176,7 +176,7 @@ static int page_end(struct page *p)
 	return rc;
 }
 
-/* An error page with the status of Rucio's class. */
+/* An error page with the status of Rucio's class (unless p->status is set). */
 static int page_error(struct page *p, const char *active, const struct dm_err *e)
 {
 	const char *cls = e->cls[0] ? e->cls : dm_status_class(e->code);
@@ -188,7 +188,8 @@ static int page_error(struct page *p, const char *active, const struct dm_err *e
 	dm_buf_adds(&p->b, "</strong>: ");
 	ui_esc(&p->b, e->msg);
 	dm_buf_adds(&p->b, "</p>");
-	p->status = srv_class_status(cls);
+	if (!p->status)
+		p->status = srv_class_status(cls);
 	return page_end(p);
 }
 
@@ -277,17 +278,23 @@ static int logged_in(struct srv_req *r, const char *token, int64_t exp, const ch
 	int64_t left = exp - dm_now();
 
 	set_cookie(r, token, left > 0 ? (int)(left < 0x7fffffff ? left : 0x7fffffff) : 0);
-	return redirect(r, next && ui_next_ok(next) ? next : "/ui/rules");
+	if (!next || !ui_next_ok(next) || !strncmp(next, "/ui/login", 9))
+		next = "/ui/rules";
+	return redirect(r, next);
 }
 
 /* Origin, when the browser sends one, must be this server. */
 static int same_origin(struct srv_req *r)
 {
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	const char *o = srv_header(r, "Origin"), *h = srv_header(r, "Host");
+	const char *scheme = ci && ci->tls_session ? "https://" : "http://";
+	size_t n = strlen(scheme);
 
 	if (!o)
 		return 1;
-	return h && !strncmp(o, "https://", 8) && !strcmp(o + 8, h);
+	return h && !strncmp(o, scheme, n) && !strcmp(o + n, h);
 }
 
 static int login_post(struct srv_req *r)
@@ -1327,6 +1334,7 @@ int srv_ui(struct srv_req *r, const char *rest)
 	if (!cat_issuer_is_admin(p.db)) {
 		dm_seterr(&e, DM_EPERM, "AccessDenied",
 			  "the web UI is for admin accounts, and account %s is not one", r->account);
+		p.status = 403; /* logged in, not allowed (Rucio's AccessDenied would be 401) */
 		return page_error(&p, NULL, &e);
 	}
 	if (!*rest)

@@ -213,8 +213,11 @@ def test_x509_login_and_non_admin_refused(served):
     s, r = ui_login(served, "jdoe", "pw-jdoe")
     assert r.status_code == 303, r.text
     r = s.get(served.url + "/ui/rules", allow_redirects=False)
-    assert r.status_code == 401 or r.status_code == 403, r.status_code
-    assert "admin" in r.text and "jdoe" in r.text
+    assert r.status_code == 403, r.status_code
+    assert "AccessDenied" in r.text and "admin" in r.text and "jdoe" in r.text
+    # and so is every other page (the catalog's overview calls refuse it too)
+    for page in PAGES[1:]:
+        assert s.get(served.url + page, allow_redirects=False).status_code == 403, page
     # X.509: the certificate's DN mapped to an admin account logs in
     r = served.post("/accounts/root/identities",
                     json={"identity": USER_DN, "authtype": "X509", "email": "t@example.org", "default": True})
