@@ -739,12 +739,13 @@ enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfe
  * first CAT_OV_QUEUE_SCAN of them (*capped = 1 when there were more). */
 typedef int (*cat_ov_queued_cb)(void *ud, const char *dest, int64_t queued, int64_t submitted);
 enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud, int *capped);
-/* RSEs by name with usage (counters pending for the abacus included) and
+/* RSEs by name with usage as the abacus last counted it (at usage_at; the
+ * pending counter rows are not summed: unbounded until the abacus runs) and
  * limits; -1 where a limit or the storage's free space is not known. */
 struct cat_ov_rse {
 	const char *rse, *rse_type;
 	int availability_read, availability_write, availability_delete;
-	int64_t used, files, max_space, min_free, storage_free;
+	int64_t used, files, max_space, min_free, storage_free, usage_at;
 	int protocols;
 };
 typedef int (*cat_ov_rse_cb)(void *ud, const struct cat_ov_rse *r);
@@ -760,10 +761,18 @@ struct cat_ov_heartbeat {
 };
 typedef int (*cat_ov_heartbeat_cb)(void *ud, const struct cat_ov_heartbeat *h);
 enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_cb cb, void *ud);
-/* DIDs of a scope by name, from prefix (NULL: all) and after the cursor;
- * rows carry id, scope, name, account, type, bytes, length, is_open,
- * created_at. */
+/* DIDs of a scope by name, from prefix (NULL: all) and after the cursor,
+ * and one DID (DataIdentifierNotFound): rows carry id, scope, name,
+ * account, type, bytes (files only: a collection's would be a sum over all
+ * its files), adler32, md5, is_open, created_at, expired_at, and length:
+ * a collection's children counted up to CAT_OV_CHILD_COUNT_LIST + 1 (a
+ * list) or CAT_OV_CHILD_COUNT + 1 (one DID), so "more than" shows as one
+ * more than the cap. */
+#define CAT_OV_CHILD_COUNT_LIST 1000
+#define CAT_OV_CHILD_COUNT 100000
 enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *prefix,
 			   const char *after, int limit, cat_did_cb cb, void *ud);
+enum dm_status cat_ov_did(struct cat_db *db, const char *scope, const char *name, cat_did_cb cb,
+			  void *ud);
 
 #endif

@@ -276,14 +276,13 @@ enum dm_status cat_ov_rses(struct cat_db *db, const char *after, int limit, cat_
 		return rc;
 	st = cat_stmt(db, "SELECT r.rse, r.rse_type, r.availability_read, r.availability_write,"
 			  " r.availability_delete,"
-			  " coalesce((SELECT used FROM rse_usage WHERE rse_num=r.num AND source='rucio'), 0)"
-			  "  + coalesce((SELECT sum(bytes) FROM updated_rse_counters WHERE rse_num=r.num), 0),"
-			  " coalesce((SELECT files FROM rse_usage WHERE rse_num=r.num AND source='rucio'), 0)"
-			  "  + coalesce((SELECT sum(files) FROM updated_rse_counters WHERE rse_num=r.num), 0),"
+			  " coalesce((SELECT used FROM rse_usage WHERE rse_num=r.num AND source='rucio'), 0),"
+			  " coalesce((SELECT files FROM rse_usage WHERE rse_num=r.num AND source='rucio'), 0),"
 			  " (SELECT value FROM rse_limits WHERE rse_num=r.num AND name='MaxSpaceAvailable'),"
 			  " (SELECT value FROM rse_limits WHERE rse_num=r.num AND name='MinFreeSpace'),"
 			  " (SELECT free FROM rse_usage WHERE rse_num=r.num AND source='storage'),"
-			  " (SELECT count(*) FROM rse_protocols WHERE rse_num=r.num)"
+			  " (SELECT count(*) FROM rse_protocols WHERE rse_num=r.num),"
+			  " (SELECT updated_at FROM rse_usage WHERE rse_num=r.num AND source='rucio')"
 			  " FROM rses r WHERE r.deleted=0 AND r.rse > ?1 ORDER BY r.rse LIMIT ?2");
 	if (!st)
 		return db->err.code;
@@ -302,6 +301,7 @@ enum dm_status cat_ov_rses(struct cat_db *db, const char *after, int limit, cat_
 		x.min_free = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 8);
 		x.storage_free = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 9);
 		x.protocols = sqlite3_column_int(st, 10);
+		x.usage_at = sqlite3_column_int64(st, 11);
 		if (cb(ud, &x))
 			break;
 	}
@@ -375,22 +375,56 @@ enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_
 
 /* ---- DIDs ---- */
 
+/* stored columns only (a collection's size would be a sum over all its
+ * files); a collection's children counted up to CAT_OV_CHILD_COUNT + 1 */
+#define OV_DID_SEL "SELECT d.id, d.name, d.account, d.did_type, d.bytes," \
+		   " CASE WHEN d.did_type='F' THEN 1 ELSE (SELECT count(*) FROM (SELECT 1 FROM contents c" \
+		   "  WHERE c.parent_id=d.id LIMIT ?9)) END, d.is_open, d.created_at, d.adler32, d.md5," \
+		   " d.expired_at FROM dids d "
+
+static enum dm_status ov_did_rows(struct cat_db *db, sqlite3_stmt *st, const char *scope,
+				  const char *prefix, cat_did_cb cb, void *ud)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+	struct cat_did d;
+	int r;
+
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (plen && strncmp(cat_col_text(st, 1), prefix, plen))
+			break;
+		memset(&d, 0, sizeof d);
+		d.id = sqlite3_column_int64(st, 0);
+		d.scope = scope;
+		d.name = cat_col_text(st, 1);
+		d.account = cat_col_text(st, 2);
+		if (cat_did_type_from_code(cat_col_text(st, 3), &d.type))
+			d.type = CAT_DID_FILE;
+		d.bytes = d.type == CAT_DID_FILE ? (uint64_t)sqlite3_column_int64(st, 4) : 0;
+		d.length = (uint64_t)sqlite3_column_int64(st, 5);
+		d.is_open = sqlite3_column_int(st, 6);
+		d.created_at = sqlite3_column_int64(st, 7);
+		d.adler32 = cat_col_text(st, 8);
+		d.md5 = cat_col_text(st, 9);
+		d.expired_at = sqlite3_column_int64(st, 10);
+		d.availability = "AVAILABLE";
+		if (cb(ud, &d))
+			break;
+	}
+	return step_all(db, st, r, "listing DIDs for the overview");
+}
+
 enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *prefix,
 			   const char *after, int limit, cat_did_cb cb, void *ud)
 {
-	size_t plen = prefix ? strlen(prefix) : 0;
 	sqlite3_stmt *st;
 	enum dm_status rc = need_admin(db);
-	struct cat_did d;
-	int r;
 
 	if (rc || (rc = cat_scope_check(db, scope, NULL)))
 		return rc;
 	/* UNIQUE(scope, name) gives the order and the range: names from the
 	 * prefix (and after the cursor) on, until one no longer starts with it */
-	st = cat_stmt(db, "SELECT id, name, account, did_type, bytes, length, is_open, created_at"
-			  " FROM dids WHERE scope=?1 AND name >= ?2 AND name != ?3"
-			  " ORDER BY name LIMIT ?4");
+	st = cat_stmt(db, OV_DID_SEL "WHERE d.scope=?1 AND d.name >= ?2 AND d.name != ?3"
+			  " ORDER BY d.name LIMIT ?4");
 	if (!st)
 		return db->err.code;
 	/* one lower bound, the larger of prefix and cursor (names are unique:
@@ -403,22 +437,29 @@ enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *pre
 	sqlite3_bind_text(st, 2, strcmp(after, prefix) > 0 ? after : prefix, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, clamp_limit(limit));
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (plen && strncmp(cat_col_text(st, 1), prefix, plen))
-			break;
-		memset(&d, 0, sizeof d);
-		d.id = sqlite3_column_int64(st, 0);
-		d.scope = scope;
-		d.name = cat_col_text(st, 1);
-		d.account = cat_col_text(st, 2);
-		if (cat_did_type_from_code(cat_col_text(st, 3), &d.type))
-			d.type = CAT_DID_FILE;
-		d.bytes = (uint64_t)sqlite3_column_int64(st, 4);
-		d.length = d.type == CAT_DID_FILE ? 1 : (uint64_t)sqlite3_column_int64(st, 5);
-		d.is_open = sqlite3_column_int(st, 6);
-		d.created_at = sqlite3_column_int64(st, 7);
-		if (cb(ud, &d))
-			break;
-	}
-	return step_all(db, st, r, "listing DIDs for the overview");
+	sqlite3_bind_int(st, 9, CAT_OV_CHILD_COUNT_LIST + 1);
+	return ov_did_rows(db, st, scope, prefix, cb, ud);
+}
+
+enum dm_status cat_ov_did(struct cat_db *db, const char *scope, const char *name, cat_did_cb cb,
+			  void *ud)
+{
+	sqlite3_stmt *st;
+	enum dm_status rc = need_admin(db);
+	int found = 0;
+
+	if (rc)
+		return rc;
+	st = cat_stmt(db, OV_DID_SEL "WHERE d.scope=?1 AND d.name=?2");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, CAT_OV_CHILD_COUNT + 1);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		found = 1;
+	sqlite3_reset(st);
+	if (!found)
+		return cat_did_id(db, scope, name, NULL, NULL); /* DataIdentifierNotFound, or the scope's error */
+	return ov_did_rows(db, st, scope, NULL, cb, ud);
 }

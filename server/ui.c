@@ -870,7 +870,9 @@ static int rse_cb(void *ud, const struct cat_ov_rse *x)
 		td_bytes(b, (uint64_t)x->storage_free);
 	else
 		dm_buf_adds(b, "<td class=muted>unknown</td>");
-	dm_buf_adds(b, "<td>\x01</td></tr>\n");
+	dm_buf_adds(b, "<td>");
+	add_time(b, x->usage_at);
+	dm_buf_adds(b, "</td><td>\x01</td></tr>\n");
 	return 0;
 }
 
@@ -907,11 +909,11 @@ static int page_rses(struct page *p)
 	int i = 0;
 
 	page_begin(p, "rses", "RSEs");
-	dm_buf_adds(&p->b, "<p class=muted>Usage counts the catalog's replicas (pending counter updates"
-			   " included); the limit is the RSE's MaxSpaceAvailable; quotas are the accounts'"
+	dm_buf_adds(&p->b, "<p class=muted>Usage counts the catalog's replicas as the abacus last"
+			   " counted them; the limit is the RSE's MaxSpaceAvailable; quotas are the accounts'"
 			   " limits on the RSE.</p>\n<table id=rses><tr><th>RSE</th><th>type</th><th>rwd</th>"
 			   "<th>protocols</th><th>files</th><th>used</th><th>limit</th><th>used of limit</th>"
-			   "<th>storage free</th><th>accounts: usage of quota</th></tr>\n");
+			   "<th>storage free</th><th>counted</th><th>accounts: usage of quota</th></tr>\n");
 	if (cat_ov_rses(p->db, after, UI_PAGE, rse_cb, &c))
 		return cat_page_error(p, "rses");
 	dm_buf_adds(&p->b, "</table>\n");
@@ -999,7 +1001,18 @@ static int scope_cb(void *ud, const char *scope, const char *account)
 	return 0;
 }
 
-struct did_rows { struct dm_buf *b; int n, max; char last[CAT_NAME_MAX + 1]; int64_t last_id; };
+/* a child count from cat_ov_did(s): cap + 1 means more than cap */
+static void children(struct dm_buf *b, uint64_t n, uint64_t cap)
+{
+	if (n > cap)
+		dm_buf_addf(b, "more than %llu children", (unsigned long long)cap);
+	else
+		dm_buf_addf(b, "%llu %s", (unsigned long long)n, n == 1 ? "child" : "children");
+}
+
+/* counted: the rows come from cat_ov_dids (collections carry a child
+ * count); other listings show a collection's size as "-" */
+struct did_rows { struct dm_buf *b; int n, max, counted; char last[CAT_NAME_MAX + 1]; int64_t last_id; };
 
 static int did_row_cb(void *ud, const struct cat_did *d)
 {
@@ -1015,19 +1028,23 @@ static int did_row_cb(void *ud, const struct cat_did *d)
 	dm_buf_addf(c->b, "</td><td>%s</td><td>", cat_did_type_name(d->type));
 	ui_esc(c->b, d->account);
 	dm_buf_adds(c->b, "</td>");
-	if (d->type == CAT_DID_FILE)
+	if (d->type == CAT_DID_FILE) {
 		td_bytes(c->b, d->bytes);
-	else
-		dm_buf_addf(c->b, "<td class=n>%llu %s</td>", (unsigned long long)d->length,
-			    d->length == 1 ? "child" : "children");
-	dm_buf_adds(c->b, "</td></tr>\n");
+	} else if (c->counted) {
+		dm_buf_adds(c->b, "<td class=n>");
+		children(c->b, d->length, CAT_OV_CHILD_COUNT_LIST);
+		dm_buf_adds(c->b, "</td>");
+	} else {
+		dm_buf_adds(c->b, "<td class=n>-</td>");
+	}
+	dm_buf_adds(c->b, "</tr>\n");
 	return 0;
 }
 
 static int page_dids(struct page *p)
 {
 	const char *scope = arg(p->r, "scope"), *prefix = arg(p->r, "prefix"), *after = arg(p->r, "after");
-	struct did_rows c = { .b = &p->b, .max = UI_PAGE };
+	struct did_rows c = { .b = &p->b, .max = UI_PAGE, .counted = 1 };
 
 	if (!scope) {
 		struct scope_ctx sc = { &p->b, 0 };
@@ -1080,22 +1097,22 @@ static int did_info_cb(void *ud, const struct cat_did *d)
 	dm_buf_addf(b, "</td></tr><tr><th>type</th><td>%s</td></tr><tr><th>account</th><td>",
 		    cat_did_type_name(d->type));
 	ui_esc(b, d->account);
-	dm_buf_adds(b, "</td></tr><tr><th>bytes</th><td>");
-	ui_bytes(b, d->bytes);
-	dm_buf_addf(b, " (%llu)</td></tr>", (unsigned long long)d->bytes);
+	dm_buf_adds(b, "</td></tr>");
 	if (d->type == CAT_DID_FILE) {
+		dm_buf_adds(b, "<tr><th>bytes</th><td>");
+		ui_bytes(b, d->bytes);
+		dm_buf_addf(b, " (%llu)</td></tr>", (unsigned long long)d->bytes);
 		dm_buf_adds(b, "<tr><th>adler32</th><td>");
 		ui_esc(b, d->adler32);
 		dm_buf_adds(b, "</td></tr><tr><th>md5</th><td>");
 		ui_esc(b, d->md5);
 		dm_buf_adds(b, "</td></tr>");
 	} else {
-		dm_buf_addf(b, "<tr><th>children</th><td>%llu</td></tr><tr><th>open</th><td>%s</td></tr>",
-			    (unsigned long long)d->length, d->is_open ? "yes" : "no");
+		dm_buf_adds(b, "<tr><th>children</th><td id=did-children>");
+		children(b, d->length, CAT_OV_CHILD_COUNT);
+		dm_buf_addf(b, "</td></tr><tr><th>open</th><td>%s</td></tr>", d->is_open ? "yes" : "no");
 	}
-	dm_buf_adds(b, "<tr><th>availability</th><td>");
-	ui_esc(b, d->availability);
-	dm_buf_adds(b, "</td></tr><tr><th>created</th><td>");
+	dm_buf_adds(b, "<tr><th>created</th><td>");
 	add_time(b, d->created_at);
 	dm_buf_adds(b, "</td></tr><tr><th>expires</th><td>");
 	add_time(b, d->expired_at);
@@ -1201,7 +1218,7 @@ static int page_did(struct page *p)
 	dm_buf_adds(&p->b, "\">");
 	ui_esc(&p->b, scope);
 	dm_buf_adds(&p->b, "</a></p>\n");
-	if (cat_did_get(p->db, scope, name, did_info_cb, &d))
+	if (cat_ov_did(p->db, scope, name, did_info_cb, &d))
 		return cat_page_error(p, "dids");
 	dm_buf_adds(&p->b, "<h2>Metadata</h2><table id=meta>\n");
 	if (cat_did_meta_list(p->db, scope, name, meta_cb, &k))

@@ -126,6 +126,20 @@ static int keep_did(void *ud, const struct cat_did *d)
 	return 0;
 }
 
+/* length into used, bytes into max */
+static int keep_len(void *ud, const struct cat_did *d)
+{
+	struct names *x = ud;
+
+	if (x->n < 16) {
+		dm_strlcpy(x->v[x->n], d->name, 32);
+		x->used[x->n] = (int64_t)d->length;
+		x->max[x->n] = (int64_t)d->bytes;
+	}
+	x->n++;
+	return 0;
+}
+
 static int keep_ov_rse(void *ud, const struct cat_ov_rse *r)
 {
 	struct names *x = ud;
@@ -286,6 +300,16 @@ int main(void)
 	memset(&nm, 0, sizeof nm);
 	CHECK(cat_ov_dids(db, "mock", NULL, NULL, 50, keep_did, &nm) == DM_OK && nm.n == 11);
 	CHECK(cat_ov_dids(db, "nosuch", NULL, NULL, 50, keep_did, &nm) == DM_ENOENT);
+	/* one DID: a dataset's children counted, a file's size */
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_did(db, "mock", "ds", keep_len, &nm) == DM_OK && nm.n == 1 && nm.used[0] == 10);
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_did(db, "mock", "f001", keep_len, &nm) == DM_OK && nm.n == 1 && nm.used[0] == 1);
+	CHECK(nm.max[0] == 100);
+	CHECK(cat_ov_did(db, "mock", "nope", keep_len, &nm) == DM_ENOENT);
+	CHECK_STR(cat_error(db)->cls, "DataIdentifierNotFound");
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_dids(db, "mock", "ds", NULL, 5, keep_len, &nm) == DM_OK && nm.n == 1 && nm.used[0] == 10);
 	/* a prefix past the cursor, and one that matches nothing */
 	memset(&nm, 0, sizeof nm);
 	CHECK(cat_ov_dids(db, "mock", "f007", "a", 50, keep_did, &nm) == DM_OK);
@@ -297,6 +321,10 @@ int main(void)
 
 	/* RSEs with usage and quotas */
 	CHECK(cat_account_limit_set(db, "root", "B", 5000) == DM_OK);
+	memset(&nm, 0, sizeof nm);
+	CHECK(cat_ov_rses(db, NULL, 50, keep_ov_rse, &nm) == DM_OK && nm.n == 3);
+	CHECK(nm.used[0] == 0); /* not counted before the abacus */
+	CHECK(cat_usage_refresh(db) == DM_OK);
 	memset(&nm, 0, sizeof nm);
 	CHECK(cat_ov_rses(db, NULL, 50, keep_ov_rse, &nm) == DM_OK && nm.n == 3);
 	CHECK(!strcmp(nm.v[0], "A") && nm.used[0] == 1000 && nm.max[0] == -1);
@@ -325,6 +353,7 @@ int main(void)
 	CHECK(cat_ov_rse_accounts(db, "B", 50, keep_usage, &nm) == DM_EPERM);
 	CHECK(cat_ov_heartbeats(db, 50, keep_hb, &nm) == DM_EPERM);
 	CHECK(cat_ov_dids(db, "mock", NULL, NULL, 50, keep_did, &nm) == DM_EPERM);
+	CHECK(cat_ov_did(db, "mock", "ds", keep_did, &nm) == DM_EPERM);
 
 	cat_close(db);
 	rm_db();
