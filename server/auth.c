@@ -138,6 +138,25 @@ int srv_token_check(const char *token, char account[CAT_ACCOUNT_MAX + 1], char *
 	return rc;
 }
 
+void srv_token_revoke(const char *token)
+{
+	if (!token)
+		return;
+	pthread_mutex_lock(&tok_lock);
+	for (struct tok **pp = &buckets[hash(token)]; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->token, token)) {
+			struct tok *d = *pp;
+
+			*pp = d->next;
+			free(d->token);
+			free(d->identity);
+			free(d);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&tok_lock);
+}
+
 int srv_authenticate(struct srv_req *r)
 {
 	if (srv_token_check(srv_header(r, "X-Rucio-Auth-Token"), r->account, NULL, 0, NULL)) {

@@ -240,6 +240,9 @@ int srv_login_userpass(struct srv_req *r, const char *user, const char *pw, cons
 int srv_login_x509(struct srv_req *r, int proxy, const char *want, const char *appid, char *token,
 		   size_t tn, int64_t *exp, char account[CAT_ACCOUNT_MAX + 1], struct dm_err *err);
 
+/* Forget a token (the web UI's logout); unknown tokens are ignored. */
+void srv_token_revoke(const char *token);
+
 /* ---- the monitoring web UI under /ui (ui.c, ui_html.c; internals in ui.h) ---- */
 int srv_ui(struct srv_req *r, const char *rest);
 

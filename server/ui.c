@@ -23,7 +23,8 @@
  * token of the server's token table (same lifetime), kept by the browser in
  * the cookie didfs_ui (HttpOnly, Secure, SameSite=Strict, Path=/ui,
  * percent-encoded since a DN has spaces and commas).  A page without a
- * valid cookie is a 303 to /ui/login?next=<page>.
+ * valid cookie is a 303 to /ui/login?next=<page>; /ui/logout forgets the
+ * token.
  *
  * Who sees what: the UI is for admin accounts only (the `admin` attribute,
  * and root).  Rucio lets non-admins read rules and DIDs but not transfer
@@ -218,15 +219,23 @@ static void set_cookie(struct srv_req *r, const char *token, int max_age)
 	dm_buf_release(&c);
 }
 
+/* The cookie's token, decoded into tok (4096 bytes); 0 if there is one. */
+static int cookie_token(struct srv_req *r, char *tok, size_t n)
+{
+	const char *raw = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, UI_COOKIE);
+
+	if (!raw || !*raw || strlen(raw) >= n || srv_pct_decode(raw, strlen(raw), 0, tok, n))
+		return -1;
+	return 0;
+}
+
 /* The cookie's token -> r->account; 0 if valid. */
 static int session(struct srv_req *r)
 {
-	const char *raw = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, UI_COOKIE);
 	char tok[4096];
 
 	r->account[0] = 0;
-	if (!raw || !*raw || strlen(raw) >= sizeof(tok) ||
-	    srv_pct_decode(raw, strlen(raw), 0, tok, sizeof(tok)))
+	if (cookie_token(r, tok, sizeof(tok)))
 		return -1;
 	if (srv_token_check(tok, r->account, NULL, 0, NULL)) {
 		r->account[0] = 0;
@@ -1338,6 +1347,10 @@ int srv_ui(struct srv_req *r, const char *rest)
 					r->method, rest);
 	}
 	if (!strcmp(rest, "logout")) {
+		char tok[4096];
+
+		if (!cookie_token(r, tok, sizeof(tok)))
+			srv_token_revoke(tok); /* the token dies with the session */
 		set_cookie(r, "", 0);
 		return redirect(r, "/ui/login");
 	}

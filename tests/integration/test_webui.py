@@ -193,10 +193,13 @@ def test_login_wrong_password_then_right(served, browser):
     assert cookie[0]["path"] == "/ui"
     assert "root" in browser.one("header .who").text
     browser.shot("logged-in")
-    # log out: the pages want a login again
+    # log out: the pages want a login again, and the old cookie is dead
+    old = cookie[0]["value"]
     browser.get(served.url + "/ui/logout")
     browser.get(served.url + "/ui/rules")
     wait_until(lambda: browser.css("#username"), "the login page after logging out")
+    r = session(served).get(served.url + "/ui/rules", cookies={"didfs_ui": old}, allow_redirects=False)
+    assert r.status_code == 303
 
     # the same check over plain HTTP: the refusal is Rucio's class, no cookie
     s, r = ui_login(served, password="nope")
