@@ -17,6 +17,7 @@ leaves there), since a million real transfers are not the point here.
 Env: DIDFS_BUILD, BENCH_FILES, BENCH_RULES, BENCH_REPEAT.
 """
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -116,6 +117,7 @@ def main():
     finally:
         for s in servers:
             s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
