@@ -958,6 +958,8 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	declare_bad_sources(l, j);
 	rc = cat_req_finish(l->db, j->id, l->worker_name, j->outcome, src,
 			    j->outcome == CAT_REQ_DONE ? NULL : j->errors.s, l->cfg.max_retries);
+	if (rc == DM_OK)
+		dmn_metrics_transfer(l, src, j->dest_rse, j->outcome, j->bytes, j->seconds);
 	if (rc != DM_OK) {
 		const struct dm_err *e = cat_error(l->db);
 		int again = rc != DM_ENOENT && ++j->record_tries < RECORD_TRIES;
