@@ -74,7 +74,7 @@ static const struct cli_command commands[] = {
 	{ "add-distance", cli_add_distance, "SRC_RSE DST_RSE DISTANCE", "set the distance between two RSEs (source ranking)" },
 	{ "check", cli_check, "", "check the catalog: SQLite's integrity check and the catalog's invariants (lock counts, usage, rule states, requests)" },
 	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L] [--metrics ADDR:PORT]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
-	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
+	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S] [--metrics ADDR:PORT]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
 	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn] [--metrics-allow off|any|ADDR[/BITS],...]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
 };
 
