@@ -108,3 +108,27 @@ enum dm_status cat_queue_stats(struct cat_db *db, cat_stat_cb cb, void *ud)
 		cb(ud, "counter_updates", "", n + m);
 	return cat_tx_end(db, rc == DM_OK ? DM_OK : rc);
 }
+
+/* The request id travels with the rule: `didfs serve` puts the REST
+ * request's id on its thread (dm_log_set_request_id) and the rule added
+ * by that request keeps it in rules.request_id, which the daemons read
+ * back with the rule's transfer requests (struct cat_request.request_id)
+ * and log with their work.  Nothing is stored without an id (the CLI,
+ * the mount's xattrs). */
+enum dm_status cat_rule_note_request(struct cat_db *db, const char *rule_id)
+{
+	const char *rid = dm_log_request_id();
+	sqlite3_stmt *st;
+	int r;
+
+	if (!rid || !*rid)
+		return DM_OK;
+	st = cat_stmt(db, "UPDATE rules SET request_id=? WHERE id=?");
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rule_id, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_reset(st);
+	return r == SQLITE_DONE ? DM_OK : cat_dberr(db, "storing the rule's request id");
+}

@@ -186,6 +186,8 @@ static const char *const migrations[] = {
 	"  did_id INTEGER PRIMARY KEY REFERENCES dids(id) ON DELETE CASCADE,"
 	"  chunk_size INTEGER NOT NULL, bytes INTEGER NOT NULL, sums BLOB NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
+	/* 4: the request id of the REST call that added a rule (catalog/stats.c) */
+	"ALTER TABLE rules ADD COLUMN request_id TEXT;",
 };
 
 static enum dm_status migrate(struct cat_db *db)

@@ -190,6 +190,7 @@ static void *loop_main(void *arg)
 		t0 = dm_now_f();
 		rc = s->def->cycle(l, &more);
 		dmn_metrics_cycle(l, dm_now_f() - t0, rc == DM_OK);
+		dm_log_set_request_id(NULL); /* a rule's request id stays with its work */
 		if (rc != DM_OK) {
 			log_failure(l, rc, "cycle");
 			if (l->once)
