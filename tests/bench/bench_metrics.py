@@ -14,7 +14,7 @@ with metrics on against metrics off in the same run (aim >= 0.97):
 
 Rounds alternate on/off (BENCH_ROUNDS, 3) and the best of each counts, so a
 neighbour's load hits both alike.  Sizes: BENCH_WARM_BYTES (256M),
-BENCH_SECONDS (wrk, 5).  Must run as root (XRootD, FUSE).
+BENCH_SECONDS (wrk, 5).  BENCH_ONLY=mount or serve runs one half.  Must run as root (XRootD, FUSE).
 """
 import os
 import shutil
@@ -31,6 +31,7 @@ import bench_serve as bs  # noqa: E402
 import servefixture  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ONLY = set(os.environ.get("BENCH_ONLY", "mount,serve").split(","))
 
 
 def say(msg):
@@ -102,8 +103,10 @@ def main():
     try:
         lake.start()
         say(f"best of {ROUNDS} alternating rounds")
-        mount_parts(lake, src)
-        serve_part(work)
+        if "mount" in ONLY:
+            mount_parts(lake, src)
+        if "serve" in ONLY:
+            serve_part(work)
     finally:
         lake.stop()
         shutil.rmtree(work, ignore_errors=True)
