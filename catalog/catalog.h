@@ -621,6 +621,7 @@ struct cat_request {
 	const char *last_processed_by;
 	int64_t requested_at, submitted_at, transferred_at, updated_at;
 	const char *source_replica_expression;
+	const char *request_id;   /* of the REST request that added its rule, or NULL */
 };
 typedef int (*cat_request_cb)(void *ud, const struct cat_request *r);
 /* Requests by state (mask of 1 << CAT_REQ_*; 0 = all), for list-transfers. */

@@ -70,6 +70,10 @@ struct cat_db {
 	int ncache;
 };
 
+/* Store the thread's request id (dm_log_request_id) with a new rule
+ * (stats.c); nothing without one. */
+enum dm_status cat_rule_note_request(struct cat_db *db, const char *rule_id);
+
 /* Record an error on the handle and return st. */
 enum dm_status cat_fail(struct cat_db *db, enum dm_status st, const char *cls,
 			const char *fmt, ...) __attribute__((format(printf, 4, 5)));

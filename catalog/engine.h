@@ -116,4 +116,12 @@ enum dm_status cat_hb_die(struct cat_db *db, const char *executable, const char 
 int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name,
 		   int64_t older_than, cat_alive_cb alive, void *alive_ud);
 
+/* ---- queue depths for monitoring (stats.c) ---- */
+/* One snapshot: cb(ud, what, state, n) for requests and rules by state
+ * (every state, zeros included), judge_updates, inject_due, expired_dids,
+ * deletion (state obsolete, expired, being_deleted) and counter_updates
+ * (state ""); stats.c says what each counts. */
+typedef void (*cat_stat_cb)(void *ud, const char *what, const char *state, int64_t n);
+enum dm_status cat_queue_stats(struct cat_db *db, cat_stat_cb cb, void *ud);
+
 #endif

@@ -1160,6 +1160,8 @@ enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *na
 			      scope, name, x.expr, x.copies);
 		goto out;
 	}
+	if ((rc = cat_rule_note_request(db, x.id)))
+		goto out;
 	if (!o->asynchronous) {
 		rc = apply_rule(&x);
 		if (rc == DM_OK)
@@ -2211,7 +2213,8 @@ enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nwo
 
 #define REQ_COLS "q.id, d.scope, d.name, s.rse, q.rule_id, q.activity, q.state, q.bytes, q.adler32," \
 		 " q.md5, q.retry_count, q.err_msg, src.rse, q.last_processed_by, q.requested_at," \
-		 " q.submitted_at, q.transferred_at, q.updated_at, r.source_replica_expression"
+		 " q.submitted_at, q.transferred_at, q.updated_at, r.source_replica_expression," \
+		 " r.request_id"
 
 static void req_from_row(sqlite3_stmt *st, struct cat_request *r)
 {
@@ -2235,6 +2238,7 @@ static void req_from_row(sqlite3_stmt *st, struct cat_request *r)
 	r->transferred_at = sqlite3_column_int64(st, 16);
 	r->updated_at = sqlite3_column_int64(st, 17);
 	r->source_replica_expression = cat_col_text(st, 18);
+	r->request_id = cat_col_text(st, 19);
 }
 
 enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int limit, int worker,
@@ -2599,7 +2603,7 @@ enum dm_status cat_req_list(struct cat_db *db, unsigned state_mask, const char *
 			  " (?2 IS NULL OR q.rule_id=?2)"
 			  " UNION ALL SELECT q.id, d.scope, d.name, s.rse, q.rule_id, q.activity, q.state, q.bytes,"
 			  " NULL, NULL, q.retry_count, q.err_msg, src.rse, q.last_processed_by, q.requested_at,"
-			  " q.submitted_at, q.transferred_at, q.updated_at, NULL FROM requests_history q"
+			  " q.submitted_at, q.transferred_at, q.updated_at, NULL, NULL FROM requests_history q"
 			  " JOIN dids d ON d.id=q.did_id JOIN rses s ON s.num=q.dest_rse_num"
 			  " LEFT JOIN rses src ON src.num=q.source_rse_num WHERE instr(?1, q.state) > 0 AND"
 			  " (?2 IS NULL OR q.rule_id=?2)) ORDER BY 15, 1");

@@ -192,6 +192,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX requests_history_transferred_idx ON requests_history(transferred_at,"
 	"  source_rse_num, dest_rse_num, state, bytes, retry_count, submitted_at);"
 	"CREATE INDEX requests_history_did_idx ON requests_history(did_id, dest_rse_num, updated_at);",
+	/* 5: the request id of the REST call that added a rule (catalog/stats.c) */
+	"ALTER TABLE rules ADD COLUMN request_id TEXT;",
 };
 
 static enum dm_status migrate(struct cat_db *db)

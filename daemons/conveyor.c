@@ -111,6 +111,7 @@ struct conv_job {
 	char adler32[9];
 	char md5[33];
 	int retry_count;
+	char request_id[72]; /* of the REST request that added the rule (logged) */
 	/* the plan */
 	char *dst_url;     /* final PFN, WRITE protocol */
 	char *dst_tpc_url; /* final PFN, TPC_WRITE protocol, or NULL */
@@ -750,6 +751,7 @@ static int claim_cb(void *ud, const struct cat_request *r)
 	dm_strlcpy(j->adler32, r->adler32 ? r->adler32 : "", sizeof j->adler32);
 	dm_strlcpy(j->md5, r->md5 ? r->md5 : "", sizeof j->md5);
 	j->retry_count = r->retry_count;
+	dm_strlcpy(j->request_id, r->request_id ? r->request_id : "", sizeof j->request_id);
 	j->used = -1;
 	dm_buf_init(&j->errors, 4000); /* Rucio's err_msg is 4000 characters */
 	if (cv->nclaimed == cv->claim_cap) {
@@ -836,6 +838,8 @@ static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 									 : CONV_MAX_SOURCES };
 	char dscheme[32] = "";
 	int usable = 0;
+
+	dm_log_set_request_id(j->request_id);
 
 	j->tpc = l->cfg.tpc;
 	j->tpc_fallback = l->cfg.tpc_fallback;
@@ -955,9 +959,12 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	char hb[32];
 	enum dm_status rc;
 
+	dm_log_set_request_id(j->request_id);
 	declare_bad_sources(l, j);
 	rc = cat_req_finish(l->db, j->id, l->worker_name, j->outcome, src,
 			    j->outcome == CAT_REQ_DONE ? NULL : j->errors.s, l->cfg.max_retries);
+	if (rc == DM_OK)
+		dmn_metrics_transfer(l, src, j->dest_rse, j->outcome, j->bytes, j->seconds);
 	if (rc != DM_OK) {
 		const struct dm_err *e = cat_error(l->db);
 		int again = rc != DM_ENOENT && ++j->record_tries < RECORD_TRIES;

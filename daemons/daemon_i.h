@@ -70,4 +70,15 @@ int dmn_xfer_config_differs(const struct dmn_config *a, const struct dmn_config 
 /* "1.5 MiB" for log lines (buffer of 32). */
 const char *dmn_human_bytes(uint64_t b, char out[32]);
 
+/* ---- metrics (dmetrics.c; no-ops without --metrics) ---- */
+enum dm_status dmn_metrics_start(const char *addr, const char *catalog, struct dm_err *err);
+void dmn_metrics_stop(void);
+void dmn_metrics_cycle(struct dmn_loop *l, double seconds, int ok);
+/* n units of work done (DID updates, rules, replicas deleted, ...). */
+void dmn_metrics_work(struct dmn_loop *l, int n);
+void dmn_metrics_heartbeat(struct dmn_loop *l, double when);
+/* A transfer attempt recorded in the catalog (counts as one unit of work). */
+void dmn_metrics_transfer(struct dmn_loop *l, const char *src, const char *dst,
+			  enum cat_req_state outcome, uint64_t bytes, double seconds);
+
 #endif

@@ -23,6 +23,7 @@ static enum dm_status run_unit(struct dmn_loop *l, unit_fn fn, const char *what,
 
 	if (rc != DM_OK)
 		return rc;
+	dmn_metrics_work(l, done);
 	if (done > 0)
 		dm_log(DM_LOG_INFO, l->name, "%d %s", done, what);
 	*more = done >= limit;

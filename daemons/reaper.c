@@ -147,6 +147,7 @@ static int reap_rse(struct dmn_loop *l, struct reaper *rp, const char *rse, int 
 		dm_log(DM_LOG_DEBUG, l->name, "%s: deleted %s:%s %s%s", rse, v->scope, v->name,
 		       v->url, j->status == DM_ENOENT ? " (was not on storage)" : "");
 	}
+	dmn_metrics_work(l, removed);
 	if (removed || failed)
 		dm_log(removed ? DM_LOG_INFO : DM_LOG_WARN, l->name,
 		       "%s: %d replica(s) deleted (%s), %d failed", rse, removed,

@@ -134,6 +134,7 @@ enum dm_status dmn_heartbeat(struct dmn_loop *l, int force)
 	l->index = index;
 	l->total = total;
 	l->last_beat = now;
+	dmn_metrics_heartbeat(l, now);
 	return DM_OK;
 }
 
@@ -180,12 +181,16 @@ static void *loop_main(void *arg)
 	inited = 1;
 	while (!dmn_stopping()) {
 		int more = 0;
+		double t0;
 
 		refresh_config(l);
 		rc = dmn_heartbeat(l, l->last_beat == 0);
 		if (rc != DM_OK)
 			log_failure(l, rc, "heartbeat");
+		t0 = dm_now_f();
 		rc = s->def->cycle(l, &more);
+		dmn_metrics_cycle(l, dm_now_f() - t0, rc == DM_OK);
+		dm_log_set_request_id(NULL); /* a rule's request id stays with its work */
 		if (rc != DM_OK) {
 			log_failure(l, rc, "cycle");
 			if (l->once)
@@ -306,6 +311,11 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 	rt.cfg = cfg;
 	rt.gen = 1;
 	rt.catalog_path = location.s;
+	if (o->metrics && dmn_metrics_start(o->metrics, location.s, err) != DM_OK) {
+		dm_buf_release(&location);
+		pthread_cond_destroy(&rt.wake);
+		return 1;
+	}
 
 	for (int k = 0; k < DMN_COUNT; k++)
 		if (mask & (1u << k))
@@ -379,6 +389,7 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 			status = 1;
 	}
 	free(slots);
+	dmn_metrics_stop();
 	rt.catalog_path = NULL;
 	dm_buf_release(&location);
 	pthread_cond_destroy(&rt.wake);

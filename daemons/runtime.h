@@ -4,7 +4,7 @@
  * threads of one process, and their configuration.
  *
  *   didfs daemon [all | NAME...] [--once] [--sleep S] [--threads N]
- *                [--config FILE] [--log-level L]
+ *                [--config FILE] [--log-level L] [--metrics ADDR:PORT]
  *
  * Daemons: judge-evaluator, judge-injector, judge-repairer, judge-cleaner,
  * conveyor, reaper, undertaker, abacus.  Each runs as --threads loops, every
@@ -121,6 +121,7 @@ struct dmn_options {
 	int sleep_override;       /* > 0: every daemon's sleep (--sleep) */
 	int log_level_set;        /* --log-level given: overrides the file */
 	enum dm_log_level log_level;
+	const char *metrics;      /* --metrics ADDR:PORT, or NULL (daemons/dmetrics.c) */
 };
 
 /* Run the selected daemons until SIGTERM/SIGINT (or, with once, until every

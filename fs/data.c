@@ -80,6 +80,7 @@ struct fs_job {
 	size_t size;
 	uint64_t off;
 	double deadline;  /* the request's: --timeout after it arrived */
+	double t0;        /* its arrival for the latency metric (0: metrics off) */
 	int replied;      /* atomic: the reply went (by the worker or the watchdog) */
 };
 
@@ -566,7 +567,8 @@ static enum dm_status fetch_range(void *ud, uint64_t off, void *buf, size_t len,
 			break;
 		if (rse_is_bad(fs, f->node, s->v[i].rse))
 			continue;
-		tried++;
+		if (tried++)
+			fs_metrics_fallover();
 		rc = xfer_pread(fs->xfer, s->v[i].pfn, dst, alen, aoff, &g, &e);
 		if (rc == DM_OK && g < alen)
 			rc = dm_seterr(&e, DM_EIO, "FileConsistencyMismatch",
@@ -901,6 +903,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
 	struct fs_job *j;
+	double t0 = fs_metrics_t0();
 
 	__atomic_add_fetch(&fs->n_read, 1, __ATOMIC_RELAXED);
 	if (off < 0 || (uint64_t)off >= f->size || !f->bcf)
@@ -914,6 +917,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		__atomic_store_n(&f->whole, 1, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&f->whole, __ATOMIC_RELAXED)) {
 		serve(fs, req, f, size, (uint64_t)off, thread_buf(), NULL);
+		fs_metrics_read(t0);
 		return;
 	}
 	/* the kernel retries the pages of a failed readahead one by one: the
@@ -930,6 +934,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	j->size = size;
 	j->off = (uint64_t)off;
 	j->deadline = dm_now_f() + fs->o.timeout_s;
+	j->t0 = t0;
 	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&fs->pool_lock);
 	j->lnext = fs->live;
@@ -987,6 +992,7 @@ static void *pool_main(void *arg)
 			serve(fs, j->req, j->f, j->size, j->off, buf, &j->replied);
 		else if (reply_once(&j->replied))
 			fuse_reply_err(j->req, EIO);
+		fs_metrics_read(j->t0);
 		req_deadline = 0;
 		pthread_mutex_lock(&fs->pool_lock);
 		if (j->lprev)

@@ -340,4 +340,14 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 		    size_t size, int flags);
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
+/* ---- fsmetrics.c (--metrics; every call a no-op without it) ---- */
+enum dm_status fs_metrics_start(struct fs *fs, const char *addr, struct dm_err *err);
+void fs_metrics_stop(void);
+/* The session's table: ops itself, or a timed copy when metrics are on. */
+const struct fuse_lowlevel_ops *fs_metrics_ops(const struct fuse_lowlevel_ops *ops);
+/* A read's arrival (0 with metrics off) and its reply. */
+double fs_metrics_t0(void);
+void fs_metrics_read(double t0);
+void fs_metrics_fallover(void);
+
 #endif

@@ -801,7 +801,9 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	fuse_opt_add_arg(&args, mopts.s);
 	if (fs->o.debug)
 		fuse_opt_add_arg(&args, "-d");
-	fs->se = fuse_session_new(&args, &ops, sizeof ops, fs);
+	if (fs->o.metrics && (rc = fs_metrics_start(fs, fs->o.metrics, err)) != DM_OK)
+		goto out;
+	fs->se = fuse_session_new(&args, fs_metrics_ops(&ops), sizeof ops, fs);
 	if (!fs->se) {
 		rc = dm_seterr(err, DM_EINVAL, "RucioException", "cannot create the FUSE session "
 			       "(is /dev/fuse there?)");
@@ -850,6 +852,7 @@ out:
 		pthread_mutex_unlock(&fs->bg_lock);
 		pthread_join(fs->bg, NULL);
 	}
+	fs_metrics_stop();
 	if (fs->npool || fs->pool)
 		fs_data_stop(fs);
 	if (mounted)

@@ -25,9 +25,14 @@
  * Signals: SIGTERM/SIGINT stop (MHD_stop_daemon waits for the connection
  * threads), SIGHUP reloads the config file's reloadable keys (access_log,
  * token_lifetime, legacy_dn, version).  One access-log line per request:
- *   ADDR ACCOUNT "METHOD PATH" STATUS BYTES SECONDS "USER-AGENT"
+ *   ADDR ACCOUNT "METHOD PATH" STATUS BYTES SECONDS "USER-AGENT" REQUEST-ID
+ * or, with --log-format kv|json, the same as keys (component "access": addr,
+ * account, method, path, status, bytes, seconds, user_agent, request_id).
+ * /metrics (srv_metrics.c) is answered before authentication, to the
+ * clients of metrics_allow only.
  */
 #include "server.h"
+#include "metrics.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -70,6 +75,7 @@ struct req_priv {
 	int nowned;
 	struct MHD_Response *pending; /* held back while a batch is open */
 	int pending_status;
+	char rid[SRV_REQUEST_ID_MAX + 1];
 };
 
 /* ---- config ---- */
@@ -86,6 +92,7 @@ void srv_config_defaults(struct srv_config *c)
 	c->max_body = 64u << 20;
 	c->max_header = 64u << 10;
 	c->token_lifetime = 3600;
+	snprintf(c->metrics_allow, sizeof(c->metrics_allow), "127.0.0.0/8");
 }
 
 static int out_of(uint64_t n, uint64_t lo, uint64_t hi)
@@ -133,7 +140,7 @@ int srv_config_load(struct srv_config *c, const char *path, struct dm_err *err)
 				fclose(f); return -1; } \
 			c->name = n; continue; }
 		STR(catalog) STR(listen) STR(tls_cert) STR(tls_key) STR(ca_path) STR(access_log)
-		STR(version)
+		STR(version) STR(metrics_allow)
 		NUM(max_connections, 1, 100000) NUM(pool_size, 1, 1024) NUM(timeout, 1, 86400)
 		NUM(max_body, 1024, 1ull << 32) NUM(max_header, 4096, 16u << 20)
 		NUM(token_lifetime, 1, 30 * 86400) NUM(legacy_dn, 0, 1)
@@ -600,6 +607,33 @@ static void parse_agent(struct srv_req *r)
 		sscanf(v + 14, "%d.%d", &r->client_major, &r->client_minor);
 }
 
+static const struct sockaddr *client_addr(struct srv_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	return ci ? ci->client_addr : NULL;
+}
+
+static int metrics_reply(struct srv_req *r)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	int rc;
+
+	if (srv_metrics_off())
+		return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s",
+					r->method, r->path);
+	if (!srv_metrics_allowed(client_addr(r)))
+		return srv_error_status(r, 403, "AccessDenied",
+					"/metrics is not open to this address (metrics_allow)");
+	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
+		return srv_error_status(r, 405, "MethodNotAllowed", "/metrics takes GET");
+	dm_m_render(&b);
+	rc = srv_reply(r, 200, DM_M_CONTENT_TYPE, b.s, b.len);
+	dm_buf_release(&b);
+	return rc;
+}
+
 static int dispatch(struct srv_req *r)
 {
 	const char *p = r->path, *rest;
@@ -619,6 +653,8 @@ static int dispatch(struct srv_req *r)
 		return srv_reply_created(r);
 	if (starts(p, "/ui", &rest)) /* the web UI: its own login and cookie (ui.c) */
 		return srv_ui(r, rest);
+	if (!strcmp(p, "/metrics"))
+		return metrics_reply(r);
 	if (srv_authenticate(r))
 		return 0;
 	if (starts(p, "/accounts", &rest))
@@ -665,6 +701,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		dm_buf_init(&r->body, s->cfg.max_body);
 		parse_agent(r);
 		*con_cls = pr;
+		srv_request_id(srv_header(r, "X-Request-Id"), pr->rid);
+		srv_add_header(r, "X-Request-Id", pr->rid);
+		srv_metrics_begin();
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && !dm_parse_u64(cl, &n) && n > s->cfg.max_body) {
 			r->body_over = 1;
@@ -686,10 +725,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->responded)
 		return MHD_YES;
+	dm_log_set_request_id(pr->rid);
 	dispatch(r);
 	if (!r->responded)
 		srv_error(r, "RucioException", "no response for %s %s", method, r->path);
 	batch_finish(r);
+	dm_log_set_request_id(NULL);
 	if (r->db) {
 		pool_put(s, r->db);
 		r->db = NULL;
@@ -718,14 +759,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ci->client_addr)->sin6_addr, addr, sizeof(addr));
 	}
 	ua = srv_header(r, "User-Agent");
+	srv_metrics_end(r->method, r->path, r->status, r->sent, dm_now_f() - r->t0);
 	pthread_mutex_lock(&s->lock);
-	if (s->log) {
+	if (s->log && dm_log_get_format() != DM_LOG_TEXT) {
+		char st[16], by[32], sec[32];
+		const char *kv[] = { "addr", addr, "account", r->account[0] ? r->account : "-",
+				     "method", r->method, "path", r->path, "status", st, "bytes", by,
+				     "seconds", sec, "user_agent", ua ? ua : "-", "request_id", pr->rid,
+				     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", "1",
+				     NULL };
+		struct dm_buf line = DM_BUF_INIT;
+
+		snprintf(st, sizeof st, "%d", r->status);
+		snprintf(by, sizeof by, "%llu", (unsigned long long)r->sent);
+		snprintf(sec, sizeof sec, "%.6f", dm_now_f() - r->t0);
+		dm_log_render(&line, DM_LOG_INFO, "access", kv, "request");
+		fwrite(line.s, 1, line.len, s->log);
+		fflush(s->log);
+		dm_buf_release(&line);
+	} else if (s->log) {
 		char ts[40];
 
 		dm_fmt_time(dm_now(), ts);
-		fprintf(s->log, "%s %s %s \"%s %s\" %d %llu %.6f \"%s\"%s\n", ts, addr,
+		fprintf(s->log, "%s %s %s \"%s %s\" %d %llu %.6f \"%s\" %s%s\n", ts, addr,
 			r->account[0] ? r->account : "-", r->method, r->path, r->status,
-			(unsigned long long)r->sent, dm_now_f() - r->t0, ua ? ua : "-",
+			(unsigned long long)r->sent, dm_now_f() - r->t0, ua ? ua : "-", pr->rid,
 			toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
 		fflush(s->log);
 	}
@@ -906,6 +964,8 @@ int srv_run(const struct srv_config *cfg, const char *config_path)
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.freed, NULL);
 	if (parse_listen(cfg->listen, &sa, &err))
+		goto fail;
+	if (srv_metrics_init(cfg->metrics_allow, &err))
 		goto fail;
 	s.pool = dm_xcalloc((size_t)cfg->pool_size, sizeof(*s.pool));
 	for (int i = 0; i < cfg->pool_size; i++) {

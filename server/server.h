@@ -52,12 +52,27 @@ struct srv_config {
 	size_t max_header;      /* per-connection memory for the header */
 	int token_lifetime;     /* seconds */
 	int legacy_dn;          /* X.509 DN as /DC=../CN=.. (1) or RFC 2253 (0) */
+	char metrics_allow[1024]; /* /metrics clients: off, any, ADDR[/BITS],... */
 };
 void srv_config_defaults(struct srv_config *c);
 /* key = value lines, '#' comments; unknown keys are an error. */
 int srv_config_load(struct srv_config *c, const char *path, struct dm_err *err);
 
 int srv_run(const struct srv_config *c, const char *config_path);
+
+/* ---- metrics and request ids (srv_metrics.c) ---- */
+#define SRV_REQUEST_ID_MAX 64
+struct sockaddr;
+/* allow: metrics_allow (NULL: the default); -1 and err on a bad list. */
+int srv_metrics_init(const char *allow, struct dm_err *err);
+int srv_metrics_off(void);
+int srv_metrics_allowed(const struct sockaddr *client);
+const char *srv_metrics_family(const char *path);
+void srv_metrics_begin(void);
+void srv_metrics_end(const char *method, const char *path, int status, uint64_t bytes,
+		     double seconds);
+/* The incoming X-Request-Id if sane, else a fresh one. */
+void srv_request_id(const char *incoming, char out[SRV_REQUEST_ID_MAX + 1]);
 
 /* ---- one request ---- */
 struct srv_req {

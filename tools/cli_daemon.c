@@ -6,6 +6,7 @@
  *
  *   didfs daemon [all | NAME...] [--once] [--sleep SECONDS] [--threads N]
  *                [--config FILE] [--log-level error|warning|info|debug]
+ *                [--metrics ADDR:PORT]
  */
 #include "cli.h"
 
@@ -23,6 +24,7 @@ int cli_daemon(struct cli *c, int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct dmn_options o = { 0 };
@@ -48,6 +50,7 @@ int cli_daemon(struct cli *c, int argc, char **argv)
 			o.threads = (int)v;
 			break;
 		case 'c': o.config_path = optarg; break;
+		case 'm': o.metrics = optarg; break;
 		case 'l':
 			if (dmn_log_level_parse(optarg, &o.log_level))
 				return cli_failf(c, "InputValidationError",

@@ -7,6 +7,7 @@
  *         [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N]
  *         [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other]
  *         [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]
+ *         [--metrics ADDR:PORT]
  *
  * Without --foreground the command returns once the mount is ready (exit
  * 0) or failed (exit 1 with the reason); the mount process stays in the
@@ -23,6 +24,7 @@
 enum {
 	O_CACHE_DIR = 400, O_CACHE_SIZE, O_BLOCK_SIZE, O_TIMEOUT, O_THREADS, O_IO_THREADS,
 	O_SITE, O_ALLOW_OTHER, O_CA_PATH, O_DEBUG, O_LOG, O_READ_AHEAD, O_DIR_TTL,
+	O_METRICS,
 };
 
 static int int_opt(struct cli *c, const char *opt, const char *s, int lo, int hi, int *out)
@@ -52,6 +54,7 @@ int cli_mount(struct cli *c, int argc, char **argv)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "read-ahead", required_argument, NULL, O_READ_AHEAD },
 		{ "dir-ttl", required_argument, NULL, O_DIR_TTL },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fs_opts o = { 0 };
@@ -99,6 +102,7 @@ int cli_mount(struct cli *c, int argc, char **argv)
 		case O_CA_PATH: o.ca_path = optarg; break;
 		case O_DEBUG: o.debug = 1; break;
 		case O_LOG: o.log_file = optarg; break;
+		case O_METRICS: o.metrics = optarg; break;
 		case O_READ_AHEAD:
 			if (int_opt(c, "--read-ahead", optarg, 128, 1 << 20, &iv))
 				return 1;

@@ -5,6 +5,7 @@
  *   didfs [--catalog C] serve [--listen ADDR:PORT] [--tls-cert F --tls-key F]
  *         [--ca-path P] [--config FILE] [--access-log F|-|off]
  *         [--max-connections N] [--threads N] [--token-lifetime S] [--legacy-dn]
+ *         [--metrics-allow off|any|ADDR[/BITS],...]
  *
  * Options override the config file (key = value lines, server/http.c); the
  * catalog comes from --catalog / $DIDFS_CATALOG unless the config names
@@ -20,7 +21,7 @@
 
 enum {
 	O_LISTEN = 500, O_CERT, O_KEY, O_CA, O_CONFIG, O_LOG, O_MAXCONN, O_THREADS, O_TOKEN,
-	O_LEGACY, O_TIMEOUT, O_MAXBODY,
+	O_LEGACY, O_TIMEOUT, O_MAXBODY, O_METRICS_ALLOW,
 };
 
 int cli_serve(struct cli *c, int argc, char **argv)
@@ -38,6 +39,7 @@ int cli_serve(struct cli *c, int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "max-body", required_argument, NULL, O_MAXBODY },
 		{ "legacy-dn", no_argument, NULL, O_LEGACY },
+		{ "metrics-allow", required_argument, NULL, O_METRICS_ALLOW },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct srv_config cfg;
@@ -63,6 +65,9 @@ int cli_serve(struct cli *c, int argc, char **argv)
 		case O_CONFIG: break;
 		case O_LOG: snprintf(cfg.access_log, sizeof(cfg.access_log), "%s", optarg); break;
 		case O_LEGACY: cfg.legacy_dn = 1; break;
+		case O_METRICS_ALLOW:
+			snprintf(cfg.metrics_allow, sizeof(cfg.metrics_allow), "%s", optarg);
+			break;
 		case O_MAXCONN:
 		case O_THREADS:
 		case O_TOKEN:

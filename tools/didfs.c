@@ -3,13 +3,16 @@
  * didfs.c - the `didfs` command: global options, the subcommand table, and
  * the shared helpers of cli.h (errors, output in tables or JSON).
  *
- *   didfs [--catalog URI] [--account NAME] [--busy-timeout S] [--json] COMMAND [ARGS...]
+ *   didfs [--catalog URI] [--account NAME] [--busy-timeout S] [--json]
+ *         [--log-format text|kv|json] COMMAND [ARGS...]
  *
  * The catalog URI comes from --catalog, else $DIDFS_CATALOG, else
  * ./didfs.db (catalog/open.c says which forms there are).  --busy-timeout
  * (seconds a writer waits for a busy catalog) sets $DIDFS_BUSY_TIMEOUT, which
  * the store reads.  The issuer account from --account, else $DIDFS_ACCOUNT,
  * else root.  Subcommands carry Rucio's CLI names (rucio / rucio-admin).
+ * --log-format (else $DIDFS_LOG_FORMAT, else text) is the form of log lines
+ * (util/dm.h: text, kv, json), for every command.
  */
 #include "cli.h"
 
@@ -70,9 +73,9 @@ static const struct cli_command commands[] = {
 	{ "list-transfers", cli_list_transfers, "[--state QUEUED,SUBMITTED,DONE,FAILED,NO_SOURCES,LOST] [--rule RULE_ID]", "list transfer requests" },
 	{ "add-distance", cli_add_distance, "SRC_RSE DST_RSE DISTANCE", "set the distance between two RSEs (source ranking)" },
 	{ "check", cli_check, "", "check the catalog: SQLite's integrity check and the catalog's invariants (lock counts, usage, rule states, requests)" },
-	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
-	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
-	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
+	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L] [--metrics ADDR:PORT]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
+	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S] [--metrics ADDR:PORT]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
+	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn] [--metrics-allow off|any|ADDR[/BITS],...]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
 };
 
 static const struct cli_command *current;
@@ -80,11 +83,12 @@ static const struct cli_command *current;
 static void usage_all(FILE *f)
 {
 	fprintf(f, "usage: didfs [--catalog URI] [--account NAME] [--busy-timeout SECONDS] [--json]"
-		   " COMMAND [ARGS...]\n\n"
+		   " [--log-format F] COMMAND [ARGS...]\n\n"
 		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db: a file path,\n"
 		   "sqlite:PATH or postgresql://... (a libpq URI).\n"
 		   "A writer waits for a busy catalog --busy-timeout seconds (0..3600), else\n"
 		   "$DIDFS_BUSY_TIMEOUT, else 30.\n"
+		   "--log-format text|kv|json (else $DIDFS_LOG_FORMAT, else text): log lines.\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < DM_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-24s %s\n", commands[i].name, commands[i].help);
@@ -450,6 +454,7 @@ int main(int argc, char **argv)
 		{ "account", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "busy-timeout", required_argument, NULL, 'B' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -457,6 +462,7 @@ int main(int argc, char **argv)
 	};
 	struct cli c = { 0 };
 	int opt, rc;
+	const char *log_format = getenv("DIDFS_LOG_FORMAT");
 
 	c.prog = "didfs";
 	c.catalog_path = getenv("DIDFS_CATALOG");
@@ -479,11 +485,22 @@ int main(int argc, char **argv)
 			setenv("DIDFS_BUSY_TIMEOUT", optarg, 1);
 			break;
 		}
+		case 'L': log_format = optarg; break;
 		case 'v': c.verbose = 1; break;
 		case 'h': usage_all(stdout); return 0;
 		case 'V': puts("didfs 0.1.0"); return 0;
 		default: usage_all(stderr); return 2;
 		}
+	}
+	if (log_format && *log_format) {
+		enum dm_log_format lf;
+
+		if (dm_log_format_parse(log_format, &lf)) {
+			fprintf(stderr, "didfs: InputValidationError: --log-format takes text, kv or json, "
+				"not '%s'\n", log_format);
+			return 2;
+		}
+		dm_log_set_format(lf);
 	}
 	if (optind >= argc) {
 		usage_all(stderr);

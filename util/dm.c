@@ -5,6 +5,7 @@
  * (md5, sha256, random bytes), both of which every didfs binary links anyway.
  */
 #include "dm.h"
+#include "dmcheck.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -532,8 +533,10 @@ enum dm_status dm_file_checksums(const char *path, uint64_t *bytes, char adler[9
 /* ---- logging ---- */
 
 static enum dm_log_level log_level = DM_LOG_INFO;
+static enum dm_log_format log_format = DM_LOG_TEXT;
 static FILE *log_file;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread char log_rid[80];
 
 void dm_log_set_level(enum dm_log_level l)
 {
@@ -545,28 +548,202 @@ void dm_log_set_file(FILE *f)
 	log_file = f;
 }
 
-void dm_log(enum dm_log_level l, const char *who, const char *fmt, ...)
+void dm_log_set_format(enum dm_log_format f)
+{
+	log_format = f;
+}
+
+enum dm_log_format dm_log_get_format(void)
+{
+	return log_format;
+}
+
+int dm_log_format_parse(const char *s, enum dm_log_format *f)
+{
+	if (!strcmp(s, "text"))
+		*f = DM_LOG_TEXT;
+	else if (!strcmp(s, "kv"))
+		*f = DM_LOG_KV;
+	else if (!strcmp(s, "json"))
+		*f = DM_LOG_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+void dm_log_set_request_id(const char *id)
+{
+	dm_strlcpy(log_rid, id ? id : "", sizeof log_rid);
+}
+
+const char *dm_log_request_id(void)
+{
+	return log_rid;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (1..4), 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3
+		 : s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0;
+
+	if (!k || k > n || !dm_utf8_valid((const char *)s, k))
+		return 0;
+	return k;
+}
+
+void dm_json_quote(struct dm_buf *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	dm_buf_addc(out, '"');
+	while (n) {
+		size_t k;
+
+		if (*p == '"' || *p == '\\') {
+			dm_buf_addc(out, '\\');
+			dm_buf_addc(out, (char)*p);
+			k = 1;
+		} else if (*p == '\n') {
+			dm_buf_adds(out, "\\n");
+			k = 1;
+		} else if (*p == '\t') {
+			dm_buf_adds(out, "\\t");
+			k = 1;
+		} else if (*p == '\r') {
+			dm_buf_adds(out, "\\r");
+			k = 1;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			dm_buf_addf(out, "\\u%04x", *p);
+			k = 1;
+		} else if ((k = utf8_seq(p, n)) != 0) {
+			dm_buf_add(out, p, k);
+		} else {
+			dm_buf_adds(out, "\\ufffd");
+			k = 1;
+		}
+		p += k;
+		n -= k;
+	}
+	dm_buf_addc(out, '"');
+}
+
+/* A kv value: bare when it is made of safe characters, else quoted. */
+static void kv_value(struct dm_buf *out, const char *v)
+{
+	int bare = *v != 0;
+
+	for (const char *p = v; *p && bare; p++)
+		if ((unsigned char)*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' ||
+		    (unsigned char)*p >= 0x7f)
+			bare = 0;
+	if (bare)
+		dm_buf_adds(out, v);
+	else
+		dm_json_quote(out, v);
+}
+
+void dm_log_render(struct dm_buf *out, enum dm_log_level l, const char *who,
+		   const char *const *kv, const char *msg)
 {
 	static const char *names[] = { "ERROR", "WARN ", "INFO ", "DEBUG" };
-	char ts[32];
+	static const char *lower[] = { "error", "warning", "info", "debug" };
+	char ts[48];
 	struct tm tm;
-	time_t t;
-	va_list ap;
+	struct timespec now;
+	const char *rid = log_rid[0] ? log_rid : NULL;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!who)
+		who = "didfs";
+	if (log_format == DM_LOG_TEXT) {
+		time_t t = now.tv_sec;
+
+		localtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+		dm_buf_addf(out, "%s %s %s: %s", ts, names[l], who, msg);
+		for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
+			dm_buf_addf(out, " %s=", kv[i]);
+			kv_value(out, kv[i + 1]);
+		}
+		if (rid)
+			dm_buf_addf(out, " request_id=%s", rid);
+		dm_buf_addc(out, '\n');
+		return;
+	}
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + strlen(ts), sizeof ts - strlen(ts), ".%03ldZ", now.tv_nsec / 1000000);
+	if (log_format == DM_LOG_KV) {
+		dm_buf_addf(out, "ts=%s level=%s component=", ts, lower[l]);
+		kv_value(out, who);
+		dm_buf_adds(out, " msg=");
+		dm_json_quote(out, msg);
+		for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
+			dm_buf_addf(out, " %s=", kv[i]);
+			kv_value(out, kv[i + 1]);
+		}
+		if (rid) {
+			dm_buf_adds(out, " request_id=");
+			kv_value(out, rid);
+		}
+	} else {
+		dm_buf_addf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts, lower[l]);
+		dm_json_quote(out, who);
+		dm_buf_adds(out, ",\"msg\":");
+		dm_json_quote(out, msg);
+		for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
+			dm_buf_addc(out, ',');
+			dm_json_quote(out, kv[i]);
+			dm_buf_addc(out, ':');
+			dm_json_quote(out, kv[i + 1]);
+		}
+		if (rid) {
+			dm_buf_adds(out, ",\"request_id\":");
+			dm_json_quote(out, rid);
+		}
+		dm_buf_addc(out, '}');
+	}
+	dm_buf_addc(out, '\n');
+}
+
+static void log_v(enum dm_log_level l, const char *who, const char *const *kv, const char *fmt,
+		  va_list ap)
+{
+	struct dm_buf msg = DM_BUF_INIT, line = DM_BUF_INIT;
 	FILE *f = log_file ? log_file : stderr;
+
+	dm_buf_vaddf(&msg, fmt, ap);
+	dm_log_render(&line, l, who, kv, msg.s);
+	pthread_mutex_lock(&log_lock);
+	fwrite(line.s, 1, line.len, f);
+	fflush(f);
+	pthread_mutex_unlock(&log_lock);
+	dm_buf_release(&msg);
+	dm_buf_release(&line);
+}
+
+void dm_log(enum dm_log_level l, const char *who, const char *fmt, ...)
+{
+	va_list ap;
 
 	if (l > log_level)
 		return;
-	t = time(NULL);
-	localtime_r(&t, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-	pthread_mutex_lock(&log_lock);
-	fprintf(f, "%s %s %s: ", ts, names[l], who ? who : "didfs");
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	log_v(l, who, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', f);
-	fflush(f);
-	pthread_mutex_unlock(&log_lock);
+}
+
+void dm_log_ev(enum dm_log_level l, const char *who, const char *const *kv, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l > log_level)
+		return;
+	va_start(ap, fmt);
+	log_v(l, who, kv, fmt, ap);
+	va_end(ap);
 }
 
 void dm_bug(const char *file, int line, const char *fmt, ...)

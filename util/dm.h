@@ -125,6 +125,31 @@ void dm_log_set_level(enum dm_log_level l);
 void dm_log_set_file(FILE *f);
 void dm_log(enum dm_log_level l, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Line formats (--log-format, $DIDFS_LOG_FORMAT):
+ *   text  the line above, event keys appended as " key=value"
+ *   kv    ts=2026-11-23T17:20:09.123Z level=info component=conveyor msg="..." key=value
+ *   json  {"ts":"...","level":"info","component":"conveyor","msg":"...","key":"value"}
+ * ts is UTC in kv and json; the keys ts, level, component, msg come first and
+ * are always there; a request id set on the thread (dm_log_set_request_id)
+ * is added to every line as request_id.  JSON strings are escaped (quotes,
+ * backslashes, control characters; bytes that are not UTF-8 become U+FFFD). */
+enum dm_log_format { DM_LOG_TEXT, DM_LOG_KV, DM_LOG_JSON };
+void dm_log_set_format(enum dm_log_format f);
+enum dm_log_format dm_log_get_format(void);
+/* "text", "kv", "json": 0 and *f set, else -1. */
+int dm_log_format_parse(const char *s, enum dm_log_format *f);
+/* The request id logged with this thread's lines (copied; NULL or "" clears). */
+void dm_log_set_request_id(const char *id);
+const char *dm_log_request_id(void);
+/* An event: kv is NULL or a NULL-terminated list of key, value, key, value. */
+void dm_log_ev(enum dm_log_level l, const char *who, const char *const *kv, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* One line (with its '\n') in the current format, for logs with their own
+ * file (the server's access log). */
+void dm_log_render(struct dm_buf *out, enum dm_log_level l, const char *who,
+		   const char *const *kv, const char *msg);
+/* A JSON string literal of s (quotes included). */
+void dm_json_quote(struct dm_buf *out, const char *s);
 
 #define DM_BUG(...) dm_bug(__FILE__, __LINE__, __VA_ARGS__)
 void dm_bug(const char *file, int line, const char *fmt, ...)
