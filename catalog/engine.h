@@ -116,4 +116,11 @@ enum dm_status cat_hb_die(struct cat_db *db, const char *executable, const char 
 int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker_name,
 		   int64_t older_than, cat_alive_cb alive, void *alive_ud);
 
+/* The transmogrifier (catalog/subscription.c): up to limit new DIDs of
+ * this worker's partition matched against the active subscriptions, their
+ * rules created (owner: the subscription's account) and each DID's new flag
+ * cleared, in one transaction.  *done: DIDs handled; *rules: rules made. */
+enum dm_status cat_transmogrify(struct cat_db *db, int limit, int worker, int nworkers, int *done,
+				int *rules);
+
 #endif

@@ -188,10 +188,38 @@ static const char *const migrations[] = {
 	"  created_at INTEGER NOT NULL);",
 };
 
+/* Later migrations, one function each (numbered after the strings above). */
+
+/* 4: subscriptions (catalog/subscription.c): the table, rules.subscription_id
+ * and dids.is_new (1 for every DID inserted from now on, whatever inserts
+ * it; the DIDs already there are not new). */
+static enum dm_status migration_subscriptions(struct cat_db *db)
+{
+	return cat_exec(db,
+		"ALTER TABLE dids ADD COLUMN is_new INTEGER NOT NULL DEFAULT 1;"
+		"UPDATE dids SET is_new=0;"
+		"CREATE INDEX dids_is_new_idx ON dids(id) WHERE is_new=1;"
+		"ALTER TABLE rules ADD COLUMN subscription_id TEXT;"
+		"CREATE INDEX rules_subscription_idx ON rules(subscription_id)"
+		"  WHERE subscription_id IS NOT NULL;"
+		"CREATE TABLE subscriptions("
+		"  id TEXT PRIMARY KEY, name TEXT NOT NULL, account TEXT NOT NULL,"
+		"  filter TEXT NOT NULL, replication_rules TEXT NOT NULL,"
+		"  policyid INTEGER NOT NULL DEFAULT 3, state TEXT NOT NULL DEFAULT 'A',"
+		"  last_processed INTEGER, lifetime INTEGER, retroactive INTEGER NOT NULL DEFAULT 0,"
+		"  comments TEXT, expired_at INTEGER, created_at INTEGER NOT NULL,"
+		"  updated_at INTEGER NOT NULL, UNIQUE(name, account));");
+}
+
+static enum dm_status (*const migration_fns[])(struct cat_db *db) = {
+	migration_subscriptions,
+};
+
 static enum dm_status migrate(struct cat_db *db)
 {
 	sqlite3_stmt *st;
-	int version = 0, target = (int)DM_ARRAY_SIZE(migrations);
+	int nstr = (int)DM_ARRAY_SIZE(migrations);
+	int version = 0, target = nstr + (int)DM_ARRAY_SIZE(migration_fns);
 	enum dm_status rc;
 	char sql[64];
 
@@ -211,7 +239,7 @@ static enum dm_status migrate(struct cat_db *db)
 	if (rc)
 		return rc;
 	for (int v = version; v < target && rc == DM_OK; v++)
-		rc = cat_exec(db, migrations[v]);
+		rc = v < nstr ? cat_exec(db, migrations[v]) : migration_fns[v - nstr](db);
 	if (rc == DM_OK) {
 		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", target);
 		rc = cat_exec(db, sql);

@@ -79,6 +79,7 @@ static const char *const kind_names[DMN_COUNT] = {
 	[DMN_REAPER] = "reaper",
 	[DMN_UNDERTAKER] = "undertaker",
 	[DMN_ABACUS] = "abacus",
+	[DMN_TRANSMOGRIFIER] = "transmogrifier",
 };
 
 const char *dmn_kind_name(enum dmn_kind k)
@@ -128,6 +129,7 @@ void dmn_config_defaults(struct dmn_config *cfg)
 	cfg->sleep[DMN_JUDGE_REPAIRER] = 30;
 	cfg->sleep[DMN_REAPER] = 10;
 	cfg->sleep[DMN_UNDERTAKER] = 60;
+	cfg->sleep[DMN_TRANSMOGRIFIER] = 5;
 	cfg->chunk[DMN_JUDGE_EVALUATOR] = 1000;
 	cfg->log_level = DM_LOG_INFO;
 	cfg->heartbeat_interval = 5;

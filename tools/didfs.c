@@ -69,8 +69,12 @@ static const struct cli_command commands[] = {
 	{ "update-rule", cli_update_rule, "RULE_ID [--lifetime S|none] [--locked true|false] [--comment C] [--activity A] [--priority N] [--state STUCK|SUSPENDED] [--stuck] [--suspend] [--purge-replicas true|false] [--source-replica-expression E]", "update a rule's settings" },
 	{ "list-transfers", cli_list_transfers, "[--state QUEUED,SUBMITTED,DONE,FAILED,NO_SOURCES,LOST] [--rule RULE_ID]", "list transfer requests" },
 	{ "add-distance", cli_add_distance, "SRC_RSE DST_RSE DISTANCE", "set the distance between two RSEs (source ranking)" },
+	{ "add-subscription", cli_add_subscription, "NAME --filter JSON --rules 'COPIES EXPRESSION [key=value...]'|JSON [--rules ...] [--account A] [--comments C] [--lifetime DAYS] [--priority N]", "add a subscription: rules for every new DID matching the filter (admin)" },
+	{ "list-subscriptions", cli_list_subscriptions, "[NAME] [--account A]", "list subscriptions" },
+	{ "update-subscription", cli_update_subscription, "NAME [--account A] [--filter JSON] [--rules R...] [--comments C] [--lifetime DAYS] [--priority N] [--state ACTIVE|INACTIVE]", "change a subscription (admin)" },
+	{ "delete-subscription", cli_delete_subscription, "NAME [--account A]", "deactivate a subscription (state INACTIVE; its rules stay) (admin)" },
 	{ "check", cli_check, "", "check the catalog: SQLite's integrity check and the catalog's invariants (lock counts, usage, rule states, requests)" },
-	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus" },
+	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus, transmogrifier" },
 	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
 	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
 };

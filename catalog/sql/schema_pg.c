@@ -171,6 +171,19 @@ static const char *const pg_migrations[] = {
 	"  CASCADE,"
 	"  chunk_size BIGINT NOT NULL, bytes BIGINT NOT NULL, sums BYTEA NOT NULL,"
 	"  created_at BIGINT NOT NULL);",
+	/* 4: subscriptions (as store.c's migration_subscriptions) */
+	"ALTER TABLE dids ADD COLUMN is_new BIGINT NOT NULL DEFAULT 1;"
+	"UPDATE dids SET is_new=0;"
+	"CREATE INDEX dids_is_new_idx ON dids(id) WHERE is_new=1;"
+	"ALTER TABLE rules ADD COLUMN subscription_id TEXT;"
+	"CREATE INDEX rules_subscription_idx ON rules(subscription_id)"
+	"  WHERE subscription_id IS NOT NULL;"
+	"CREATE TABLE subscriptions(id TEXT PRIMARY KEY, name TEXT NOT NULL, account TEXT NOT NULL,"
+	"  filter TEXT NOT NULL, replication_rules TEXT NOT NULL,"
+	"  policyid BIGINT NOT NULL DEFAULT 3, state TEXT NOT NULL DEFAULT 'A',"
+	"  last_processed BIGINT, lifetime BIGINT, retroactive BIGINT NOT NULL DEFAULT 0,"
+	"  comments TEXT, expired_at BIGINT, created_at BIGINT NOT NULL,"
+	"  updated_at BIGINT NOT NULL, UNIQUE(name, account));",
 };
 
 static const char pg_version_table[] =
