@@ -591,9 +591,20 @@ enum dm_status cat_subscription_rule_text(const char *text, struct dm_buf *out, 
 			json_array_append_new(arr, j);
 			j = arr;
 		}
+		if (!json_is_array(j) || json_array_size(j) == 0 || json_array_size(j) > SUB_MAX_RULES) {
+			json_decref(j);
+			return bad(err, "a rule is a JSON object or a list of 1 to %d of them", SUB_MAX_RULES);
+		}
 		for (size_t i = 0; i < json_array_size(j); i++) {
-			char *s = json_dumps(json_array_get(j, i), JSON_COMPACT | JSON_SORT_KEYS);
+			struct sub_rule r;
+			char *s;
 
+			if (rule_from_json(json_array_get(j, i), (int)i + 1, &r, err)) {
+				json_decref(j);
+				return DM_EINVAL;
+			}
+			rules_free(&r, 1);
+			s = json_dumps(json_array_get(j, i), JSON_COMPACT | JSON_SORT_KEYS);
 			dm_buf_adds(out, out->len ? "," : "");
 			dm_buf_adds(out, s);
 			free(s);

@@ -230,5 +230,6 @@ int ep_replicas(struct srv_req *r, const char *rest);
 int ep_rules(struct srv_req *r, const char *rest);
 int ep_locks(struct srv_req *r, const char *rest);
 int ep_accountlimits(struct srv_req *r, const char *rest);
+int ep_subscriptions(struct srv_req *r, const char *rest);
 
 #endif
