@@ -211,8 +211,29 @@ static enum dm_status migration_subscriptions(struct cat_db *db)
 		"  updated_at INTEGER NOT NULL, UNIQUE(name, account));");
 }
 
+/* 5: the outbox's delivery bookkeeping (catalog/outbox.c, daemons/hermes.c):
+ * which sink already has which message; messages.id becomes AUTOINCREMENT
+ * (never reused once hermes deleted the newest: consumers tell messages
+ * apart by it). */
+static enum dm_status migration_message_deliveries(struct cat_db *db)
+{
+	return cat_exec(db,
+		"CREATE TABLE messages_new("
+		"  id INTEGER PRIMARY KEY AUTOINCREMENT, event_type TEXT NOT NULL, payload TEXT NOT NULL,"
+		"  created_at INTEGER NOT NULL);"
+		"INSERT INTO messages_new(id, event_type, payload, created_at)"
+		"  SELECT id, event_type, payload, created_at FROM messages;"
+		"DROP TABLE messages;"
+		"ALTER TABLE messages_new RENAME TO messages;"
+		"CREATE TABLE message_deliveries("
+		"  message_id INTEGER NOT NULL, sink TEXT NOT NULL, delivered_at INTEGER NOT NULL,"
+		"  PRIMARY KEY(sink, message_id)) WITHOUT ROWID;"
+		"CREATE INDEX message_deliveries_msg_idx ON message_deliveries(message_id);");
+}
+
 static enum dm_status (*const migration_fns[])(struct cat_db *db) = {
 	migration_subscriptions,
+	migration_message_deliveries,
 };
 
 static enum dm_status migrate(struct cat_db *db)

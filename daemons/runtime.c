@@ -50,6 +50,7 @@ static const struct dmn_def *const defs[DMN_COUNT] = {
 	[DMN_UNDERTAKER] = &dmn_undertaker_def,
 	[DMN_ABACUS] = &dmn_abacus_def,
 	[DMN_TRANSMOGRIFIER] = &dmn_transmogrifier_def,
+	[DMN_HERMES] = &dmn_hermes_def,
 };
 
 static struct {

@@ -184,6 +184,10 @@ static const char *const pg_migrations[] = {
 	"  last_processed BIGINT, lifetime BIGINT, retroactive BIGINT NOT NULL DEFAULT 0,"
 	"  comments TEXT, expired_at BIGINT, created_at BIGINT NOT NULL,"
 	"  updated_at BIGINT NOT NULL, UNIQUE(name, account));",
+	/* 5: the outbox's deliveries (as store.c's migration_message_deliveries) */
+	"CREATE TABLE message_deliveries(message_id BIGINT NOT NULL, sink TEXT NOT NULL,"
+	"  delivered_at BIGINT NOT NULL, PRIMARY KEY(sink, message_id));"
+	"CREATE INDEX message_deliveries_msg_idx ON message_deliveries(message_id);",
 };
 
 static const char pg_version_table[] =
