@@ -469,6 +469,13 @@ enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char
 enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse,
 					      const char *scope, const char *name,
 					      const char *reason);
+/* Declare a replica BAD (Rucio's declare_bad_file_replicas; admin only;
+ * catalog/necromancer.c): a BAD row in bad_replicas with the reason, the
+ * replica BAD, its locks STUCK (the repairer re-copies it from a good
+ * replica; the necromancer marks the file LOST when none is left).
+ * InvalidObject without a reason, ReplicaNotFound, AccessDenied. */
+enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, const char *scope,
+					const char *name, const char *reason);
 /* SUSPICIOUS declarations of a replica. */
 enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
 					    const char *name, int64_t *count);

@@ -143,4 +143,11 @@ enum dm_status cat_messages_count(struct cat_db *db, int64_t *n);
 enum dm_status cat_reaper_failed(struct cat_db *db, const char *rse, const char *scope,
 				 const char *name, uint64_t bytes, const char *reason);
 
+/* The necromancer (catalog/necromancer.c): settle up to limit declared
+ * (BAD/SUSPICIOUS) replicas: RECOVERED once AVAILABLE again, LOST (file
+ * availability LOST, LOST messages) when no AVAILABLE replica is left.
+ * *done: settled; *lost: of those, lost. */
+enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int nworkers,
+				   int *done, int *lost);
+
 #endif

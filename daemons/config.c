@@ -87,6 +87,7 @@ static const char *const kind_names[DMN_COUNT] = {
 	[DMN_ABACUS] = "abacus",
 	[DMN_TRANSMOGRIFIER] = "transmogrifier",
 	[DMN_HERMES] = "hermes",
+	[DMN_NECROMANCER] = "necromancer",
 };
 
 const char *dmn_kind_name(enum dmn_kind k)

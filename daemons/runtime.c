@@ -51,6 +51,7 @@ static const struct dmn_def *const defs[DMN_COUNT] = {
 	[DMN_ABACUS] = &dmn_abacus_def,
 	[DMN_TRANSMOGRIFIER] = &dmn_transmogrifier_def,
 	[DMN_HERMES] = &dmn_hermes_def,
+	[DMN_NECROMANCER] = &dmn_necromancer_def,
 };
 
 static struct {

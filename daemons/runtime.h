@@ -7,7 +7,7 @@
  *                [--config FILE] [--log-level L]
  *
  * Daemons: judge-evaluator, judge-injector, judge-repairer, judge-cleaner,
- * conveyor, reaper, undertaker, abacus, transmogrifier, hermes.  Each runs as --threads loops, every
+ * conveyor, reaper, undertaker, abacus, transmogrifier, hermes, necromancer.  Each runs as --threads loops, every
  * loop in its own thread with its own catalog handle (a handle is
  * single-threaded) and its own heartbeat row (executable "didfs-<name>"), so
  * that threads and processes of the same daemon split the work by the
@@ -41,6 +41,7 @@ enum dmn_kind {
 	DMN_ABACUS,
 	DMN_TRANSMOGRIFIER,
 	DMN_HERMES,
+	DMN_NECROMANCER,
 	DMN_COUNT
 };
 

@@ -140,5 +140,6 @@ int cli_add_subscription(struct cli *c, int argc, char **argv);
 int cli_list_subscriptions(struct cli *c, int argc, char **argv);
 int cli_update_subscription(struct cli *c, int argc, char **argv);
 int cli_delete_subscription(struct cli *c, int argc, char **argv);
+int cli_declare_bad_replicas(struct cli *c, int argc, char **argv);
 
 #endif

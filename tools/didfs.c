@@ -73,8 +73,9 @@ static const struct cli_command commands[] = {
 	{ "list-subscriptions", cli_list_subscriptions, "[NAME] [--account A]", "list subscriptions" },
 	{ "update-subscription", cli_update_subscription, "NAME [--account A] [--filter JSON] [--rules R...] [--comments C] [--lifetime DAYS] [--priority N] [--state ACTIVE|INACTIVE]", "change a subscription (admin)" },
 	{ "delete-subscription", cli_delete_subscription, "NAME [--account A]", "deactivate a subscription (state INACTIVE; its rules stay) (admin)" },
+	{ "declare-bad-replicas", cli_declare_bad_replicas, "--rse RSE --reason R SCOPE:NAME...", "declare replicas bad (admin): re-copied from a good replica, or the file marked lost" },
 	{ "check", cli_check, "", "check the catalog: SQLite's integrity check and the catalog's invariants (lock counts, usage, rule states, requests)" },
-	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus, transmogrifier, hermes" },
+	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus, transmogrifier, hermes, necromancer" },
 	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
 	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
 };
