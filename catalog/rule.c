@@ -1010,6 +1010,8 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 		return db->err.code;
 	if (nxt != cur && cat_outbox_rule_state(db, id, next[0])) /* RULE_OK (outbox.c) */
 		return db->err.code;
+	if (nxt == CAT_RULE_OK && cat_rule_release_parents(db, id)) /* subscription.c */
+		return db->err.code;
 	if (nxt == CAT_RULE_OK) {
 		st = cat_stmt(db, "UPDATE dataset_locks SET state='O', updated_at=? WHERE rule_id=? AND state!='O'");
 		if (!st)
@@ -2194,7 +2196,8 @@ enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nwo
 	enum dm_status rc;
 
 	*done = 0;
-	rc = judge_pick(db, "SELECT id FROM rules WHERE expires_at < ?1 AND locked=0 AND"
+	/* a parent waiting for its child rule (child_rule_id) stays */
+	rc = judge_pick(db, "SELECT id FROM rules WHERE expires_at < ?1 AND locked=0 AND child_rule_id IS NULL AND"
 			    " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY expires_at LIMIT ?4",
 			now_s(), limit, worker, nworkers, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {

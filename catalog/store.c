@@ -231,9 +231,19 @@ static enum dm_status migration_message_deliveries(struct cat_db *db)
 		"CREATE INDEX message_deliveries_msg_idx ON message_deliveries(message_id);");
 }
 
+/* 6: Rucio's rules.child_rule_id: a rule that waits for another one to be OK
+ * before the judge-cleaner may remove it (subscription rules' release_after). */
+static enum dm_status migration_child_rules(struct cat_db *db)
+{
+	return cat_exec(db,
+		"ALTER TABLE rules ADD COLUMN child_rule_id TEXT;"
+		"CREATE INDEX rules_child_rule_idx ON rules(child_rule_id) WHERE child_rule_id IS NOT NULL;");
+}
+
 static enum dm_status (*const migration_fns[])(struct cat_db *db) = {
 	migration_subscriptions,
 	migration_message_deliveries,
+	migration_child_rules,
 };
 
 static enum dm_status migrate(struct cat_db *db)

@@ -30,7 +30,11 @@
  * the expression has RSEs), rse_expression, and optionally lifetime
  * (seconds), activity, grouping, weight, source_replica_expression,
  * purge_replicas, locked, ignore_availability, asynchronous, comment (or
- * comments), priority, notify.  The CLI's short form "COPIES EXPRESSION
+ * comments), priority, notify, and release_after: N (didfs's; Rucio's
+ * child_rule_id of a rule move): this rule holds its replicas until rule N
+ * of the same subscription is OK, then it expires and the judge-cleaner
+ * removes it (the CTAO chain: the on-site copy goes once both off-site
+ * copies are verified).  The CLI's short form "COPIES EXPRESSION
  * [key=value...]" is turned into the same JSON (cat_subscription_rule_text).
  * Everything is validated when a subscription is added or updated, by
  * whichever door: a filter or rule that does not parse is refused with
@@ -121,6 +125,7 @@ struct sub_rule {
 	enum cat_grouping grouping;
 	int64_t lifetime;
 	int purge, locked, ignore_availability, asynchronous, priority;
+	int release_after; /* 0, or the 1-based index of an earlier rule */
 };
 
 static void re_free(struct sub_re *r)
@@ -395,7 +400,7 @@ static enum dm_status rule_int(json_t *o, const char *k, int64_t lo, int64_t hi,
 static const char *const rule_keys[] = {
 	"copies", "rse_expression", "lifetime", "activity", "grouping", "weight",
 	"source_replica_expression", "purge_replicas", "locked", "ignore_availability",
-	"asynchronous", "comment", "comments", "priority", "notify", NULL,
+	"asynchronous", "comment", "comments", "priority", "notify", "release_after", NULL,
 };
 
 static enum dm_status rule_from_json(json_t *o, int idx, struct sub_rule *r, struct dm_err *err)
@@ -422,7 +427,7 @@ static enum dm_status rule_from_json(json_t *o, int idx, struct sub_rule *r, str
 			return bad(err, "replication rule %d: unknown key '%s' (known: copies, rse_expression,"
 				   " lifetime, activity, grouping, weight, source_replica_expression,"
 				   " purge_replicas, locked, ignore_availability, asynchronous, comment,"
-				   " priority, notify)", idx, key);
+				   " priority, notify, release_after)", idx, key);
 	}
 	if (!c)
 		return bad(err, "replication rule %d has no 'copies'", idx);
@@ -453,6 +458,10 @@ static enum dm_status rule_from_json(json_t *o, int idx, struct sub_rule *r, str
 	if ((rc = rule_int(o, "priority", 0, 5, &x, idx, err)))
 		goto fail;
 	r->priority = (int)x;
+	x = 0;
+	if ((rc = rule_int(o, "release_after", 1, SUB_MAX_RULES, &x, idx, err)))
+		goto fail;
+	r->release_after = (int)x; /* an earlier rule: checked on the whole list */
 	if ((rc = rule_str(o, "activity", 50, &r->activity, idx, err)) ||
 	    (rc = rule_str(o, "weight", 255, &r->weight, idx, err)) ||
 	    (rc = rule_str(o, "source_replica_expression", 3000, &r->source, idx, err)) ||
@@ -497,6 +506,12 @@ static enum dm_status rules_from_json(json_t *j, struct sub_rule *out, size_t *n
 	for (i = 0; i < json_array_size(j); i++) {
 		if (rule_from_json(json_array_get(j, i), (int)i + 1, &out[i], err)) {
 			rules_free(out, i);
+			return DM_EINVAL;
+		}
+		if (out[i].release_after > (int)i) {
+			bad(err, "replication rule %zu: release_after names an earlier rule (1 to %zu), not %d",
+			    i + 1, i, out[i].release_after);
+			rules_free(out, i + 1);
 			return DM_EINVAL;
 		}
 	}
@@ -1178,10 +1193,42 @@ static int count_rses(struct cat_db *db, const char *expr)
 	return count > 16 ? 16 : (int)count;
 }
 
+/* A rule with release_after = k is Rucio's parent of a move: expired at
+ * once, with child_rule_id = rule k, so the judge-cleaner removes it (and
+ * the reaper its replicas) only when rule k is OK (cat_rule_release_parents);
+ * at once when rule k is OK already. */
+static enum dm_status set_parent(struct cat_db *db, const char *parent, const char *child)
+{
+	sqlite3_stmt *st = cat_stmt(db, "UPDATE rules SET expires_at=?1, child_rule_id=CASE WHEN"
+				       " (SELECT state FROM rules WHERE id=?2)='O' THEN NULL ELSE ?2 END"
+				       " WHERE id=?3");
+
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, dm_now());
+	sqlite3_bind_text(st, 2, child, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, parent, -1, SQLITE_STATIC);
+	return step_done(db, st, "chaining a rule to the rule it waits for");
+}
+
+enum dm_status cat_rule_release_parents(struct cat_db *db, const char *child)
+{
+	sqlite3_stmt *st = cat_stmt(db, "UPDATE rules SET child_rule_id=NULL, updated_at=? WHERE child_rule_id=?");
+
+	if (!st)
+		return db->err.code;
+	sqlite3_bind_int64(st, 1, dm_now());
+	sqlite3_bind_text(st, 2, child, -1, SQLITE_STATIC);
+	return step_done(db, st, "releasing a parent rule");
+}
+
 static enum dm_status apply_sub(struct cat_db *db, struct live_sub *s, const struct new_did *d,
 				int *created)
 {
 	enum dm_status rc = DM_OK;
+	char made[SUB_MAX_RULES][33];
+
+	memset(made, 0, sizeof made);
 
 	for (size_t i = 0; i < s->nrules && rc == DM_OK; i++) {
 		const struct sub_rule *r = &s->rules[i];
@@ -1222,6 +1269,16 @@ static enum dm_status apply_sub(struct cat_db *db, struct live_sub *s, const str
 				rc = step_done(db, st, "recording a rule's subscription");
 			}
 		}
+		if (rc == DM_OK && r->release_after) {
+			if (made[r->release_after - 1][0])
+				rc = set_parent(db, rid, made[r->release_after - 1]);
+			else
+				dm_log(DM_LOG_WARN, "transmogrifier", "%s:%s, subscription %s: rule %zu is kept:"
+				       " rule %d it waits for was not made", d->scope, d->name, s->name, i + 1,
+				       r->release_after);
+		}
+		if (rc == DM_OK)
+			memcpy(made[i], rid, 33);
 		if (rc == DM_OK) {
 			(*created)++;
 			dm_log(DM_LOG_INFO, "transmogrifier", "%s:%s matches subscription %s: rule %s (%d x '%s')",

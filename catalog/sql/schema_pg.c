@@ -188,6 +188,9 @@ static const char *const pg_migrations[] = {
 	"CREATE TABLE message_deliveries(message_id BIGINT NOT NULL, sink TEXT NOT NULL,"
 	"  delivered_at BIGINT NOT NULL, PRIMARY KEY(sink, message_id));"
 	"CREATE INDEX message_deliveries_msg_idx ON message_deliveries(message_id);",
+	/* 6: child rules (as store.c's migration_child_rules) */
+	"ALTER TABLE rules ADD COLUMN child_rule_id TEXT;"
+	"CREATE INDEX rules_child_rule_idx ON rules(child_rule_id) WHERE child_rule_id IS NOT NULL;",
 };
 
 static const char pg_version_table[] =
