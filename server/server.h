@@ -231,5 +231,7 @@ int ep_rules(struct srv_req *r, const char *rest);
 int ep_locks(struct srv_req *r, const char *rest);
 int ep_accountlimits(struct srv_req *r, const char *rest);
 int ep_subscriptions(struct srv_req *r, const char *rest);
+/* POST /replicas/bad, /replicas/bad/dids (ep_badreplica.c); sub: after "bad/" */
+int ep_replicas_bad(struct srv_req *r, const char *sub);
 
 #endif

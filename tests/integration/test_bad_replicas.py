@@ -90,3 +90,42 @@ def test_only_replica_declared_bad_is_marked_lost(lake, make_file, tmp_path):
     p = lake.run("daemon", "necromancer", "--once")
     assert "settled" not in p.stderr
     assert len(q(lake, "SELECT payload FROM messages WHERE event_type='LOST'")) == 1
+
+
+def test_rest_declare_bad_file_replicas_with_rucio_client(served, tmp_path):
+    """POST /replicas/bad and /replicas/bad/dids as Rucio's ReplicaClient calls
+    them: declared replicas turn BAD; unknown ones and PFNs come back
+    undeclared ({rse: [...]}), the others are still declared."""
+    import json
+    import os
+    import textwrap
+    d = served.didfs
+    d("add-rse", "MOCK1")
+    d("add-scope", "user.root", "--account", "root")
+    d("add-replicas", "--rse", "MOCK1", "user.root:b1", "10", "0000000b",
+      "user.root:b2", "10", "0000000b", "user.root:b3", "10", "0000000b")
+    os.makedirs(str(tmp_path), exist_ok=True)
+    script = tmp_path / "s.py"
+    script.write_text("import json\nfrom rucio.client import Client\nc = Client()\n" + textwrap.dedent("""
+        r = {}
+        r['a'] = c.declare_bad_file_replicas([{'scope': 'user.root', 'name': 'b1', 'rse': 'MOCK1'},
+                                              {'scope': 'user.root', 'name': 'nope', 'rse': 'MOCK1'},
+                                              'root://x//y/z'], 'checksum mismatch')
+        r['b'] = c.declare_bad_did_replicas('MOCK1', [{'scope': 'user.root', 'name': 'b2'}], 'lost disk')
+        print(json.dumps(r))
+    """))
+    p = served.rucio("41.0.0", tmp_path, script, prog="python3")
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert list(out["a"]) == ["MOCK1", "unknown"] or set(out["a"]) == {"MOCK1", "unknown"}, out
+    assert len(out["a"]["MOCK1"]) == 1 and "nope" in out["a"]["MOCK1"][0]
+    assert "PFN" in out["a"]["unknown"][0]
+    assert out["b"] == {}
+    st = {r["name"]: r["state"] for r in d.json("list-file-replicas", "user.root:b1", "--all-states")}
+    assert st == {"b1": "BAD"}, st
+    st = {r["name"]: r["state"] for r in d.json("list-file-replicas", "user.root:b3", "--all-states")}
+    assert st == {"b3": "AVAILABLE"}
+    con = sqlite3.connect(served.catalog)
+    rows = sorted(con.execute("SELECT d.name, b.state, b.reason FROM bad_replicas b JOIN dids d"
+                              " ON d.id=b.did_id").fetchall())
+    con.close()
+    assert rows == [("b1", "B", "checksum mismatch"), ("b2", "B", "lost disk")]
