@@ -469,6 +469,13 @@ enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char
 enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse,
 					      const char *scope, const char *name,
 					      const char *reason);
+/* Declare a replica BAD (Rucio's declare_bad_file_replicas; admin only;
+ * catalog/necromancer.c): a BAD row in bad_replicas with the reason, the
+ * replica BAD, its locks STUCK (the repairer re-copies it from a good
+ * replica; the necromancer marks the file LOST when none is left).
+ * InvalidObject without a reason, ReplicaNotFound, AccessDenied. */
+enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, const char *scope,
+					const char *name, const char *reason);
 /* SUSPICIOUS declarations of a replica. */
 enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
 					    const char *name, int64_t *count);
@@ -775,5 +782,55 @@ enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *pre
 			   const char *after, int limit, cat_did_cb cb, void *ud);
 enum dm_status cat_ov_did(struct cat_db *db, const char *scope, const char *name, cat_did_cb cb,
 			  void *ud);
+/* ==== subscriptions (catalog/subscription.c) ====
+ * Rucio's subscriptions: a filter (JSON object: pattern, excluded_pattern,
+ * scope, account, did_type, min/max_avg_file_size, metadata keys) and a
+ * JSON list of rules ({copies, rse_expression, lifetime, activity,
+ * grouping, ...}) that the transmogrifier applies once to every new DID that
+ * matches.  Admin only (Rucio's generic policy).  Errors: InvalidObject
+ * naming what did not parse, SubscriptionDuplicate, SubscriptionNotFound. */
+struct cat_subscription {
+	const char *id, *name, *account, *filter, *replication_rules, *comments;
+	const char *state; /* ACTIVE, INACTIVE, NEW, UPDATED, BROKEN */
+	int policyid, retroactive;
+	int64_t last_processed, lifetime, expired_at, created_at, updated_at; /* 0: none */
+};
+typedef int (*cat_subscription_cb)(void *ud, const struct cat_subscription *s);
+/* lifetime_days 0: none; priority 0: 3.  id_out: 33 bytes or NULL. */
+enum dm_status cat_subscription_add(struct cat_db *db, const char *name, const char *account,
+				    const char *filter_json, const char *rules_json,
+				    const char *comments, int64_t lifetime_days, int priority,
+				    char *id_out);
+/* NULL / -1 fields are kept; state NULL sets UPDATED (Rucio), "INACTIVE"
+ * (or "I") deactivates, "ACTIVE" reactivates. */
+struct cat_subscription_update {
+	const char *filter, *rules, *comments, *state;
+	int64_t lifetime_days;
+	int priority;
+};
+void cat_subscription_update_init(struct cat_subscription_update *u);
+enum dm_status cat_subscription_update(struct cat_db *db, const char *name, const char *account,
+				       const struct cat_subscription_update *u);
+/* By name and/or account (NULL: any; account may hold Rucio's '*');
+ * SubscriptionNotFound when none. */
+enum dm_status cat_subscription_list(struct cat_db *db, const char *name, const char *account,
+				     cat_subscription_cb cb, void *ud);
+enum dm_status cat_subscription_get_id(struct cat_db *db, const char *id, cat_subscription_cb cb,
+				       void *ud);
+/* The ids of the rules a subscription made. */
+enum dm_status cat_subscription_rule_ids(struct cat_db *db, const char *name, const char *account,
+					 cat_rule_id_cb cb, void *ud);
+/* Validate a filter and/or rules (NULL: not checked) without a catalog;
+ * the normalized JSON (compact, sorted keys) into nfilter / nrules if not
+ * NULL.  DM_EINVAL with err (InvalidObject) naming the key. */
+enum dm_status cat_subscription_check(const char *filter_json, const char *rules_json,
+				      struct dm_buf *nfilter, struct dm_buf *nrules,
+				      struct dm_err *err);
+/* One rule as JSON, or the short form "COPIES RSE_EXPRESSION [key=value...]",
+ * validated and appended to out as JSON object(s), comma-separated. */
+enum dm_status cat_subscription_rule_text(const char *text, struct dm_buf *out,
+					  struct dm_err *err);
+/* "ACTIVE" for "A", ... */
+const char *cat_subscription_state_name(const char *code);
 
 #endif

@@ -132,6 +132,24 @@ enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_
  * only as the identity's first account.  A mapping that exists: Duplicate. */
 enum dm_status cat_identity_map(struct cat_db *db, const char *account, const char *identity,
 				const char *type, const char *email, int is_default);
+/* The outbox (outbox.c): an event written in the caller's transaction.
+ * transfer: a request attempt (event "transfer-submitted", "-done",
+ * "-failed", reason or NULL), read before the request is archived; rule:
+ * its new state ('O' RULE_OK, 'S' RULE_STUCK, as the rule's notify says);
+ * collections created (CREATE_DTS / CREATE_CNT); a replica deleted from
+ * storage (reason NULL: deletion-done, else deletion-failed). */
+enum dm_status cat_outbox_add(struct cat_db *db, const char *event, const char *payload_json);
+enum dm_status cat_outbox_transfer(struct cat_db *db, const char *request_id, const char *event,
+				   const char *reason);
+enum dm_status cat_outbox_rule_state(struct cat_db *db, const char *rule_id, char state);
+enum dm_status cat_outbox_did_created(struct cat_db *db, const char *scope, const char *name,
+				      enum cat_did_type type, int64_t expired_at);
+enum dm_status cat_outbox_deletion(struct cat_db *db, const char *rse, const char *scope,
+				   const char *name, int64_t bytes, const char *reason);
+/* A rule turned OK: its parents (rules whose child_rule_id it is, made by a
+ * subscription's release_after) are released for the judge-cleaner
+ * (subscription.c). */
+enum dm_status cat_rule_release_parents(struct cat_db *db, const char *child_rule_id);
 /* Step a (key, value) query to the end, row by row into cb. */
 enum dm_status cat_kv_rows(struct cat_db *db, sqlite3_stmt *st, cat_kv_cb cb, void *ud,
 			   const char *what);

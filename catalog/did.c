@@ -187,6 +187,8 @@ enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *nam
 	else if (sqlite3_changes(db->db) == 0)
 		rc = cat_fail(db, DM_EEXIST, "DataIdentifierAlreadyExists",
 			      "Data Identifier '%s:%s' already exists", scope, name);
+	else /* CREATE_DTS / CREATE_CNT (catalog/outbox.c) */
+		rc = cat_outbox_did_created(db, scope, name, type, lifetime ? dm_time_add(now, lifetime) : 0);
 out:
 	return cat_tx_end(db, rc);
 }

@@ -123,5 +123,38 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
  * (state ""); stats.c says what each counts. */
 typedef void (*cat_stat_cb)(void *ud, const char *what, const char *state, int64_t n);
 enum dm_status cat_queue_stats(struct cat_db *db, cat_stat_cb cb, void *ud);
+/* The transmogrifier (catalog/subscription.c): up to limit new DIDs of
+ * this worker's partition matched against the active subscriptions, their
+ * rules created (owner: the subscription's account) and each DID's new flag
+ * cleared, in one transaction.  *done: DIDs handled; *rules: rules made. */
+enum dm_status cat_transmogrify(struct cat_db *db, int limit, int worker, int nworkers, int *done,
+				int *rules);
+
+/* ---- hermes: the outbox of catalog/outbox.c ---- */
+struct cat_message {
+	int64_t id;
+	const char *event_type;
+	const char *payload; /* a JSON object */
+	int64_t created_at;
+};
+typedef int (*cat_message_cb)(void *ud, const struct cat_message *m);
+/* The oldest (up to limit) messages not yet delivered to sink. */
+enum dm_status cat_messages_pending(struct cat_db *db, const char *sink, int limit,
+				    cat_message_cb cb, void *ud);
+/* Record that sink has ids[0..n), and delete those of them that every sink
+ * of sinks_csv (",a,b," with nsinks names) now has; one transaction. */
+enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const int64_t *ids,
+				      size_t n, const char *sinks_csv, int nsinks, int *deleted);
+enum dm_status cat_messages_count(struct cat_db *db, int64_t *n);
+/* The reaper could not delete a replica from storage: deletion-failed. */
+enum dm_status cat_reaper_failed(struct cat_db *db, const char *rse, const char *scope,
+				 const char *name, uint64_t bytes, const char *reason);
+
+/* The necromancer (catalog/necromancer.c): settle up to limit declared
+ * (BAD/SUSPICIOUS) replicas: RECOVERED once AVAILABLE again, LOST (file
+ * availability LOST, LOST messages) when no AVAILABLE replica is left.
+ * *done: settled; *lost: of those, lost. */
+enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int nworkers,
+				   int *done, int *lost);
 
 #endif

@@ -1008,6 +1008,10 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 	(void)stuck_at;
 	if (step_done(db, st, "updating a rule state"))
 		return db->err.code;
+	if (nxt != cur && cat_outbox_rule_state(db, id, next[0])) /* RULE_OK (outbox.c) */
+		return db->err.code;
+	if (nxt == CAT_RULE_OK && cat_rule_release_parents(db, id)) /* subscription.c */
+		return db->err.code;
 	if (nxt == CAT_RULE_OK) {
 		st = cat_stmt(db, "UPDATE dataset_locks SET state='O', updated_at=? WHERE rule_id=? AND state!='O'");
 		if (!st)
@@ -2194,7 +2198,8 @@ enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nwo
 	enum dm_status rc;
 
 	*done = 0;
-	rc = judge_pick(db, "SELECT id FROM rules WHERE expires_at < ?1 AND locked=0 AND"
+	/* a parent waiting for its child rule (child_rule_id) stays */
+	rc = judge_pick(db, "SELECT id FROM rules WHERE expires_at < ?1 AND locked=0 AND child_rule_id IS NULL AND"
 			    " (?2 <= 1 OR didfs_hash(id) % ?2 = ?3) ORDER BY expires_at LIMIT ?4",
 			now_s(), limit, worker, nworkers, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
@@ -2263,7 +2268,9 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 	sqlite3_bind_int(st, 4, worker);
 	sqlite3_bind_int(st, 5, limit);
 	collect_ids(db, st, limit, &l);
-	rc = cat_tx_end(db, DM_OK);
+	for (size_t i = 0; i < l.n && rc == DM_OK; i++) /* transfer-submitted (outbox.c) */
+		rc = cat_outbox_transfer(db, l.ids[i], "transfer-submitted", NULL);
+	rc = cat_tx_end(db, rc);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
 		struct cat_request r;
 		st = cat_stmt(db, "SELECT " REQ_COLS " FROM requests q JOIN dids d ON d.id=q.did_id"
@@ -2529,6 +2536,11 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 		}
 	}
 	fate = cat_policy_request_fate(state, retry, max_retries);
+	/* transfer-done / transfer-failed (outbox.c), before the request is archived */
+	rc = cat_outbox_transfer(db, id, fate.fate == CAT_FATE_DONE ? "transfer-done" : "transfer-failed",
+				 fate.fate == CAT_FATE_DONE ? NULL : (err_msg ? err_msg : "transfer failed"));
+	if (rc)
+		goto out;
 	if (fate.fate == CAT_FATE_DONE) {
 		rc = req_archive(db, id, req_codes[CAT_REQ_DONE], NULL);
 		if (rc)
@@ -2856,6 +2868,8 @@ enum dm_status cat_reaper_done(struct cat_db *db, const char *rse, const char *s
 	sqlite3_bind_int64(st, 2, num);
 	query_i64(db, st, &bytes, &found);
 	if (found)
+		rc = cat_outbox_deletion(db, rse, scope, name, bytes, NULL); /* deletion-done */
+	if (found && rc == DM_OK)
 		rc = cat_replica_remove_row(db, did, num, bytes);
 out:
 	return cat_tx_end(db, rc);

@@ -196,10 +196,69 @@ static const char *const migrations[] = {
 	"ALTER TABLE rules ADD COLUMN request_id TEXT;",
 };
 
+/* Later migrations, one function each (numbered after the strings above). */
+
+/* 6: subscriptions (catalog/subscription.c): the table, rules.subscription_id
+ * and dids.is_new (1 for every DID inserted from now on, whatever inserts
+ * it; the DIDs already there are not new). */
+static enum dm_status migration_subscriptions(struct cat_db *db)
+{
+	return cat_exec(db,
+		"ALTER TABLE dids ADD COLUMN is_new INTEGER NOT NULL DEFAULT 1;"
+		"UPDATE dids SET is_new=0;"
+		"CREATE INDEX dids_is_new_idx ON dids(id) WHERE is_new=1;"
+		"ALTER TABLE rules ADD COLUMN subscription_id TEXT;"
+		"CREATE INDEX rules_subscription_idx ON rules(subscription_id)"
+		"  WHERE subscription_id IS NOT NULL;"
+		"CREATE TABLE subscriptions("
+		"  id TEXT PRIMARY KEY, name TEXT NOT NULL, account TEXT NOT NULL,"
+		"  filter TEXT NOT NULL, replication_rules TEXT NOT NULL,"
+		"  policyid INTEGER NOT NULL DEFAULT 3, state TEXT NOT NULL DEFAULT 'A',"
+		"  last_processed INTEGER, lifetime INTEGER, retroactive INTEGER NOT NULL DEFAULT 0,"
+		"  comments TEXT, expired_at INTEGER, created_at INTEGER NOT NULL,"
+		"  updated_at INTEGER NOT NULL, UNIQUE(name, account));");
+}
+
+/* 7: the outbox's delivery bookkeeping (catalog/outbox.c, daemons/hermes.c):
+ * which sink already has which message; messages.id becomes AUTOINCREMENT
+ * (never reused once hermes deleted the newest: consumers tell messages
+ * apart by it). */
+static enum dm_status migration_message_deliveries(struct cat_db *db)
+{
+	return cat_exec(db,
+		"CREATE TABLE messages_new("
+		"  id INTEGER PRIMARY KEY AUTOINCREMENT, event_type TEXT NOT NULL, payload TEXT NOT NULL,"
+		"  created_at INTEGER NOT NULL);"
+		"INSERT INTO messages_new(id, event_type, payload, created_at)"
+		"  SELECT id, event_type, payload, created_at FROM messages;"
+		"DROP TABLE messages;"
+		"ALTER TABLE messages_new RENAME TO messages;"
+		"CREATE TABLE message_deliveries("
+		"  message_id INTEGER NOT NULL, sink TEXT NOT NULL, delivered_at INTEGER NOT NULL,"
+		"  PRIMARY KEY(sink, message_id)) WITHOUT ROWID;"
+		"CREATE INDEX message_deliveries_msg_idx ON message_deliveries(message_id);");
+}
+
+/* 8: Rucio's rules.child_rule_id: a rule that waits for another one to be OK
+ * before the judge-cleaner may remove it (subscription rules' release_after). */
+static enum dm_status migration_child_rules(struct cat_db *db)
+{
+	return cat_exec(db,
+		"ALTER TABLE rules ADD COLUMN child_rule_id TEXT;"
+		"CREATE INDEX rules_child_rule_idx ON rules(child_rule_id) WHERE child_rule_id IS NOT NULL;");
+}
+
+static enum dm_status (*const migration_fns[])(struct cat_db *db) = {
+	migration_subscriptions,
+	migration_message_deliveries,
+	migration_child_rules,
+};
+
 static enum dm_status migrate(struct cat_db *db)
 {
 	sqlite3_stmt *st;
-	int version = 0, target = (int)DM_ARRAY_SIZE(migrations);
+	int nstr = (int)DM_ARRAY_SIZE(migrations);
+	int version = 0, target = nstr + (int)DM_ARRAY_SIZE(migration_fns);
 	enum dm_status rc;
 	char sql[64];
 
@@ -219,7 +278,7 @@ static enum dm_status migrate(struct cat_db *db)
 	if (rc)
 		return rc;
 	for (int v = version; v < target && rc == DM_OK; v++)
-		rc = cat_exec(db, migrations[v]);
+		rc = v < nstr ? cat_exec(db, migrations[v]) : migration_fns[v - nstr](db);
 	if (rc == DM_OK) {
 		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", target);
 		rc = cat_exec(db, sql);
@@ -519,7 +578,7 @@ static void sqlite_location(const struct cat_db *db, struct dm_buf *out)
 static void sqlite_describe(const struct cat_db *db, struct dm_buf *out)
 {
 	dm_buf_addf(out, "sqlite:%s (schema version %d)", db->abs_path ? db->abs_path : db->path,
-		    (int)DM_ARRAY_SIZE(migrations));
+		    (int)(DM_ARRAY_SIZE(migrations) + DM_ARRAY_SIZE(migration_fns)));
 }
 
 /* The OS user who owns the file: it may act as any account. */

@@ -44,6 +44,12 @@
  *   reaper.parallel               deletions in flight (8)
  *   judge-repairer.min_age        a STUCK rule untouched this long is repaired
  *   judge-repairer.suspend_after  stuck this long: SUSPENDED (14 days)
+ *   hermes.stomp_host, hermes.stomp_port (61613), hermes.stomp_vhost (/),
+ *   hermes.stomp_user, hermes.stomp_password, hermes.stomp_destination
+ *                                 (/queue/rucio.events): the STOMP sink
+ *   hermes.webhooks               URLs (space-separated) the messages are POSTed to
+ *   hermes.timeout                seconds per delivery (10)
+ *   hermes.max_delay              back-off cap after failed deliveries (60)
  *
  * Invariant: every setter validates before it writes, and dmn_config_parse
  * works on a copy, so a refused file leaves the configuration in force.
@@ -79,6 +85,9 @@ static const char *const kind_names[DMN_COUNT] = {
 	[DMN_REAPER] = "reaper",
 	[DMN_UNDERTAKER] = "undertaker",
 	[DMN_ABACUS] = "abacus",
+	[DMN_TRANSMOGRIFIER] = "transmogrifier",
+	[DMN_HERMES] = "hermes",
+	[DMN_NECROMANCER] = "necromancer",
 };
 
 const char *dmn_kind_name(enum dmn_kind k)
@@ -128,6 +137,7 @@ void dmn_config_defaults(struct dmn_config *cfg)
 	cfg->sleep[DMN_JUDGE_REPAIRER] = 30;
 	cfg->sleep[DMN_REAPER] = 10;
 	cfg->sleep[DMN_UNDERTAKER] = 60;
+	cfg->sleep[DMN_TRANSMOGRIFIER] = 5;
 	cfg->chunk[DMN_JUDGE_EVALUATOR] = 1000;
 	cfg->log_level = DM_LOG_INFO;
 	cfg->heartbeat_interval = 5;
@@ -155,6 +165,13 @@ void dmn_config_defaults(struct dmn_config *cfg)
 	cfg->reaper_parallel = 8;
 	cfg->repair_min_age = 60;
 	cfg->suspend_after = 14 * 24 * 3600;
+	cfg->stomp_port = 61613;
+	dm_strlcpy(cfg->stomp_vhost, "/", sizeof cfg->stomp_vhost);
+	dm_strlcpy(cfg->stomp_destination, "/queue/rucio.events", sizeof cfg->stomp_destination);
+	cfg->hermes_timeout = 10;
+	cfg->hermes_max_delay = 60;
+	cfg->sleep[DMN_HERMES] = 2;
+	cfg->chunk[DMN_HERMES] = 500;
 }
 
 static enum dm_status bad(struct dm_err *err, const char *key, const char *value,
@@ -231,6 +248,9 @@ static const struct int_key int_keys[] = {
 	IK("reaper.parallel", reaper_parallel, 1, 256),
 	IK64("judge-repairer.min_age", repair_min_age, 0, 365 * 86400),
 	IK64("judge-repairer.suspend_after", suspend_after, 0, 365 * 86400),
+	IK("hermes.stomp_port", stomp_port, 1, 65535),
+	IK("hermes.timeout", hermes_timeout, 1, 3600),
+	IK("hermes.max_delay", hermes_max_delay, 1, 3600),
 };
 
 struct bool_key {
@@ -256,6 +276,12 @@ static const struct path_key path_keys[] = {
 	{ "transfer.ca_file", offsetof(struct dmn_config, ca_file) },
 	{ "transfer.client_cert", offsetof(struct dmn_config, client_cert) },
 	{ "transfer.client_key", offsetof(struct dmn_config, client_key) },
+	{ "hermes.stomp_host", offsetof(struct dmn_config, stomp_host) },
+	{ "hermes.stomp_vhost", offsetof(struct dmn_config, stomp_vhost) },
+	{ "hermes.stomp_user", offsetof(struct dmn_config, stomp_user) },
+	{ "hermes.stomp_password", offsetof(struct dmn_config, stomp_password) },
+	{ "hermes.stomp_destination", offsetof(struct dmn_config, stomp_destination) },
+	{ "hermes.webhooks", offsetof(struct dmn_config, webhooks) },
 };
 
 enum dm_status dmn_config_set(struct dmn_config *cfg, const char *key, const char *value,

@@ -47,7 +47,8 @@ struct dmn_def {
 
 extern const struct dmn_def dmn_judge_evaluator_def, dmn_judge_injector_def,
 	dmn_judge_repairer_def, dmn_judge_cleaner_def, dmn_undertaker_def, dmn_abacus_def,
-	dmn_conveyor_def, dmn_reaper_def;
+	dmn_conveyor_def, dmn_reaper_def, dmn_transmogrifier_def,
+	dmn_hermes_def, dmn_necromancer_def;
 
 /* Whether a stop was asked (SIGTERM/SIGINT). */
 int dmn_stopping(void);

@@ -134,6 +134,10 @@ static int reap_rse(struct dmn_loop *l, struct reaper *rp, const char *rse, int 
 			dm_log(DM_LOG_WARN, l->name, "%s: deleting %s:%s (%s) failed, left for later: %s",
 			       rse, v->scope, v->name, v->url, j->err.msg);
 			failed++;
+			/* deletion-failed (catalog/outbox.c) */
+			if (cat_reaper_failed(l->db, rse, v->scope, v->name, v->bytes, j->err.msg) != DM_OK)
+				dm_log(DM_LOG_ERROR, l->name, "%s: queueing deletion-failed: %s", rse,
+				       cat_error(l->db)->msg);
 			continue;
 		}
 		if (cat_reaper_done(l->db, rse, v->scope, v->name) != DM_OK) {

@@ -49,6 +49,9 @@ static const struct dmn_def *const defs[DMN_COUNT] = {
 	[DMN_REAPER] = &dmn_reaper_def,
 	[DMN_UNDERTAKER] = &dmn_undertaker_def,
 	[DMN_ABACUS] = &dmn_abacus_def,
+	[DMN_TRANSMOGRIFIER] = &dmn_transmogrifier_def,
+	[DMN_HERMES] = &dmn_hermes_def,
+	[DMN_NECROMANCER] = &dmn_necromancer_def,
 };
 
 static struct {

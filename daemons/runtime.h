@@ -7,7 +7,7 @@
  *                [--config FILE] [--log-level L] [--metrics ADDR:PORT]
  *
  * Daemons: judge-evaluator, judge-injector, judge-repairer, judge-cleaner,
- * conveyor, reaper, undertaker, abacus.  Each runs as --threads loops, every
+ * conveyor, reaper, undertaker, abacus, transmogrifier, hermes, necromancer.  Each runs as --threads loops, every
  * loop in its own thread with its own catalog handle (a handle is
  * single-threaded) and its own heartbeat row (executable "didfs-<name>"), so
  * that threads and processes of the same daemon split the work by the
@@ -39,6 +39,9 @@ enum dmn_kind {
 	DMN_REAPER,
 	DMN_UNDERTAKER,
 	DMN_ABACUS,
+	DMN_TRANSMOGRIFIER,
+	DMN_HERMES,
+	DMN_NECROMANCER,
 	DMN_COUNT
 };
 
@@ -95,6 +98,17 @@ struct dmn_config {
 	/* judge-repairer */
 	int64_t repair_min_age;   /* judge-repairer.min_age */
 	int64_t suspend_after;    /* judge-repairer.suspend_after */
+
+	/* hermes (daemons/hermes.c): the sinks of the outbox */
+	char stomp_host[DMN_PATH_MAX];     /* hermes.stomp_host ("": no STOMP sink) */
+	int stomp_port;                    /* hermes.stomp_port (61613) */
+	char stomp_vhost[DMN_PATH_MAX];    /* hermes.stomp_vhost ("/") */
+	char stomp_user[DMN_PATH_MAX];     /* hermes.stomp_user */
+	char stomp_password[DMN_PATH_MAX]; /* hermes.stomp_password */
+	char stomp_destination[DMN_PATH_MAX]; /* hermes.stomp_destination */
+	char webhooks[DMN_PATH_MAX];       /* hermes.webhooks: URLs, space-separated */
+	int hermes_timeout;                /* hermes.timeout: per delivery */
+	int hermes_max_delay;              /* hermes.max_delay: back-off cap */
 };
 
 void dmn_config_defaults(struct dmn_config *cfg);

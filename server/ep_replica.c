@@ -646,6 +646,8 @@ int ep_replicas(struct srv_req *r, const char *rest)
 	size_t n;
 	int rc = 0;
 
+	if (!strcmp(rest, "bad") || !strncmp(rest, "bad/", 4)) /* ep_badreplica.c */
+		return ep_replicas_bad(r, rest[3] ? rest + 4 : "");
 	if (!strcmp(rest, "list") || !strcmp(rest, "list/")) {
 		if (!is(r, "POST"))
 			return srv_error(r, "MethodNotAllowed", "Method %s not allowed", r->method);

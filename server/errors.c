@@ -19,6 +19,7 @@ static const struct { const char *cls; int status; } table[] = {
 	{ "InputValidationError", 400 }, { "InvalidValueForKey", 400 },
 	{ "UnsupportedRequestedContentType", 406 }, { "MethodNotAllowed", 405 },
 	{ "RequestEntityTooLarge", 413 }, { "Duplicate", 409 }, { "DuplicateRule", 409 },
+	{ "SubscriptionDuplicate", 409 },
 	{ "DataIdentifierAlreadyExists", 409 }, { "FileAlreadyExists", 409 },
 	{ "DuplicateContent", 409 }, { "InsufficientTargetRSEs", 409 },
 	{ "InsufficientAccountLimit", 409 }, { "RSEWriteBlocked", 409 },

@@ -675,6 +675,8 @@ static int dispatch(struct srv_req *r)
 		return ep_locks(r, rest);
 	if (starts(p, "/accountlimits", &rest))
 		return ep_accountlimits(r, rest);
+	if (starts(p, "/subscriptions", &rest))
+		return ep_subscriptions(r, rest);
 	return srv_error_status(r, 404, "UnsupportedOperation", "Unknown endpoint: %s %s",
 				r->method, r->path);
 }

@@ -245,6 +245,9 @@ int ep_replicas(struct srv_req *r, const char *rest);
 int ep_rules(struct srv_req *r, const char *rest);
 int ep_locks(struct srv_req *r, const char *rest);
 int ep_accountlimits(struct srv_req *r, const char *rest);
+int ep_subscriptions(struct srv_req *r, const char *rest);
+/* POST /replicas/bad, /replicas/bad/dids (ep_badreplica.c); sub: after "bad/" */
+int ep_replicas_bad(struct srv_req *r, const char *sub);
 
 /* ---- login as a function (auth.c): what /auth/userpass and /auth/x509
  * answer, for the web UI's login too.  0 and a new token (tn >= 1024, 4096

@@ -136,5 +136,10 @@ int cli_daemon(struct cli *c, int argc, char **argv);
 int cli_check(struct cli *c, int argc, char **argv);
 int cli_mount(struct cli *c, int argc, char **argv);
 int cli_serve(struct cli *c, int argc, char **argv);
+int cli_add_subscription(struct cli *c, int argc, char **argv);
+int cli_list_subscriptions(struct cli *c, int argc, char **argv);
+int cli_update_subscription(struct cli *c, int argc, char **argv);
+int cli_delete_subscription(struct cli *c, int argc, char **argv);
+int cli_declare_bad_replicas(struct cli *c, int argc, char **argv);
 
 #endif

@@ -72,7 +72,7 @@ int cli_daemon(struct cli *c, int argc, char **argv)
 			return cli_failf(c, "InputValidationError",
 					 "unknown daemon '%s' (all, judge-evaluator, judge-injector, "
 					 "judge-repairer, judge-cleaner, conveyor, reaper, undertaker, "
-					 "abacus)", argv[i]);
+					 "abacus, transmogrifier, hermes, necromancer)", argv[i]);
 		o.daemons |= 1u << k;
 	}
 	if (dmn_run(&o, &err))

@@ -824,3 +824,51 @@ int cli_delete_replica(struct cli *c, int argc, char **argv)
 		return cli_fail(c, NULL);
 	return 0;
 }
+
+/* ---- declare-bad-replicas --rse RSE --reason R DID... (catalog/necromancer.c) ---- */
+
+int cli_declare_bad_replicas(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rse", required_argument, NULL, 'r' },
+		{ "reason", required_argument, NULL, 'R' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *rse = NULL, *reason = NULL;
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
+	int opt, n = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': rse = optarg; break;
+		case 'R': reason = optarg; break;
+		default: return cli_usage(c);
+		}
+	}
+	if (!rse || optind >= argc)
+		return cli_usage(c);
+	if (!reason)
+		return cli_failf(c, "InvalidObject", "declare-bad-replicas needs --reason");
+	for (int i = optind; i < argc; i++)
+		if (cli_did(c, argv[i], scope, name))
+			return 1;
+	if (cli_open(c))
+		return 1;
+	/* one transaction: all of them or none */
+	if (cat_batch_begin(c->db))
+		return cli_fail(c, NULL);
+	for (int i = optind; i < argc; i++) {
+		cli_did(c, argv[i], scope, name);
+		if (cat_replicas_declare_bad(c->db, rse, scope, name, reason)) {
+			struct dm_err keep = *cat_error(c->db);
+
+			cat_batch_end(c->db, DM_EINVAL);
+			return cli_fail(c, &keep);
+		}
+		n++;
+	}
+	if (cat_batch_end(c->db, DM_OK))
+		return cli_fail(c, NULL);
+	printf("Declared %d replica(s) on %s bad\n", n, rse);
+	return 0;
+}

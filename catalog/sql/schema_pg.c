@@ -171,6 +171,32 @@ static const char *const pg_migrations[] = {
 	"  CASCADE,"
 	"  chunk_size BIGINT NOT NULL, bytes BIGINT NOT NULL, sums BYTEA NOT NULL,"
 	"  created_at BIGINT NOT NULL);",
+	/* 4: the web UI's indexes on finished transfers (as store.c's migration 4) */
+	"CREATE INDEX requests_history_transferred_idx ON requests_history(transferred_at,"
+	"  source_rse_num, dest_rse_num, state, bytes, retry_count, submitted_at);"
+	"CREATE INDEX requests_history_did_idx ON requests_history(did_id, dest_rse_num, updated_at);",
+	/* 5: the request id of the REST call that added a rule (as store.c's 5) */
+	"ALTER TABLE rules ADD COLUMN request_id TEXT;",
+	/* 6: subscriptions (as store.c's migration_subscriptions) */
+	"ALTER TABLE dids ADD COLUMN is_new BIGINT NOT NULL DEFAULT 1;"
+	"UPDATE dids SET is_new=0;"
+	"CREATE INDEX dids_is_new_idx ON dids(id) WHERE is_new=1;"
+	"ALTER TABLE rules ADD COLUMN subscription_id TEXT;"
+	"CREATE INDEX rules_subscription_idx ON rules(subscription_id)"
+	"  WHERE subscription_id IS NOT NULL;"
+	"CREATE TABLE subscriptions(id TEXT PRIMARY KEY, name TEXT NOT NULL, account TEXT NOT NULL,"
+	"  filter TEXT NOT NULL, replication_rules TEXT NOT NULL,"
+	"  policyid BIGINT NOT NULL DEFAULT 3, state TEXT NOT NULL DEFAULT 'A',"
+	"  last_processed BIGINT, lifetime BIGINT, retroactive BIGINT NOT NULL DEFAULT 0,"
+	"  comments TEXT, expired_at BIGINT, created_at BIGINT NOT NULL,"
+	"  updated_at BIGINT NOT NULL, UNIQUE(name, account));",
+	/* 7: the outbox's deliveries (as store.c's migration_message_deliveries) */
+	"CREATE TABLE message_deliveries(message_id BIGINT NOT NULL, sink TEXT NOT NULL,"
+	"  delivered_at BIGINT NOT NULL, PRIMARY KEY(sink, message_id));"
+	"CREATE INDEX message_deliveries_msg_idx ON message_deliveries(message_id);",
+	/* 8: child rules (as store.c's migration_child_rules) */
+	"ALTER TABLE rules ADD COLUMN child_rule_id TEXT;"
+	"CREATE INDEX rules_child_rule_idx ON rules(child_rule_id) WHERE child_rule_id IS NOT NULL;",
 };
 
 static const char pg_version_table[] =
