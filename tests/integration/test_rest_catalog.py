@@ -165,6 +165,7 @@ def test_x509_proxy_and_cert(served, tmp_path):
 
 
 def test_token_renewed(tmp_path, serve_pki):
+    os.makedirs(tmp_path / "srv")
     s = Served(tmp_path / "srv", serve_pki, extra_args=["--token-lifetime", "2"])
     try:
         populate(s)
@@ -181,6 +182,7 @@ def test_token_renewed(tmp_path, serve_pki):
 
 
 def test_cache_offline_and_reopen(tmp_path, serve_pki):
+    os.makedirs(tmp_path / "srv")
     s = Served(tmp_path / "srv", serve_pki)
     try:
         populate(s)
