@@ -588,6 +588,8 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 		curl_easy_setopt(eh, CURLOPT_POSTFIELDS, r->body ? r->body : "");
 		curl_easy_setopt(eh, CURLOPT_POSTFIELDSIZE, (long)(r->body ? strlen(r->body) : 0));
 	}
+	if (getenv("DIDFS_CURL_VERBOSE") && r->body)
+		fprintf(stderr, "* body: %s\n", r->body);
 	c->requests++;
 	c->depth++;
 	cc = curl_easy_perform(eh);

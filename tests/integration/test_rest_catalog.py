@@ -405,3 +405,15 @@ def test_rule_by_daemon_and_download(served, rses, make_file, tmp_path):
     r("download", "user.root:rds", "--dir", out, timeout=300)
     got = list(out.rglob("restfile.dat"))
     assert got and got[0].read_bytes() == f.read_bytes()
+    # upload through the REST catalog: registered COPYING, written, AVAILABLE, attached
+    g = make_file(120000, name="uploaded_over_rest.dat")
+    p = r.run("upload", g, "--rse", "XRD1", "--scope", "user.root", "--dataset",
+              "user.root:rds_up", timeout=300)
+    assert p.returncode == 0, p.stderr
+    reps = served.didfs.json("list-file-replicas", "user.root:uploaded_over_rest.dat")
+    assert [(x["rse"], x["state"]) for x in reps] == [("XRD1", "AVAILABLE")], reps
+    assert "uploaded_over_rest.dat" in served.didfs("list-content", "user.root:rds_up")
+    out2 = tmp_path / "dl2"
+    r("download", "user.root:uploaded_over_rest.dat", "--dir", out2, timeout=300)
+    got = list(out2.rglob("uploaded_over_rest.dat"))
+    assert got and got[0].read_bytes() == g.read_bytes()
