@@ -7,8 +7,11 @@
  *   dids(id, scope, name, ...)  a DID's fields, negative (1: "not found"),
  *                               full (1: from GET /dids/<s>/<n>, 0: a
  *                               listing row), fill_at, used_at
- *   lists(pid, kind, fill_at, used_at)   a complete listing of pid
+ *   lists(pid, kind, fill_at, used_at, scope, name)   a complete listing of pid
  *   members(pid, kind, pos, cid)         its members in the server's order
+ *   reps(fid, rse, state, pfn, ...)      a file's replicas (every state) with
+ *                                        the server's best PFN per RSE
+ *   rep_fill(did, is_file, fill_at)      whose replicas were listed when
  * A scope's roots have pid = cat_rest_did_id(scope, "").
  */
 #include "cache.h"
@@ -33,8 +36,15 @@ struct rest_cache {
 	char adler32[16], md5[40], availability[32];
 };
 
+struct rest_rep_fill {
+	struct rest_cache *c;
+	int64_t last;
+	int failed;
+};
+
 struct rest_fill {
 	struct rest_cache *c;
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
 	int64_t pid;
 	int kind;
 	int64_t pos;
@@ -52,10 +62,15 @@ static const char schema[] =
 	" fill_at REAL NOT NULL, used_at REAL NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS dids_used ON dids(used_at);"
 	"CREATE TABLE IF NOT EXISTS lists(pid INTEGER, kind INTEGER, fill_at REAL NOT NULL,"
-	" used_at REAL NOT NULL, PRIMARY KEY(pid, kind));"
+	" used_at REAL NOT NULL, scope TEXT, name TEXT, PRIMARY KEY(pid, kind));"
 	"CREATE TABLE IF NOT EXISTS members(pid INTEGER, kind INTEGER, pos INTEGER, cid INTEGER,"
 	" PRIMARY KEY(pid, kind, pos));"
-	"CREATE INDEX IF NOT EXISTS members_cid ON members(cid);";
+	"CREATE INDEX IF NOT EXISTS members_cid ON members(cid);"
+	"CREATE TABLE IF NOT EXISTS reps(fid INTEGER, rse TEXT, state INTEGER, pfn TEXT,"
+	" rse_id TEXT, bytes INTEGER, adler32 TEXT, md5 TEXT, scope TEXT, name TEXT,"
+	" PRIMARY KEY(fid, rse));"
+	"CREATE TABLE IF NOT EXISTS rep_fill(did INTEGER PRIMARY KEY, is_file INTEGER,"
+	" fill_at REAL NOT NULL);";
 
 static double now_f(void)
 {
@@ -409,6 +424,8 @@ static void evict(struct rest_cache *c)
 		" m.kind=lists.kind AND NOT EXISTS (SELECT 1 FROM dids d WHERE d.id=m.cid));"
 		"DELETE FROM members WHERE NOT EXISTS (SELECT 1 FROM lists l WHERE"
 		" l.pid=members.pid AND l.kind=members.kind);");
+	exec(c, "DELETE FROM reps WHERE NOT EXISTS (SELECT 1 FROM dids d WHERE d.id=reps.fid);"
+		"DELETE FROM rep_fill WHERE NOT EXISTS (SELECT 1 FROM dids d WHERE d.id=rep_fill.did);");
 	/* give the pages back so the file stays within its bound */
 	exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
 }
@@ -439,6 +456,11 @@ void rest_cache_invalidate(struct rest_cache *c, const char *scope, const char *
 	sqlite3_step(st);
 	sqlite3_finalize(st);
 	if ((st = prep(c, "DELETE FROM dids WHERE id=?1"))) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if ((st = prep(c, "DELETE FROM rep_fill WHERE did=?1"))) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_step(st);
 		sqlite3_finalize(st);
@@ -521,6 +543,8 @@ struct rest_fill *rest_fill_begin(struct rest_cache *c, const char *scope, const
 	f->c = c;
 	f->pid = cat_rest_did_id(scope, name);
 	f->kind = kind;
+	dm_strlcpy(f->scope, scope, sizeof f->scope);
+	dm_strlcpy(f->name, name, sizeof f->name);
 	if ((st = prep(c, "DELETE FROM members WHERE pid=?1 AND kind=?2"))) {
 		sqlite3_bind_int64(st, 1, f->pid);
 		sqlite3_bind_int(st, 2, kind);
@@ -555,11 +579,13 @@ void rest_fill_commit(struct rest_fill *f)
 
 	if (!f)
 		return;
-	if (!f->failed && (st = prep(f->c, "INSERT OR REPLACE INTO lists(pid, kind, fill_at, used_at)"
-					   " VALUES (?1, ?2, ?3, ?3)"))) {
+	if (!f->failed && (st = prep(f->c, "INSERT OR REPLACE INTO lists(pid, kind, fill_at, used_at,"
+					   " scope, name) VALUES (?1, ?2, ?3, ?3, ?4, ?5)"))) {
 		sqlite3_bind_int64(st, 1, f->pid);
 		sqlite3_bind_int(st, 2, f->kind);
 		sqlite3_bind_double(st, 3, now_f());
+		sqlite3_bind_text(st, 4, f->scope, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, f->name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
 		sqlite3_finalize(st);
@@ -597,9 +623,164 @@ enum dm_status rest_cache_stats(struct rest_cache *c, struct cat_cache_stats *s)
 			s->bytes = (uint64_t)sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
 	}
+	if ((st = prep(c, "SELECT count(*) FROM reps"))) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			s->replicas = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
 	s->limit = c->limit;
 	s->ttl = c->ttl;
 	s->hits = c->hits;
 	s->misses = c->misses;
 	return DM_OK;
+}
+
+/* ---- replicas ---- */
+struct rest_rep_fill *rest_rep_fill_begin(struct rest_cache *c)
+{
+	struct rest_rep_fill *f;
+
+	if (!c || exec(c, "BEGIN IMMEDIATE"))
+		return NULL;
+	f = dm_xcalloc(1, sizeof *f);
+	f->c = c;
+	return f;
+}
+
+void rest_rep_fill_row(struct rest_rep_fill *f, const struct cat_replica *r)
+{
+	int64_t fid;
+	sqlite3_stmt *st;
+
+	if (!f || f->failed)
+		return;
+	fid = cat_rest_did_id(r->scope, r->name);
+	if (fid != f->last) { /* a new file: its old rows go, it counts as listed */
+		f->last = fid;
+		if ((st = prep(f->c, "DELETE FROM reps WHERE fid=?1"))) {
+			sqlite3_bind_int64(st, 1, fid);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+		if ((st = prep(f->c, "INSERT OR REPLACE INTO rep_fill(did, is_file, fill_at)"
+				     " VALUES (?1, 1, ?2)"))) {
+			sqlite3_bind_int64(st, 1, fid);
+			sqlite3_bind_double(st, 2, now_f());
+			if (sqlite3_step(st) != SQLITE_DONE)
+				f->failed = 1;
+			sqlite3_finalize(st);
+		}
+	}
+	if (!r->rse)
+		return; /* a file without replicas */
+	if ((st = prep(f->c, "INSERT OR REPLACE INTO reps(fid, rse, state, pfn, rse_id, bytes,"
+			     " adler32, md5, scope, name) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"))) {
+		sqlite3_bind_int64(st, 1, fid);
+		sqlite3_bind_text(st, 2, r->rse, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, (int)r->state);
+		sqlite3_bind_text(st, 4, r->pfn, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, r->rse_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (int64_t)r->bytes);
+		sqlite3_bind_text(st, 7, r->adler32, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, r->md5, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, r->scope, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 10, r->name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			f->failed = 1;
+		sqlite3_finalize(st);
+	}
+}
+
+void rest_rep_fill_commit(struct rest_rep_fill *f, const char *scope, const char *name)
+{
+	sqlite3_stmt *st;
+
+	if (!f)
+		return;
+	if (!f->failed && (st = prep(f->c, "INSERT OR IGNORE INTO rep_fill(did, is_file, fill_at)"
+					   " VALUES (?1, 0, ?2)"))) {
+		sqlite3_bind_int64(st, 1, cat_rest_did_id(scope, name));
+		sqlite3_bind_double(st, 2, now_f());
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (f->failed || exec(f->c, "COMMIT"))
+		exec(f->c, "ROLLBACK");
+	else
+		f->c->fills++;
+	free(f);
+}
+
+void rest_rep_fill_abort(struct rest_rep_fill *f)
+{
+	if (!f)
+		return;
+	exec(f->c, "ROLLBACK");
+	free(f);
+}
+
+int rest_cache_replicas(struct rest_cache *c, const char *scope, const char *name, double ttl,
+			int stale_ok, unsigned mask, const char *rse, cat_replica_cb cb, void *ud)
+{
+	int64_t fid = cat_rest_did_id(scope, name);
+	sqlite3_stmt *st = prep(c, "SELECT fill_at FROM rep_fill WHERE did=?1 AND is_file=1");
+	double fill = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, fid);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		fill = sqlite3_column_double(st, 0);
+	sqlite3_finalize(st);
+	if (fill < 0 || (!stale_ok && now_f() - fill >= ttl)) {
+		c->misses++;
+		return -1;
+	}
+	c->hits++;
+	if (!(st = prep(c, "SELECT scope, name, rse, state, pfn, rse_id, bytes, adler32, md5"
+			   " FROM reps WHERE fid=?1 ORDER BY rse")))
+		return -1;
+	sqlite3_bind_int64(st, 1, fid);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct cat_replica r;
+		memset(&r, 0, sizeof r);
+		r.scope = (const char *)sqlite3_column_text(st, 0);
+		r.name = (const char *)sqlite3_column_text(st, 1);
+		r.rse = (const char *)sqlite3_column_text(st, 2);
+		r.state = (enum cat_replica_state)sqlite3_column_int(st, 3);
+		r.pfn = (const char *)sqlite3_column_text(st, 4);
+		r.rse_id = (const char *)sqlite3_column_text(st, 5);
+		r.bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		r.adler32 = (const char *)sqlite3_column_text(st, 7);
+		r.md5 = (const char *)sqlite3_column_text(st, 8);
+		if (mask ? !(mask & (1u << r.state)) : r.state != CAT_REPLICA_AVAILABLE)
+			continue;
+		if (rse && strcmp(rse, r.rse))
+			continue;
+		if (cb(ud, &r))
+			break;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int rest_cache_parent_dataset(struct rest_cache *c, const char *scope, const char *name,
+			      char *pscope, char *pname)
+{
+	/* a file listed as content: its parent holds files, so is a dataset */
+	sqlite3_stmt *st = prep(c, "SELECT l.scope, l.name FROM members m JOIN lists l ON"
+				   " l.pid=m.pid AND l.kind=m.kind JOIN dids d ON d.id=m.cid"
+				   " WHERE m.cid=?1 AND m.kind=2 AND d.type=0 LIMIT 1");
+	int r = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, cat_rest_did_id(scope, name));
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		dm_strlcpy(pscope, (const char *)sqlite3_column_text(st, 0), CAT_SCOPE_MAX + 1);
+		dm_strlcpy(pname, (const char *)sqlite3_column_text(st, 1), CAT_NAME_MAX + 1);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
 }

@@ -417,3 +417,22 @@ def test_rule_by_daemon_and_download(served, rses, make_file, tmp_path):
     r("download", "user.root:uploaded_over_rest.dat", "--dir", out2, timeout=300)
     got = list(out2.rglob("uploaded_over_rest.dat"))
     assert got and got[0].read_bytes() == g.read_bytes()
+
+
+def test_replicas_cached_per_dataset(served, tmp_path):
+    """Replicas of a listed dataset's files come from one POST /replicas/list:
+    the first file's look-up fills them all, the others ask nothing; offline
+    they are still there."""
+    populate(served)
+    r = rest_for(served, tmp_path / "u")
+    r("list-content", "user.root:ds1")  # the listing names the files' dataset
+    log = lambda: open(served.access_log).read()
+    n0 = log().count("POST /replicas/list")
+    for f in ("f1", "data/2024/run1.root", "f3"):
+        reps = r.json("list-file-replicas", f"user.root:{f}")
+        assert [x["rse"] for x in reps] == ["SITE-A"], reps
+        assert reps[0]["name"] == f
+    assert log().count("POST /replicas/list") == n0 + 1, log()
+    served.stop()
+    reps = r.json("list-file-replicas", "user.root:f3")
+    assert [x["rse"] for x in reps] == ["SITE-A"]
