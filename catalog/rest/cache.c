@@ -25,8 +25,11 @@
 #define CACHE_SCHEMA 1
 #define LONG_TTL 86400.0
 
+#define CACHE_STMTS 32
 struct rest_cache {
 	sqlite3 *db;
+	struct { const char *sql; sqlite3_stmt *st; } stmts[CACHE_STMTS];
+	int nstmts;
 	char *path;
 	uint64_t limit;
 	double ttl;
@@ -52,7 +55,7 @@ struct rest_fill {
 };
 
 static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
+	"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
 	"CREATE TABLE IF NOT EXISTS dids(id INTEGER PRIMARY KEY, scope TEXT NOT NULL,"
 	" name TEXT NOT NULL, type INTEGER, account TEXT, is_open INTEGER, monotonic INTEGER,"
@@ -90,7 +93,31 @@ static int exec(struct rest_cache *c, const char *sql)
 	return 0;
 }
 
+/* A prepared statement for a static SQL string, kept for the handle's
+ * life (static strings only: their address is the key); callers "finalize"
+ * with done(), which resets it. */
 static sqlite3_stmt *prep(struct rest_cache *c, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	for (int i = 0; i < c->nstmts; i++)
+		if (c->stmts[i].sql == sql)
+			return c->stmts[i].st;
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		dm_log(DM_LOG_WARN, "rest-cache", "%s: %s", c->path, sqlite3_errmsg(c->db));
+		return NULL;
+	}
+	if (c->nstmts < CACHE_STMTS) {
+		c->stmts[c->nstmts].sql = sql;
+		c->stmts[c->nstmts].st = st;
+		c->nstmts++;
+	}
+	return st;
+}
+
+/* A statement of its own, for loops that call back into the caller (who
+ * may use the cache again); finalized by done(). */
+static sqlite3_stmt *prep_own(struct rest_cache *c, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 
@@ -99,6 +126,17 @@ static sqlite3_stmt *prep(struct rest_cache *c, const char *sql)
 		return NULL;
 	}
 	return st;
+}
+
+static void done(struct rest_cache *c, sqlite3_stmt *st)
+{
+	for (int i = 0; i < c->nstmts; i++)
+		if (c->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t limit, double ttl,
@@ -130,7 +168,7 @@ enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t li
 	if ((st = prep(c, "SELECT value FROM meta WHERE key='schema'"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			version = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	if (version != 0 && version != CACHE_SCHEMA) {
 		dm_seterr(err, DM_EIO, "DatabaseException",
@@ -144,7 +182,7 @@ enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t li
 		sqlite3_bind_int(st, 1, CACHE_SCHEMA);
 		sqlite3_bind_text(st, 2, url, -1, SQLITE_TRANSIENT);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	*out = c;
 	return DM_OK;
@@ -229,6 +267,8 @@ void rest_cache_close(struct rest_cache *c)
 {
 	if (!c)
 		return;
+	for (int i = 0; i < c->nstmts; i++)
+		sqlite3_finalize(c->stmts[i].st);
 	sqlite3_close(c->db);
 	free(c->path);
 	free(c);
@@ -286,19 +326,18 @@ static void row_did(struct rest_cache *c, sqlite3_stmt *st, struct cat_did *d)
 
 static void touch(struct rest_cache *c, const char *table, int64_t id, double used_at)
 {
+	static const char dids_sql[] = "UPDATE dids SET used_at=?1 WHERE id=?2";
+	static const char lists_sql[] = "UPDATE lists SET used_at=?1 WHERE pid=?2";
 	double now = now_f();
-	char sql[128];
 	sqlite3_stmt *st;
 
 	if (now - used_at < 60)
 		return;
-	snprintf(sql, sizeof sql, "UPDATE %s SET used_at=?1 WHERE %s=?2", table,
-		 !strcmp(table, "dids") ? "id" : "pid");
-	if ((st = prep(c, sql))) {
+	if ((st = prep(c, !strcmp(table, "dids") ? dids_sql : lists_sql))) {
 		sqlite3_bind_double(st, 1, now);
 		sqlite3_bind_int64(st, 2, id);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 }
 
@@ -327,7 +366,7 @@ int rest_cache_did_get(struct rest_cache *c, struct cat_db *db, const char *scop
 				struct cat_did d;
 				row_did(c, st, &d);
 				r = 1;
-				sqlite3_finalize(st);
+				done(c, st);
 				st = NULL;
 				touch(c, "dids", id, used);
 				cb(ud, &d);
@@ -335,7 +374,7 @@ int rest_cache_did_get(struct rest_cache *c, struct cat_db *db, const char *scop
 		}
 	}
 	if (st)
-		sqlite3_finalize(st);
+		done(c, st);
 	if (r >= 0)
 		c->hits++;
 	else
@@ -388,7 +427,7 @@ static void put(struct rest_cache *c, const struct cat_did *d, int full, int neg
 	sqlite3_bind_double(st, 19, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		dm_log(DM_LOG_WARN, "rest-cache", "%s: %s", c->path, sqlite3_errmsg(c->db));
-	sqlite3_finalize(st);
+	done(c, st);
 }
 
 static void evict(struct rest_cache *c)
@@ -401,20 +440,20 @@ static void evict(struct rest_cache *c)
 		return;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		bytes = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	done(c, st);
 	if (!c->limit || (uint64_t)bytes <= c->limit)
 		return;
 	/* drop the least recently used quarter of DIDs and listings, then their members */
 	if ((st = prep(c, "SELECT count(*) FROM dids"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			n = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	if ((st = prep(c, "DELETE FROM dids WHERE id IN (SELECT id FROM dids ORDER BY used_at"
 			  " LIMIT ?1)"))) {
 		sqlite3_bind_int64(st, 1, n / 4 + 1);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	exec(c, "DELETE FROM lists WHERE rowid IN (SELECT rowid FROM lists ORDER BY used_at LIMIT"
 		" (SELECT count(*) / 4 + 1 FROM lists));"
@@ -454,16 +493,16 @@ void rest_cache_invalidate(struct rest_cache *c, const char *scope, const char *
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, roots);
 	sqlite3_step(st);
-	sqlite3_finalize(st);
+	done(c, st);
 	if ((st = prep(c, "DELETE FROM dids WHERE id=?1"))) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	if ((st = prep(c, "DELETE FROM rep_fill WHERE did=?1"))) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 }
 
@@ -482,7 +521,7 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 	sqlite3_bind_int64(st, 1, pid);
 	sqlite3_bind_int(st, 2, kind);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		done(c, st);
 		c->misses++;
 		return -1;
 	}
@@ -491,14 +530,14 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 	/* roots and open (or unknown) collections: the short ttl */
 	ttl = kind == REST_LIST_ROOTS || sqlite3_column_type(st, 2) == SQLITE_NULL ||
 	      !sqlite3_column_int(st, 4) || sqlite3_column_int(st, 3) ? c->ttl : LONG_TTL;
-	sqlite3_finalize(st);
+	done(c, st);
 	if (!stale_ok && now_f() - fill >= ttl) {
 		c->misses++;
 		return -1;
 	}
 	c->hits++;
 	touch(c, "lists", pid, used);
-	if (!(st = prep(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
+	if (!(st = prep_own(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
 			   " WHERE m.pid=?1 AND m.kind=?2 ORDER BY m.pos")))
 		return -1;
 	sqlite3_bind_int64(st, 1, pid);
@@ -510,7 +549,7 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 		if (cb(ud, &d))
 			break;
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	return r;
 }
 
@@ -527,7 +566,7 @@ int rest_cache_did_by_id(struct rest_cache *c, int64_t id, char *scope, char *na
 		dm_strlcpy(name, (const char *)sqlite3_column_text(st, 1), CAT_NAME_MAX + 1);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	return r;
 }
 
@@ -550,7 +589,7 @@ struct rest_fill *rest_fill_begin(struct rest_cache *c, const char *scope, const
 		sqlite3_bind_int(st, 2, kind);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	return f;
 }
@@ -569,7 +608,7 @@ void rest_fill_did(struct rest_fill *f, const struct cat_did *d)
 		sqlite3_bind_int64(st, 4, cat_rest_did_id(d->scope, d->name));
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(f->c, st);
 	}
 }
 
@@ -588,7 +627,7 @@ void rest_fill_commit(struct rest_fill *f)
 		sqlite3_bind_text(st, 5, f->name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(f->c, st);
 	}
 	if (f->failed || exec(f->c, "COMMIT"))
 		exec(f->c, "ROLLBACK");
@@ -617,16 +656,16 @@ enum dm_status rest_cache_stats(struct rest_cache *c, struct cat_cache_stats *s)
 		s->oldest_fill = (int64_t)sqlite3_column_double(st, 2);
 		s->newest_fill = (int64_t)sqlite3_column_double(st, 3);
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	if ((st = prep(c, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			s->bytes = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	if ((st = prep(c, "SELECT count(*) FROM reps"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			s->replicas = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	s->limit = c->limit;
 	s->ttl = c->ttl;
@@ -660,7 +699,7 @@ void rest_rep_fill_row(struct rest_rep_fill *f, const struct cat_replica *r)
 		if ((st = prep(f->c, "DELETE FROM reps WHERE fid=?1"))) {
 			sqlite3_bind_int64(st, 1, fid);
 			sqlite3_step(st);
-			sqlite3_finalize(st);
+			done(f->c, st);
 		}
 		if ((st = prep(f->c, "INSERT OR REPLACE INTO rep_fill(did, is_file, fill_at)"
 				     " VALUES (?1, 1, ?2)"))) {
@@ -668,7 +707,7 @@ void rest_rep_fill_row(struct rest_rep_fill *f, const struct cat_replica *r)
 			sqlite3_bind_double(st, 2, now_f());
 			if (sqlite3_step(st) != SQLITE_DONE)
 				f->failed = 1;
-			sqlite3_finalize(st);
+			done(f->c, st);
 		}
 	}
 	if (!r->rse)
@@ -687,7 +726,7 @@ void rest_rep_fill_row(struct rest_rep_fill *f, const struct cat_replica *r)
 		sqlite3_bind_text(st, 10, r->name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(f->c, st);
 	}
 }
 
@@ -702,7 +741,7 @@ void rest_rep_fill_commit(struct rest_rep_fill *f, const char *scope, const char
 		sqlite3_bind_int64(st, 1, cat_rest_did_id(scope, name));
 		sqlite3_bind_double(st, 2, now_f());
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(f->c, st);
 	}
 	if (f->failed || exec(f->c, "COMMIT"))
 		exec(f->c, "ROLLBACK");
@@ -731,13 +770,13 @@ int rest_cache_replicas(struct rest_cache *c, const char *scope, const char *nam
 	sqlite3_bind_int64(st, 1, fid);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		fill = sqlite3_column_double(st, 0);
-	sqlite3_finalize(st);
+	done(c, st);
 	if (fill < 0 || (!stale_ok && now_f() - fill >= ttl)) {
 		c->misses++;
 		return -1;
 	}
 	c->hits++;
-	if (!(st = prep(c, "SELECT scope, name, rse, state, pfn, rse_id, bytes, adler32, md5"
+	if (!(st = prep_own(c, "SELECT scope, name, rse, state, pfn, rse_id, bytes, adler32, md5"
 			   " FROM reps WHERE fid=?1 ORDER BY rse")))
 		return -1;
 	sqlite3_bind_int64(st, 1, fid);
@@ -760,7 +799,7 @@ int rest_cache_replicas(struct rest_cache *c, const char *scope, const char *nam
 		if (cb(ud, &r))
 			break;
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	return 0;
 }
 
@@ -781,6 +820,6 @@ int rest_cache_parent_dataset(struct rest_cache *c, const char *scope, const cha
 		dm_strlcpy(pname, (const char *)sqlite3_column_text(st, 1), CAT_NAME_MAX + 1);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	return r;
 }
