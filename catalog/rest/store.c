@@ -618,19 +618,22 @@ static enum dm_status cached_list(struct cat_db *db, const char *p, const char *
 		return list_dids(db, p, pscope, cb, ud, NULL);
 	if ((hit = rest_cache_list(ca, pscope, pname, kind, 0, cb, ud)) >= 0)
 		return DM_OK;
+	/* the rows go to the caller as they arrive (as without a cache) and into
+	 * the fill, which only a complete answer commits */
 	fill = rest_fill_begin(ca, pscope, pname, kind);
-	rc = list_dids(db, p, pscope, NULL, NULL, fill);
-	if (rc) {
-		rest_fill_abort(fill);
-		if (!strcmp(db->err.cls, "ServerUnreachable") &&
-		    rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) >= 0)
-			return DM_OK;
-		return rc;
+	{
+		struct did_ctx c = { cb, ud, pscope, 0, fill };
+		struct rest_req r = { .method = "GET", .rows = did_row, .ud = &c, .path = p };
+		rc = call(db, &r);
+		if (rc) {
+			rest_fill_abort(fill);
+			if (r.nrows == 0 && !strcmp(db->err.cls, "ServerUnreachable") &&
+			    rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) >= 0)
+				return DM_OK;
+			return rc;
+		}
 	}
 	rest_fill_commit(fill);
-	if (rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) < 0)
-		return cat_fail(db, DM_EIO, "DatabaseException", "the catalog cache %s lost a listing",
-				rest_cache_path(ca));
 	return DM_OK;
 }
 
