@@ -1291,7 +1291,8 @@ static void rule_from_json(json_t *o, struct cat_rule *r)
 	r->priority = (int)ji(o, "priority");
 }
 
-struct rule_ctx { cat_rule_cb cb; void *ud; struct dm_buf seen; int stopped; };
+/* (a rule is on one DID, so the rules of several DIDs never repeat) */
+struct rule_ctx { cat_rule_cb cb; void *ud; int stopped; };
 static int rule_row(void *ud, json_t *row)
 {
 	struct rule_ctx *c = ud;
@@ -1300,12 +1301,6 @@ static int rule_row(void *ud, json_t *row)
 	rule_from_json(row, &r);
 	if (!r.id)
 		return 0;
-	if (c->seen.cap_max == 1) { /* de-duplicating (rules for a file) */
-		if (strstr(c->seen.s, r.id))
-			return 0;
-		dm_buf_adds(&c->seen, r.id);
-		dm_buf_addc(&c->seen, ',');
-	}
 	if (c->cb(c->ud, &r)) {
 		c->stopped = 1;
 		return 1;
@@ -1397,7 +1392,7 @@ static enum dm_status r_rule_get(struct cat_db *db, const char *id, cat_rule_cb 
 static enum dm_status r_rule_list(struct cat_db *db, const char *scope, const char *name,
 				  const char *account, cat_rule_cb cb, void *ud)
 {
-	struct rule_ctx c = { cb, ud, DM_BUF_INIT, 0 };
+	struct rule_ctx c = { cb, ud, 0 };
 	struct rest_req r = { .method = "GET", .rows = rule_row, .ud = &c };
 
 	if (scope && name) {
@@ -1436,15 +1431,13 @@ static int walk_cb(void *ud, const struct cat_did *d)
 static enum dm_status r_rule_list_for_file(struct cat_db *db, const char *scope, const char *name,
 					   cat_rule_cb cb, void *ud)
 {
-	struct rule_ctx c = { cb, ud, DM_BUF_INIT, 0 };
+	struct rule_ctx c = { cb, ud, 0 };
 	struct walk w = { 0 };
 	struct cat_did self = { .scope = scope, .name = name };
 	enum dm_status rc = DM_OK;
 
 	if ((rc = did_args(db, scope, name)))
 		return rc;
-	c.seen.cap_max = 1; /* marks de-duplication; the buffer grows past it by hand */
-	c.seen.cap_max = 0;
 	walk_cb(&w, &self);
 	for (size_t i = 0; i < w.n && rc == DM_OK; i++) {
 		char s[CAT_SCOPE_MAX + 1], n[CAT_NAME_MAX + 1];
@@ -1463,7 +1456,6 @@ static enum dm_status r_rule_list_for_file(struct cat_db *db, const char *scope,
 		rc = call(db, &r);
 	}
 	free(w.dids);
-	dm_buf_release(&c.seen);
 	return rc;
 }
 
