@@ -709,7 +709,13 @@ enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const cha
  * (re-validated after a day).  cat_cache_stats() tells what it holds (for
  * user.rucio.cache / user.rucio.stats on the mount's /).  A local store
  * answers remote = 0 and zeros.  Strings point into the handle, valid until
- * the next call on it. */
+ * the next call on it.
+ *
+ * DID ids over REST (cat_did.id) are a 63-bit hash of "scope:name", the
+ * same in every process; cat_did_list_content_from() finds the parent by
+ * id in the handle's cache (a DID seen through it: listed or looked up),
+ * DataIdentifierNotFound otherwise, and resumes after the child with
+ * after_id in the server's order. */
 struct cat_cache_stats {
 	int remote;               /* 1: a REST catalog */
 	const char *server;       /* https://host:port, or NULL */

@@ -82,7 +82,8 @@ static void usage_all(FILE *f)
 	fprintf(f, "usage: didfs [--catalog URI] [--account NAME] [--busy-timeout SECONDS] [--json]"
 		   " COMMAND [ARGS...]\n\n"
 		   "The catalog is --catalog, else $DIDFS_CATALOG, else ./didfs.db: a file path,\n"
-		   "sqlite:PATH or postgresql://... (a libpq URI).\n"
+		   "sqlite:PATH, postgresql://... (a libpq URI) or https://host[:port] (a Rucio\n"
+		   "REST server, configured by rucio.cfg: $RUCIO_CONFIG, $RUCIO_HOME/etc/rucio.cfg).\n"
 		   "A writer waits for a busy catalog --busy-timeout seconds (0..3600), else\n"
 		   "$DIDFS_BUSY_TIMEOUT, else 30.\n"
 		   "Commands:\n");
