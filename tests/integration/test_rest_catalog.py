@@ -475,3 +475,35 @@ def test_more_commands(served, tmp_path):
     assert "not_yours" not in d("list-dids", "user.root:*")
     p = j.run("--account", "root", "whoami")
     assert p.returncode != 0 and "CannotAuthenticate" in p.stderr, p.stderr
+
+
+def test_back_online_resynchronises(tmp_path, serve_pki, monkeypatch):
+    """Server down: the cached content of an open container is served;
+    server back (on the same address, its catalog changed meanwhile): after
+    the TTL the listing is re-validated and shows the change."""
+    import servefixture
+    os.makedirs(tmp_path / "srv1")
+    s = Served(tmp_path / "srv1", serve_pki)
+    port = s.port
+    try:
+        populate(s)
+        r = rest_for(s, tmp_path / "u")
+        r.env["DIDFS_REST_TTL"] = "1"
+        assert "user.root:ds1" in r("list-content", "user.root:cont")
+    finally:
+        s.stop()
+    time.sleep(1.2)  # past the TTL: stale, and the server is gone
+    assert "user.root:ds1" in r("list-content", "user.root:cont")  # offline, from the cache
+    monkeypatch.setattr(servefixture, "free_port", lambda: port)
+    os.makedirs(tmp_path / "srv2")
+    s2 = Served(tmp_path / "srv2", serve_pki)
+    try:
+        assert s2.port == port
+        populate(s2)
+        s2.didfs("add-dataset", "user.root:ds9")
+        s2.didfs("attach", "user.root:cont", "user.root:ds9")
+        time.sleep(1.5)  # past the TTL; the old token is unknown to this server: renewed
+        out = r("list-content", "user.root:cont")
+        assert "user.root:ds9" in out and "user.root:ds1" in out, out
+    finally:
+        s2.stop()
