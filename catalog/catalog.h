@@ -5,9 +5,11 @@
  *
  * This header is the seam of DESIGN.md: cat_open() takes a catalog URI (a
  * path, sqlite:PATH, postgresql://...) and picks the store from a table of
- * schemes (catalog/open.c); the SQLite store (catalog/store.c) is the only
- * one today.  A PostgreSQL back-end and a Rucio REST client are to sit
- * behind the same calls, so fs/, daemons/, tools/ and server/ never know
+ * schemes (catalog/open.c): the SQLite store (catalog/store.c), and a
+ * Rucio REST server (https://host[:port], catalog/rest/: the client calls
+ * it can serve, with a local catalog cache; see the end of this header).
+ * A PostgreSQL back-end is to sit behind the same calls, so fs/, daemons/,
+ * tools/ and server/ never know
  * which one they hold: where the catalog is comes from cat_location() and
  * cat_describe(), never from treating the URI as a file.  Names and
  * semantics follow Rucio (shared/reference/rucio.md).
@@ -52,10 +54,11 @@ enum cat_open_flags {
 	CAT_OPEN_READONLY = 1 << 1,
 };
 /* Open the catalog a URI names (catalog/open.c): a file path or
- * sqlite:PATH (the SQLite store); postgresql://... (a libpq URI) and
- * https://host[:port] (a Rucio REST server) are recognised, and refused
- * with DatabaseException naming the URI while this build has no such store.
- * An unknown "scheme://" is InputValidationError. */
+ * sqlite:PATH (the SQLite store); https://host[:port] (a Rucio REST server,
+ * catalog/rest/; CAT_OPEN_CREATE is refused there); postgresql://... (a
+ * libpq URI) is recognised and refused with DatabaseException naming the
+ * URI while this build has no such store.  An unknown "scheme://" is
+ * InputValidationError. */
 enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);
@@ -333,6 +336,7 @@ struct cat_replica {
 	int64_t tombstone; /* 0 = none (never eligible for deletion), 1 = OBSOLETE */
 	int64_t created_at;
 	int64_t accessed_at;
+	const char *pfn;   /* a REST catalog: the server's best PFN for it; else NULL */
 };
 typedef int (*cat_replica_cb)(void *ud, const struct cat_replica *r);
 struct cat_file_in {
@@ -832,5 +836,56 @@ enum dm_status cat_subscription_rule_text(const char *text, struct dm_buf *out,
 					  struct dm_err *err);
 /* "ACTIVE" for "A", ... */
 const char *cat_subscription_state_name(const char *code);
+/* ==== the REST catalog (https://; catalog/rest/) and its local cache ====
+ * cat_open("https://host[:port]") opens a Rucio REST server as the catalog:
+ * the configuration is Rucio's rucio.cfg ([client]: $RUCIO_CONFIG, else
+ * $RUCIO_HOME/etc/rucio.cfg, else /opt/rucio/etc/rucio.cfg), the URI gives
+ * the host, $RUCIO_ACCOUNT / cat_set_issuer() / cat_set_creds() the account
+ * and credentials, $DIDFS_TIMEOUT the seconds per call (default 60).  Calls
+ * a REST server cannot serve fail with DM_ENOTSUP, class
+ * UnsupportedOperation, "<call> is not available over a REST catalog
+ * (https://host)".  Errors the server sends keep Rucio's class and message
+ * (so texts match the local store's).
+ *
+ * Offline: when the server cannot be reached the call fails with DM_EIO and
+ * class "ServerUnreachable" (the mount: ENOTCONN/EIO), within the timeout,
+ * and while the server stays down further calls fail at once for a short
+ * back-off (1 s doubling to 30 s) instead of waiting again; what the cache
+ * holds is served meanwhile, even past its TTL, and a cached negative entry
+ * is DM_ENOENT as online.
+ *
+ * The cache is one SQLite file per server URL: $DIDFS_REST_CACHE (a file
+ * path, or "off"), else $DIDFS_CACHE_DIR/catalog-<hash>.db (the mount's
+ * --cache-dir), else $XDG_CACHE_HOME/didfs/ (~/.cache/didfs/).  Its bound is
+ * $DIDFS_REST_CACHE_SIZE (bytes, 10G-style; default 256M; least recently
+ * used entries go first), open datasets/containers are re-validated after
+ * $DIDFS_REST_TTL seconds (default 5), closed ones and files are kept
+ * (re-validated after a day).  cat_cache_stats() tells what it holds (for
+ * user.rucio.cache / user.rucio.stats on the mount's /).  A local store
+ * answers remote = 0 and zeros.  Strings point into the handle, valid until
+ * the next call on it.
+ *
+ * DID ids over REST (cat_did.id) are a 63-bit hash of "scope:name", the
+ * same in every process; cat_did_list_content_from() finds the parent by
+ * id in the handle's cache (a DID seen through it: listed or looked up),
+ * DataIdentifierNotFound otherwise, and resumes after the child with
+ * after_id in the server's order. */
+struct cat_cache_stats {
+	int remote;               /* 1: a REST catalog */
+	const char *server;       /* https://host:port, or NULL */
+	const char *path;         /* the cache file, or NULL (none / off) */
+	uint64_t entries;         /* namespace entries (DIDs and scopes), incl. negatives */
+	uint64_t negative;        /* of which "does not exist" */
+	uint64_t replicas;        /* cached replica rows (with PFNs) */
+	uint64_t bytes;           /* size of the cache file */
+	uint64_t limit;           /* its bound */
+	int64_t oldest_fill, newest_fill; /* epoch seconds of fills; 0 when empty */
+	double ttl;               /* seconds before an open collection is re-validated */
+	int reachable;            /* 0: the last call could not reach the server */
+	uint64_t requests;        /* REST requests made by this handle */
+	uint64_t hits, misses;    /* look-ups served from the cache / from the server */
+	struct dm_err last_error; /* the last failed call's error (code 0: none) */
+};
+enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out);
 
 #endif

@@ -7,7 +7,7 @@
  *                            relative to the working directory
  *   postgresql://..., postgres://...   a libpq URI: the PostgreSQL store
  *                            (not in this build: a clear error naming it)
- *   https://host[:port]      a Rucio REST server (not yet: the same)
+ *   https://host[:port]      a Rucio REST server (catalog/rest/store.c)
  * A string that starts with a scheme of the table (or any "word://") picks
  * that entry; anything else is a file path, so "./sqlite:x" names a file
  * literally called that.  cat_open() chooses the store the way transfer/
@@ -66,7 +66,7 @@ static enum dm_status open_postgresql(const char *uri, const char *rest, unsigne
 static enum dm_status open_rest(const char *uri, const char *rest, unsigned flags,
 				struct cat_db **out, struct dm_err *err)
 {
-	return open_missing(uri, "Rucio REST catalog client", err);
+	return cat_rest_open(uri, flags, out, err);
 }
 
 /* scheme -> store.  keep_scheme: the store takes the whole URI (libpq
@@ -147,4 +147,25 @@ enum dm_status cat_set_creds(struct cat_db *db, const struct cat_creds *c)
 	if (db->ops->set_creds)
 		return db->ops->set_creds(db, c);
 	return c && c->account ? cat_set_issuer(db, c->account) : DM_OK;
+}
+
+enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (db->ops->cache_stats)
+		return db->ops->cache_stats(db, out);
+	return DM_OK;
+}
+
+enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call)
+{
+	struct dm_buf where = DM_BUF_INIT;
+	enum dm_status rc;
+
+	db->ops->location(db, &where);
+	rc = cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
+		      "%s%s is not available over a REST catalog (%s)", call ? call : "this call",
+		      call ? "()" : "", where.s);
+	dm_buf_release(&where);
+	return rc;
 }
