@@ -35,6 +35,7 @@ struct fs_opts {
 	const char *log_file;     /* NULL: stderr in the foreground, <cache_dir>/mount.log else */
 	unsigned read_ahead_kb;   /* kernel readahead of the mount (0: 16384) */
 	double dir_ttl;           /* kernel cache time of changing things (0: 5 s) */
+	const char *uid_map;      /* uid -> account map file (fs/uidmap.h), NULL: none */
 };
 
 /*

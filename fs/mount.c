@@ -906,7 +906,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	struct cat_db *probe = NULL;
 	enum dm_status rc = DM_OK;
 	FILE *logf = NULL;
-	int pipefd[2] = { -1, -1 }, ready_fd = -1;
+	int pipefd[2] = { -1, -1 }, ready_fd = -1, users = 0;
 	char path[PATH_MAX];
 
 	*is_child = 0;
@@ -927,6 +927,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 		struct dm_buf loc = DM_BUF_INIT;
 		cat_location(probe, &loc);
 		fs->catalog = dm_buf_detach(&loc);
+		fs->remote = !strncmp(fs->catalog, "https://", 8) || !strncmp(fs->catalog, "http://", 7);
 	}
 	if (fs->o.account && cat_set_issuer(probe, fs->o.account)) {
 		*err = *cat_error(probe);
@@ -952,6 +953,10 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 		fs->cache_dir = dm_xstrdup(path);
 	}
 	rc = open_log(fs, &logf, err);
+	if (rc)
+		goto out;
+	rc = fs_users_init(fs, err); /* the uid map: refused before the mount starts */
+	users = 1;
 	if (rc)
 		goto out;
 	rc = check_mountpoint(fs->mountpoint, err);
@@ -996,6 +1001,8 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	pthread_cond_destroy(&fs->bg_cond);
 	free(fs->inval);
 out:
+	if (users)
+		fs_users_destroy(fs);
 	if (logf) {
 		dm_log_set_file(stderr);
 		fclose(logf);

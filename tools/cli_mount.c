@@ -7,11 +7,16 @@
  *         [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N]
  *         [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other]
  *         [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]
+ *         [--uid-map FILE] [--server URL]
  *
  * Without --foreground the command returns once the mount is ready (exit
  * 0) or failed (exit 1 with the reason); the mount process stays in the
  * background until `fusermount3 -u MOUNTPOINT` or SIGTERM.  Rules and
- * metadata written through extended attributes act as --account.
+ * metadata written through extended attributes act as the calling user's
+ * account (fs/users.c): the mount's owner as --account, others as their
+ * --uid-map entry ("<uid-or-user> <account>" lines, fs/uidmap.h) or, on a
+ * remote catalog, with their own credentials; anyone else only reads.
+ * --server URL is --catalog URL (a REST catalog: Rucio's API).
  */
 #include "cli.h"
 #include "fs.h"
@@ -23,6 +28,7 @@
 enum {
 	O_CACHE_DIR = 400, O_CACHE_SIZE, O_BLOCK_SIZE, O_TIMEOUT, O_THREADS, O_IO_THREADS,
 	O_SITE, O_ALLOW_OTHER, O_CA_PATH, O_DEBUG, O_LOG, O_READ_AHEAD, O_DIR_TTL,
+	O_UID_MAP, O_SERVER,
 };
 
 static int int_opt(struct cli *c, const char *opt, const char *s, int lo, int hi, int *out)
@@ -52,6 +58,8 @@ int cli_mount(struct cli *c, int argc, char **argv)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "read-ahead", required_argument, NULL, O_READ_AHEAD },
 		{ "dir-ttl", required_argument, NULL, O_DIR_TTL },
+		{ "uid-map", required_argument, NULL, O_UID_MAP },
+		{ "server", required_argument, NULL, O_SERVER },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fs_opts o = { 0 };
@@ -108,6 +116,14 @@ int cli_mount(struct cli *c, int argc, char **argv)
 			if (int_opt(c, "--dir-ttl", optarg, 1, 86400, &iv))
 				return 1;
 			o.dir_ttl = iv;
+			break;
+		case O_UID_MAP: o.uid_map = optarg; break;
+		case O_SERVER:
+			if (strncmp(optarg, "https://", 8) && strncmp(optarg, "http://", 7))
+				return cli_failf(c, "InputValidationError",
+						 "--server takes the URL of a Rucio REST server"
+						 " (https://host[:port]), not '%s'", optarg);
+			o.catalog = optarg;
 			break;
 		default: return cli_usage(c);
 		}
