@@ -314,6 +314,10 @@ void fs_inval_later(struct fs *fs, uint64_t ino, int data);
 void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
 /* Raise the mount's bdi readahead once, from the first requests after INIT. */
 void fs_readahead_once(struct fs *fs);
+/* The errno of a failed catalog read (lookup, listing, xattr): ENOTCONN
+ * for a remote catalog that cannot be reached (class ServerUnreachable),
+ * ENOENT for a (cached) negative answer, ETIMEDOUT, else EIO. */
+int fs_cat_errno(const struct dm_err *e);
 /* A short log line for a catalog or transfer error. */
 const char *fs_errmsg(const struct dm_err *e);
 

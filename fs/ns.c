@@ -1105,7 +1105,9 @@ static struct fs_node *resolve(struct fs *fs, struct cat_db *db, int64_t ctx_did
 	return node_prefix(fs, ctx_did, ctx_closed, ps, full);
 ioerr:
 	dm_log(DM_LOG_ERROR, WHO_FS, "looking up %s:%s: %s", ps, full, fs_errmsg(cat_error(db)));
-	*err_no = EIO;
+	*err_no = fs_cat_errno(cat_error(db));
+	if (*err_no == ENOENT)
+		*err_no = EIO; /* a failed step of the lookup, not a negative answer */
 	return NULL;
 }
 
@@ -1135,7 +1137,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (cat_validate_scope(name, NULL))
 			goto reply_neg;
 		if (cat_scope_list(db, NULL, probe_scope, &sp)) {
-			err_no = EIO;
+			err_no = fs_cat_errno(cat_error(db));
 			goto reply_err;
 		}
 		if (!sp.found)
@@ -1584,7 +1586,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (dir_fetch(d, db, resume)) {
 				dm_log(DM_LOG_ERROR, WHO_FS, "listing inode %llu: %s",
 				       (unsigned long long)ino, fs_errmsg(cat_error(db)));
-				err_no = EIO;
+				err_no = fs_cat_errno(cat_error(db));
 				goto reply_buf;
 			}
 		}

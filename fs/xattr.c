@@ -100,6 +100,8 @@ static int errno_for(const struct dm_err *e)
 	 * tools print as "Device or resource busy" */
 	if (e->code == DM_AGAIN && !strcmp(e->cls, "DatabaseException"))
 		return EBUSY;
+	if (!strcmp(e->cls, "ServerUnreachable"))
+		return ENOTCONN; /* a remote catalog, offline: nothing was changed */
 	for (size_t i = 0; i < DM_ARRAY_SIZE(map); i++)
 		if (strcmp(e->cls, map[i].cls) == 0)
 			return map[i].err_no;
@@ -685,7 +687,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 			else {
 				dm_log(DM_LOG_ERROR, WHO_FS, "getxattr %s on %s:%s: %s", name, c.scope,
 				       c.name, fs_errmsg(e));
-				err_no = EIO;
+				err_no = fs_cat_errno(e);
 			}
 		}
 	} else {
