@@ -678,4 +678,50 @@ typedef int (*cat_rule_id_cb)(void *ud, const char *rule_id);
 enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const char *name,
 				 cat_rule_id_cb cb, void *ud);
 
+/* ==== the REST catalog (https://; catalog/rest/) and its local cache ====
+ * cat_open("https://host[:port]") opens a Rucio REST server as the catalog:
+ * the configuration is Rucio's rucio.cfg ([client]: $RUCIO_CONFIG, else
+ * $RUCIO_HOME/etc/rucio.cfg, else /opt/rucio/etc/rucio.cfg), the URI gives
+ * the host, $RUCIO_ACCOUNT / cat_set_issuer() / cat_set_creds() the account
+ * and credentials, $DIDFS_TIMEOUT the seconds per call (default 60).  Calls
+ * a REST server cannot serve fail with DM_ENOTSUP, class
+ * UnsupportedOperation, "<call> is not available over a REST catalog
+ * (https://host)".  Errors the server sends keep Rucio's class and message
+ * (so texts match the local store's).
+ *
+ * Offline: when the server cannot be reached the call fails with DM_EIO and
+ * class "ServerUnreachable" (the mount: ENOTCONN/EIO), within the timeout,
+ * and while the server stays down further calls fail at once for a short
+ * back-off (1 s doubling to 30 s) instead of waiting again; what the cache
+ * holds is served meanwhile, even past its TTL, and a cached negative entry
+ * is DM_ENOENT as online.
+ *
+ * The cache is one SQLite file per server URL: $DIDFS_REST_CACHE (a file
+ * path, or "off"), else $DIDFS_CACHE_DIR/catalog-<hash>.db (the mount's
+ * --cache-dir), else $XDG_CACHE_HOME/didfs/ (~/.cache/didfs/).  Its bound is
+ * $DIDFS_REST_CACHE_SIZE (bytes, 10G-style; default 256M; least recently
+ * used entries go first), open datasets/containers are re-validated after
+ * $DIDFS_REST_TTL seconds (default 5), closed ones and files are kept
+ * (re-validated after a day).  cat_cache_stats() tells what it holds (for
+ * user.rucio.cache / user.rucio.stats on the mount's /).  A local store
+ * answers remote = 0 and zeros.  Strings point into the handle, valid until
+ * the next call on it. */
+struct cat_cache_stats {
+	int remote;               /* 1: a REST catalog */
+	const char *server;       /* https://host:port, or NULL */
+	const char *path;         /* the cache file, or NULL (none / off) */
+	uint64_t entries;         /* namespace entries (DIDs and scopes), incl. negatives */
+	uint64_t negative;        /* of which "does not exist" */
+	uint64_t replicas;        /* cached replica rows (with PFNs) */
+	uint64_t bytes;           /* size of the cache file */
+	uint64_t limit;           /* its bound */
+	int64_t oldest_fill, newest_fill; /* epoch seconds of fills; 0 when empty */
+	double ttl;               /* seconds before an open collection is re-validated */
+	int reachable;            /* 0: the last call could not reach the server */
+	uint64_t requests;        /* REST requests made by this handle */
+	uint64_t hits, misses;    /* look-ups served from the cache / from the server */
+	struct dm_err last_error; /* the last failed call's error (code 0: none) */
+};
+enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out);
+
 #endif

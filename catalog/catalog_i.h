@@ -41,6 +41,8 @@ struct cat_store_ops {
 	/* Credentials to act with (cat_set_creds); NULL: only the account
 	 * counts, through cat_set_issuer(). */
 	enum dm_status (*set_creds)(struct cat_db *db, const struct cat_creds *c);
+	/* What a cache holds (cat_cache_stats); NULL: no cache (all zeros). */
+	enum dm_status (*cache_stats)(struct cat_db *db, struct cat_cache_stats *out);
 };
 
 /* The SQLite store's open (store.c), reached through cat_open(). */

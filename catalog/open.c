@@ -148,3 +148,11 @@ enum dm_status cat_set_creds(struct cat_db *db, const struct cat_creds *c)
 		return db->ops->set_creds(db, c);
 	return c && c->account ? cat_set_issuer(db, c->account) : DM_OK;
 }
+
+enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (db->ops->cache_stats)
+		return db->ops->cache_stats(db, out);
+	return DM_OK;
+}
