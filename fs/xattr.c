@@ -33,8 +33,11 @@
  *          removing user.rucio.rule.<id> deletes that rule now
  *          removing user.rucio.error forgets the caller's own error (and
  *                               a read error, for root and the mount's owner)
- * On the root: user.rucio.cache (bytes cached) and user.rucio.stats (the
- * block cache's and the mount's counters, "name value" per line).
+ * On the root: user.rucio.cache (bytes cached; on a remote catalog followed
+ * by "catalog_<name> value" lines: what the catalog's local cache holds,
+ * how fresh, whether the server was reachable) and user.rucio.stats (the
+ * block cache's and the mount's counters, "name value" per line, the
+ * catalog cache's lines at the end).
  *
  * state (rucio-jupyterlab's words): a file is REPLICATING while a replica
  * of it is COPYING or a rule covering it waits for placement, STUCK when a
@@ -542,6 +545,37 @@ static int keep_bytes(void *ud, const struct cat_did *d)
 	return 0;
 }
 
+/* What the catalog's own local cache holds (a REST catalog, catalog/rest/):
+ * "catalog_<name> value" lines; nothing for a local catalog. */
+static void catalog_cache_lines(struct fs *fs, struct dm_buf *out)
+{
+	struct cat_cache_stats cs;
+	struct cat_db *db = fs_db(fs, NULL);
+	int64_t now = dm_now();
+
+	if (!db || cat_cache_stats(db, &cs) || !cs.remote)
+		return;
+	dm_buf_addf(out, "catalog_server %s\n", cs.server ? cs.server : "-");
+	dm_buf_addf(out, "catalog_cache %s\n", cs.path ? cs.path : "-");
+	dm_buf_addf(out, "catalog_reachable %d\n", cs.reachable);
+	dm_buf_addf(out, "catalog_entries %llu\n", (unsigned long long)cs.entries);
+	dm_buf_addf(out, "catalog_negative %llu\n", (unsigned long long)cs.negative);
+	dm_buf_addf(out, "catalog_replicas %llu\n", (unsigned long long)cs.replicas);
+	dm_buf_addf(out, "catalog_bytes %llu\n", (unsigned long long)cs.bytes);
+	dm_buf_addf(out, "catalog_limit %llu\n", (unsigned long long)cs.limit);
+	dm_buf_addf(out, "catalog_ttl %g\n", cs.ttl);
+	dm_buf_addf(out, "catalog_oldest_fill_age %lld\n",
+		    (long long)(cs.oldest_fill ? dm_time_sub(now, cs.oldest_fill) : -1));
+	dm_buf_addf(out, "catalog_newest_fill_age %lld\n",
+		    (long long)(cs.newest_fill ? dm_time_sub(now, cs.newest_fill) : -1));
+	/* counters of the handle of the thread that answered */
+	dm_buf_addf(out, "catalog_handle_requests %llu\n", (unsigned long long)cs.requests);
+	dm_buf_addf(out, "catalog_handle_hits %llu\n", (unsigned long long)cs.hits);
+	dm_buf_addf(out, "catalog_handle_misses %llu\n", (unsigned long long)cs.misses);
+	if (cs.last_error.code)
+		dm_buf_addf(out, "catalog_last_error %s\n", fs_errmsg(&cs.last_error));
+}
+
 static void root_stats(struct fs *fs, struct dm_buf *out)
 {
 	struct fs_bc_stats s;
@@ -563,6 +597,7 @@ static void root_stats(struct fs *fs, struct dm_buf *out)
 	dm_buf_addf(out, "reloads_inodes %llu\n",
 		    (unsigned long long)__atomic_load_n(&fs->n_reloaded, __ATOMIC_RELAXED));
 	pthread_mutex_unlock(&fs->ns_lock);
+	catalog_cache_lines(fs, out);
 }
 
 static int xroot_url(struct fs *fs, struct fs_node *n, struct dm_buf *out)
@@ -599,6 +634,10 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 			struct fs_bc_stats s;
 			fs_bc_get_stats(fs->bc, &s);
 			dm_buf_addf(out, "%llu", (unsigned long long)s.bytes_cached);
+			if (fs->remote) { /* and what the catalog cache holds */
+				dm_buf_addc(out, '\n');
+				catalog_cache_lines(fs, out);
+			}
 			return 0;
 		}
 		if (!strcmp(name, P "stats")) {
