@@ -1,0 +1,309 @@
+# SPDX-License-Identifier: Apache-2.0
+# The remote mount (issue 11): `didfs mount --server URL` against a real
+# `didfs serve` over TLS on loopback, real XRootD RSEs, `didfs daemon` on the
+# server's catalog, a real FUSE mount.  Listing (names with '/'), stat,
+# byte-exact reads, the notebook through the remote mount, a rule set with
+# setfattr carried out by the daemon (REPLICATING -> OK seen through the
+# mount), the server stopped (cached paths and data still read, uncached
+# ones fail fast) and back (new datasets appear after the TTL), and each
+# local user acting as themselves: two users with their own X.509 proxies
+# create rules as their own accounts, a user without credentials is refused
+# with EACCES and nothing reaches the server.
+import errno
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from catfixture import didfs_bin
+from servefixture import Served, _ssl
+
+P = "user.rucio."
+USERS = ("didfs-mr1", "didfs-mr2")
+TTL = 2  # --dir-ttl and the catalog cache's $DIDFS_REST_TTL
+
+
+class Remote:
+    """What mountfixture needs of a runner: the binary and the catalog (the URL)."""
+
+    def __init__(self, url):
+        self.bin = didfs_bin()
+        self.catalog = url
+        self.account = None
+
+
+def make_user_proxy(pki, d, cn, owner=None):
+    """A user certificate signed by the test CA and an RFC 3820 proxy of it
+    (chain + key in one 0600 file); returns (RFC 2253 DN, proxy path)."""
+    os.makedirs(d, exist_ok=True)
+    tag = cn.replace(" ", "_")
+    ext = os.path.join(d, "user.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    pext = os.path.join(d, "proxy.ext")
+    with open(pext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,"
+                "keyEncipherment\nproxyCertInfo=critical,language:id-ppl-inheritAll\n")
+    subj = f"/DC=org/DC=didfs/OU=Users/CN={cn}"
+    _ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{tag}.key", "-out", f"{tag}.csr",
+         "-subj", subj, cwd=d)
+    _ssl("x509", "-req", "-in", f"{tag}.csr", "-CA", os.path.join(pki, "ca.pem"),
+         "-CAkey", os.path.join(pki, "ca.key"), "-CAcreateserial", "-out", f"{tag}.pem",
+         "-days", "2", "-extfile", ext, cwd=d)
+    _ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{tag}.pkey", "-out", f"{tag}.pcsr",
+         "-subj", subj + "/CN=424242", cwd=d)
+    _ssl("x509", "-req", "-in", f"{tag}.pcsr", "-CA", f"{tag}.pem", "-CAkey", f"{tag}.key",
+         "-set_serial", "424242", "-out", f"{tag}.pcrt", "-days", "1", "-extfile", pext, cwd=d)
+    out = os.path.join(d, f"{tag}.proxy")
+    with open(out, "w") as o:
+        for part in (f"{tag}.pcrt", f"{tag}.pkey", f"{tag}.pem"):
+            o.write(open(os.path.join(d, part)).read())
+    os.chmod(out, 0o600)
+    return f"CN={cn},OU=Users,DC=didfs,DC=org", out
+
+
+def add_x509_identity(served, account, dn):
+    r = served.post(f"/accounts/{account}/identities",
+                    data=json.dumps({"identity": dn, "authtype": "X509",
+                                     "email": f"{account}@example.org", "default": True}))
+    assert r.status_code == 201, r.text
+
+
+def access_lines(served, method=None):
+    """Requests in serve's access log (of one method: a change is a POST,
+    PUT or DELETE; the mount's poller keeps reading meanwhile)."""
+    try:
+        with open(served.access_log) as f:
+            return sum(1 for ln in f if method is None or f'{method} ' in ln)
+    except OSError:
+        return 0
+
+
+AS_USER = r"""
+import json, os, sys
+out = []
+for step in sys.argv[1:]:
+    op, _, rest = step.partition(":")
+    try:
+        if op == "set":
+            path, name, value = rest.split("|")
+            os.setxattr(path, name, value.encode())
+            out.append("ok")
+        elif op == "get":
+            path, name = rest.split("|")
+            out.append(os.getxattr(path, name).decode())
+        elif op == "read":
+            import hashlib
+            with open(rest, "rb") as f:
+                out.append(hashlib.md5(f.read()).hexdigest())
+    except OSError as e:
+        out.append(e.errno)
+print(json.dumps(out))
+"""
+
+
+def run_as(pw, *steps, env=None):
+    e = {"PATH": "/usr/bin:/bin", "HOME": "/"}
+    e.update(env or {})
+    p = subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+                        "--clear-groups", "--", "/usr/bin/python3", "-c", AS_USER, *steps],
+                       capture_output=True, text=True, timeout=120, env=e)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def wait_for(what, fn, timeout=120, every=0.5):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not reached in {timeout} s (last: {last!r})")
+
+
+@pytest.fixture
+def remote(tmp_path, serve_pki, rses, monkeypatch):
+    """didfs serve on the RSEs' catalog, a rucio.cfg for the mount (userpass
+    root), the serve CA trusted next to the storage CA."""
+    os.makedirs(tmp_path / "srv", exist_ok=True)
+    s = Served(tmp_path / "srv", serve_pki)
+    try:
+        rses.register(s.catalog, s.didfs.bin)
+        s.didfs("add-scope", "user.root", "--account", "root")
+        for r in ("XRD1", "XRD2", "XRD3"):
+            s.didfs("set-account-limit", "root", r, "-1")
+        s.trust_at(rses)
+        monkeypatch.setenv("X509_CERT_DIR", str(rses.ca_dir))
+        monkeypatch.setenv("RUCIO_CONFIG", s.rucio_cfg(tmp_path / "cfg"))
+        monkeypatch.setenv("DIDFS_REST_TTL", str(TTL))
+        monkeypatch.delenv("RUCIO_HOME", raising=False)
+        yield s
+    finally:
+        s.stop()
+
+
+def md5(p):
+    return hashlib.md5(open(p, "rb").read()).hexdigest()
+
+
+def upload_with_slash_name(served, rses, tmp_path, make_file, dataset):
+    """plain.dat uploaded to XRD1, and the same bytes registered under the
+    Rucio name run/2026/a.dat (copied to its deterministic path on the
+    RSE, then add-replicas --list):
+    {name: local file}."""
+    d = served.didfs
+    f = make_file(300_000, name="plain.dat")
+    d("upload", f, "--rse", "XRD1", "--dataset", dataset)
+    meta = d.json("get-metadata", "user.root:plain.dat")
+    pfn = d("lfn2pfn", "--rse", "XRD1", "user.root:run/2026/a.dat", "--scheme", "root").split()[-1]
+    path = "/" + pfn.split("://", 1)[1].split("/", 1)[1]
+    disk = rses["XRD1"].local_path(path)
+    os.makedirs(os.path.dirname(disk), exist_ok=True)
+    shutil.copy(f, disk)
+    lst = tmp_path / "slash.list"
+    lst.write_text(f"user.root:run/2026/a.dat {f.stat().st_size} {meta['adler32']} {meta['md5']}\n")
+    d("add-replicas", "--rse", "XRD1", "--list", lst, "--dataset", dataset)
+    return {"plain.dat": f, "run/2026/a.dat": f}
+
+
+def test_remote_mount_reads_writes_and_survives_the_server(remote, rses, mount, make_file, tmp_path):
+    served = remote
+    d = served.didfs
+    ds = "user.root:rmt"
+    files = upload_with_slash_name(served, rses, tmp_path, make_file, ds)
+    m = mount(Remote(served.url), timeout=5, dir_ttl=TTL)
+    try:
+        root = m.path / "user.root"
+        assert "rmt" in os.listdir(root)
+        dsp = root / "rmt"
+        assert sorted(os.listdir(dsp)) == ["plain.dat", "run"]
+        assert os.listdir(dsp / "run" / "2026") == ["a.dat"]
+        for nm, f in files.items():
+            st = os.stat(dsp / nm)
+            assert st.st_size == f.stat().st_size
+            assert md5(dsp / nm) == md5(f), nm
+        assert os.getxattr(dsp / "plain.dat", P + "did").decode() == "user.root:plain.dat"
+
+        # a rule through the mount, carried out by the daemon on the server
+        os.setxattr(dsp, P + "rule", b"1 XRD2")
+        rules = d.json("list-rules", ds)
+        mine = [r for r in rules if r["rse_expression"] == "XRD2"]
+        assert len(mine) == 1 and mine[0]["account"] == "root", rules
+        # no daemon runs yet: the rule waits
+        seen = os.getxattr(dsp, P + "state").decode()
+        assert seen == "REPLICATING", seen
+        daemon = subprocess.Popen([d.bin, "--catalog", served.catalog, "daemon", "all"],
+                                  stdout=open(tmp_path / "daemon.log", "w"), stderr=subprocess.STDOUT)
+        try:
+            wait_for("OK through the mount",
+                     lambda: os.getxattr(dsp, P + "state").decode() == "OK", timeout=300)
+        finally:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+
+        # the server goes away: what the mount has seen stays readable
+        stats = os.getxattr(m.path, P + "stats").decode()
+        assert "catalog_server " + served.url in stats, stats
+        served.stop()
+        for nm, f in files.items():
+            assert os.stat(dsp / nm).st_size == f.stat().st_size
+            assert md5(dsp / nm) == md5(f), nm
+        assert sorted(os.listdir(dsp)) == ["plain.dat", "run"]
+        t0 = time.time()
+        with pytest.raises(OSError) as ei:
+            os.stat(root / "never-looked-up")
+        took = time.time() - t0
+        assert ei.value.errno in (errno.ENOTCONN, errno.EIO, errno.ENOENT), ei.value
+        assert took < 60, f"an uncached lookup waited {took:.1f} s with the server down"
+        with pytest.raises(OSError) as ei:
+            os.listdir(m.path / "user.root" / "other-never-seen")
+        assert ei.value.errno in (errno.ENOTCONN, errno.EIO, errno.ENOENT)
+
+        # back: a new dataset appears after the TTL
+        served.restart()
+        served.didfs("add-dataset", "user.root:later")
+        wait_for("the new dataset through the mount", lambda: "later" in os.listdir(root), timeout=120)
+        assert m.mounted()
+    finally:
+        m.cleanup()
+
+
+@pytest.fixture(scope="module")
+def users():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create OS users")
+    out = {}
+    for u in USERS:
+        try:
+            pwd.getpwnam(u)
+        except KeyError:
+            subprocess.run(["useradd", "-M", "-s", "/bin/false", u], check=True)
+        out[u] = pwd.getpwnam(u)
+    return out
+
+
+def test_remote_users_act_as_themselves(remote, mount, make_file, tmp_path, users):
+    served = remote
+    d = served.didfs
+    f = make_file(40_000)
+    d("upload", f, "--rse", "XRD1", "--dataset", "user.root:shared")
+    procs = []
+    for i, u in enumerate(USERS):
+        acc = f"mruser{i + 1}"
+        d("add-account", acc, "--type", "USER")
+        for r in ("XRD1", "XRD2", "XRD3"):
+            d("set-account-limit", acc, r, "-1")
+        dn, proxy = make_user_proxy(served.pki, str(tmp_path / f"pki-{u}"), f"Mount User{i + 1}")
+        add_x509_identity(served, acc, dn)
+        dst = f"/tmp/x509up_u{users[u].pw_uid}"
+        shutil.copy(proxy, dst)
+        os.chown(dst, users[u].pw_uid, users[u].pw_gid)
+        os.chmod(dst, 0o600)
+        procs.append(dst)
+    base = tempfile.mkdtemp(prefix="didfs-mr-", dir="/tmp")
+    os.chmod(base, 0o755)
+    m = None
+    try:
+        m = mount(Remote(served.url), timeout=5, dir_ttl=TTL, allow_other=True,
+                  path=os.path.join(base, "mnt"))
+        dsp = m.path / "user.root" / "shared"
+        os.listdir(dsp)
+        r1 = run_as(users[USERS[0]], f"set:{dsp}|{P}rule|1 XRD2")
+        r2 = run_as(users[USERS[1]], f"set:{dsp}|{P}rule|1 XRD3")
+        assert r1 == ["ok"] and r2 == ["ok"], (r1, r2, m.log_text()[-3000:])
+        got = sorted((r["account"], r["rse_expression"]) for r in d.json("list-rules", "user.root:shared"))
+        assert ("mruser1", "XRD2") in got and ("mruser2", "XRD3") in got, got
+
+        # no credentials, no map entry: EACCES, and nothing reaches the server
+        before = d.dump()
+        changes = [access_lines(served, x) for x in ("POST", "PUT", "DELETE")]
+        nobody = pwd.getpwuid(65534)
+        r = run_as(nobody, f"set:{dsp}|{P}rule|1 XRD1", f"get:{dsp}|{P}error",
+                   f"read:{dsp / f.name}")
+        assert r[0] == errno.EACCES, r
+        assert r[1].startswith("AccessDenied: uid 65534 may not change the catalog"), r
+        assert "no credentials of its own were found" in r[1], r
+        assert r[2] == md5(f), "reads stay open to every user"
+        assert d.dump() == before
+        assert [access_lines(served, x) for x in ("POST", "PUT", "DELETE")] == changes, \
+            "a refused change reached the server"
+    finally:
+        if m:
+            m.cleanup()
+        for p in procs:
+            if os.path.exists(p):
+                os.unlink(p)
+        shutil.rmtree(base, ignore_errors=True)
