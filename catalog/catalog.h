@@ -333,6 +333,7 @@ struct cat_replica {
 	int64_t tombstone; /* 0 = none (never eligible for deletion), 1 = OBSOLETE */
 	int64_t created_at;
 	int64_t accessed_at;
+	const char *pfn;   /* a REST catalog: the server's best PFN for it; else NULL */
 };
 typedef int (*cat_replica_cb)(void *ud, const struct cat_replica *r);
 struct cat_file_in {

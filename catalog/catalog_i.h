@@ -26,6 +26,7 @@
 #define DM_STR(x) DM_STR_(x)
 
 struct cat_db;
+struct cat_remote_ops;
 /* What differs between stores behind the opaque handle (open.c dispatches
  * on the URI's scheme to a store's open, which installs its table). */
 struct cat_store_ops {
@@ -43,7 +44,84 @@ struct cat_store_ops {
 	enum dm_status (*set_creds)(struct cat_db *db, const struct cat_creds *c);
 	/* What a cache holds (cat_cache_stats); NULL: no cache (all zeros). */
 	enum dm_status (*cache_stats)(struct cat_db *db, struct cat_cache_stats *out);
+	/* A store that is not SQL (the REST catalog): the client calls it
+	 * serves itself (CAT_REMOTE below); NULL for the SQLite store. */
+	const struct cat_remote_ops *remote;
 };
+
+/* The client calls a remote store serves (catalog/rest/store.c).  Each
+ * public function that a REST catalog can serve starts with
+ * CAT_REMOTE(db, field, args...), which hands the call over when the
+ * handle's store has this table; a NULL entry is UnsupportedOperation
+ * naming the call.  Any other call reaching SQL on a remote handle fails
+ * the same way (cat_stmt / cat_exec / cat_tx_begin check db->db). */
+struct cat_remote_ops {
+	enum dm_status (*set_issuer)(struct cat_db *, const char *);
+	enum dm_status (*account_get)(struct cat_db *, const char *, cat_account_cb, void *);
+	enum dm_status (*scope_list)(struct cat_db *, const char *, cat_scope_cb, void *);
+	enum dm_status (*did_add)(struct cat_db *, const char *, const char *, enum cat_did_type,
+				  int64_t);
+	enum dm_status (*did_get)(struct cat_db *, const char *, const char *, cat_did_cb, void *);
+	enum dm_status (*did_attach)(struct cat_db *, const char *, const char *,
+				     const struct cat_did_ref *, size_t, unsigned);
+	enum dm_status (*did_set_open)(struct cat_db *, const char *, const char *, int);
+	enum dm_status (*did_set_lifetime)(struct cat_db *, const char *, const char *, int64_t);
+	enum dm_status (*did_list)(struct cat_db *, const char *, const char *, unsigned,
+				   cat_did_cb, void *);
+	enum dm_status (*did_list_roots)(struct cat_db *, const char *, cat_did_cb, void *);
+	enum dm_status (*did_list_content)(struct cat_db *, const char *, const char *,
+					   cat_did_cb, void *);
+	enum dm_status (*did_list_content_from)(struct cat_db *, int64_t, int64_t, cat_did_cb,
+						void *);
+	enum dm_status (*did_list_files)(struct cat_db *, const char *, const char *, cat_did_cb,
+					 void *);
+	enum dm_status (*did_list_parents)(struct cat_db *, const char *, const char *,
+					   cat_did_cb, void *);
+	enum dm_status (*did_meta_set)(struct cat_db *, const char *, const char *, const char *,
+				       const char *);
+	enum dm_status (*did_meta_del)(struct cat_db *, const char *, const char *, const char *);
+	enum dm_status (*did_meta_list)(struct cat_db *, const char *, const char *, cat_kv_cb,
+					void *);
+	enum dm_status (*rse_get)(struct cat_db *, const char *, cat_rse_cb, void *);
+	enum dm_status (*rse_list)(struct cat_db *, cat_rse_cb, void *);
+	enum dm_status (*rse_attr_list)(struct cat_db *, const char *, cat_kv_cb, void *);
+	enum dm_status (*rse_attr_get)(struct cat_db *, const char *, const char *, char *, size_t);
+	enum dm_status (*rse_expr_list)(struct cat_db *, const char *, cat_rse_cb, void *);
+	enum dm_status (*protocol_list)(struct cat_db *, const char *, cat_protocol_cb, void *);
+	enum dm_status (*lfn2pfn)(struct cat_db *, const char *, const char *, const char *,
+				  const char *, enum cat_proto_op, struct dm_buf *);
+	enum dm_status (*replica_list)(struct cat_db *, const char *, const char *, const char *,
+				       unsigned, cat_replica_cb, void *);
+	enum dm_status (*account_usage_list)(struct cat_db *, const char *, cat_usage_cb, void *);
+	enum dm_status (*usage_refresh)(struct cat_db *);
+	enum dm_status (*rule_add)(struct cat_db *, const char *, const char *,
+				   const struct cat_rule_opts *, char *);
+	enum dm_status (*rule_get)(struct cat_db *, const char *, cat_rule_cb, void *);
+	enum dm_status (*rule_list)(struct cat_db *, const char *, const char *, const char *,
+				    cat_rule_cb, void *);
+	enum dm_status (*rule_list_for_file)(struct cat_db *, const char *, const char *,
+					     cat_rule_cb, void *);
+	enum dm_status (*rule_delete)(struct cat_db *, const char *, int, int64_t);
+	enum dm_status (*rule_delete_now)(struct cat_db *, const char *);
+	enum dm_status (*rule_update)(struct cat_db *, const char *, const char *, const char *);
+	enum dm_status (*rule_lock_counts)(struct cat_db *, const char *, cat_lock_count_cb, void *);
+	enum dm_status (*rule_list_locks)(struct cat_db *, const char *, cat_lock_cb, void *);
+};
+enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call);
+#define CAT_REMOTE(db, fn, ...) do { \
+	if ((db)->ops->remote) \
+		return (db)->ops->remote->fn ? (db)->ops->remote->fn((db), __VA_ARGS__) \
+					     : cat_remote_unsupported((db), __func__); \
+} while (0)
+#define CAT_REMOTE0(db, fn) do { \
+	if ((db)->ops->remote) \
+		return (db)->ops->remote->fn ? (db)->ops->remote->fn(db) \
+					     : cat_remote_unsupported((db), __func__); \
+} while (0)
+
+/* The REST store's open (catalog/rest/store.c), reached through cat_open(). */
+enum dm_status cat_rest_open(const char *uri, unsigned flags, struct cat_db **out,
+			     struct dm_err *err);
 
 /* The SQLite store's open (store.c), reached through cat_open(). */
 enum dm_status cat_sqlite_open(const char *path, unsigned flags, struct cat_db **out,

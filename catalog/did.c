@@ -150,6 +150,7 @@ static enum dm_status lifetime_range(struct cat_db *db, int64_t lifetime)
 enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *name,
 			   enum cat_did_type type, int64_t lifetime)
 {
+	CAT_REMOTE(db, did_add, scope, name, type, lifetime);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t now = dm_now();
@@ -224,6 +225,7 @@ static void collection_totals(struct cat_db *db, int64_t id, enum cat_did_type t
 enum dm_status cat_did_get(struct cat_db *db, const char *scope, const char *name,
 			   cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_get, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	struct cat_did d;
@@ -331,6 +333,7 @@ enum dm_status cat_queue_updated_did(struct cat_db *db, int64_t id, const char *
 enum dm_status cat_did_attach(struct cat_db *db, const char *scope, const char *name,
 			      const struct cat_did_ref *children, size_t n, unsigned flags)
 {
+	CAT_REMOTE(db, did_attach, scope, name, children, n, flags);
 	enum dm_status rc = check_did_args(db, scope, name);
 	struct parent_info p;
 	sqlite3_stmt *st;
@@ -474,6 +477,7 @@ out:
 
 enum dm_status cat_did_set_open(struct cat_db *db, const char *scope, const char *name, int open)
 {
+	CAT_REMOTE(db, did_set_open, scope, name, open);
 	enum dm_status rc = check_did_args(db, scope, name);
 	struct parent_info p;
 	sqlite3_stmt *st;
@@ -526,6 +530,7 @@ out:
 enum dm_status cat_did_set_lifetime(struct cat_db *db, const char *scope, const char *name,
 				    int64_t lifetime)
 {
+	CAT_REMOTE(db, did_set_lifetime, scope, name, lifetime);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t id;
@@ -560,6 +565,7 @@ out:
 enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pattern,
 			    unsigned type_mask, cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_list, scope, pattern, type_mask, cb, ud);
 	enum dm_status rc;
 	sqlite3_stmt *st;
 	char types[4] = "";
@@ -595,6 +601,7 @@ enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pa
 
 enum dm_status cat_did_list_roots(struct cat_db *db, const char *scope, cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_list_roots, scope, cb, ud);
 	enum dm_status rc = cat_scope_check(db, scope, NULL);
 	sqlite3_stmt *st;
 
@@ -611,6 +618,7 @@ enum dm_status cat_did_list_roots(struct cat_db *db, const char *scope, cat_did_
 enum dm_status cat_did_list_content_from(struct cat_db *db, int64_t parent_id, int64_t after_id,
 					 cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_list_content_from, parent_id, after_id, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT " DID_COLS " FROM contents c JOIN dids d"
 				       " ON d.id=c.child_id WHERE c.parent_id=? AND c.child_id>?"
 				       " ORDER BY c.child_id");
@@ -624,6 +632,7 @@ enum dm_status cat_did_list_content_from(struct cat_db *db, int64_t parent_id, i
 enum dm_status cat_did_list_content(struct cat_db *db, const char *scope, const char *name,
 				    cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_list_content, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
 	struct parent_info p;
 
@@ -638,6 +647,7 @@ enum dm_status cat_did_list_content(struct cat_db *db, const char *scope, const 
 enum dm_status cat_did_list_files(struct cat_db *db, const char *scope, const char *name,
 				  cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_list_files, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
 	enum cat_did_type type;
 	int64_t id;
@@ -668,6 +678,7 @@ enum dm_status cat_did_list_files(struct cat_db *db, const char *scope, const ch
 enum dm_status cat_did_list_parents(struct cat_db *db, const char *scope, const char *name,
 				    cat_did_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_list_parents, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t id;
@@ -717,6 +728,7 @@ static enum dm_status meta_key_ok(struct cat_db *db, const char *key)
 enum dm_status cat_did_meta_set(struct cat_db *db, const char *scope, const char *name,
 				const char *key, const char *value)
 {
+	CAT_REMOTE(db, did_meta_set, scope, name, key, value);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t id;
@@ -768,6 +780,7 @@ out:
 enum dm_status cat_did_meta_del(struct cat_db *db, const char *scope, const char *name,
 				const char *key)
 {
+	CAT_REMOTE(db, did_meta_del, scope, name, key);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t id;
@@ -801,6 +814,7 @@ out:
 enum dm_status cat_did_meta_list(struct cat_db *db, const char *scope, const char *name,
 				 cat_kv_cb cb, void *ud)
 {
+	CAT_REMOTE(db, did_meta_list, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
 	sqlite3_stmt *st;
 	int64_t id;

@@ -66,7 +66,7 @@ static enum dm_status open_postgresql(const char *uri, const char *rest, unsigne
 static enum dm_status open_rest(const char *uri, const char *rest, unsigned flags,
 				struct cat_db **out, struct dm_err *err)
 {
-	return open_missing(uri, "Rucio REST catalog client", err);
+	return cat_rest_open(uri, flags, out, err);
 }
 
 /* scheme -> store.  keep_scheme: the store takes the whole URI (libpq
@@ -155,4 +155,17 @@ enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out)
 	if (db->ops->cache_stats)
 		return db->ops->cache_stats(db, out);
 	return DM_OK;
+}
+
+enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call)
+{
+	struct dm_buf where = DM_BUF_INIT;
+	enum dm_status rc;
+
+	db->ops->location(db, &where);
+	rc = cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
+		      "%s%s is not available over a REST catalog (%s)", call ? call : "this call",
+		      call ? "()" : "", where.s);
+	dm_buf_release(&where);
+	return rc;
 }

@@ -664,6 +664,7 @@ out:
 enum dm_status cat_replica_list(struct cat_db *db, const char *scope, const char *name,
 				const char *rse, unsigned state_mask, cat_replica_cb cb, void *ud)
 {
+	CAT_REMOTE(db, replica_list, scope, name, rse, state_mask, cb, ud);
 	enum cat_did_type type;
 	int64_t id, num = 0;
 	enum dm_status rc = cat_did_id(db, scope, name, &id, &type);
@@ -793,6 +794,7 @@ enum dm_status cat_account_limit_get(struct cat_db *db, const char *account, con
 
 enum dm_status cat_usage_refresh(struct cat_db *db)
 {
+	CAT_REMOTE0(db, usage_refresh);
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t now = dm_now();
 	sqlite3_stmt *st;
@@ -828,6 +830,7 @@ out:
 enum dm_status cat_account_usage_list(struct cat_db *db, const char *account, cat_usage_cb cb,
 				      void *ud)
 {
+	CAT_REMOTE(db, account_usage_list, account, cb, ud);
 	enum dm_status rc = cat_account_check(db, account);
 	sqlite3_stmt *st;
 	int r;

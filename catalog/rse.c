@@ -182,6 +182,7 @@ static void rse_from_row(sqlite3_stmt *st, struct cat_rse *r)
 
 enum dm_status cat_rse_get(struct cat_db *db, const char *rse, cat_rse_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rse_get, rse, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT " RSE_COLS " FROM rses WHERE rse=? AND deleted=0");
 	struct cat_rse r;
 	int s;
@@ -204,6 +205,7 @@ enum dm_status cat_rse_get(struct cat_db *db, const char *rse, cat_rse_cb cb, vo
 
 enum dm_status cat_rse_list(struct cat_db *db, cat_rse_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rse_list, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT " RSE_COLS " FROM rses WHERE deleted=0 ORDER BY rse");
 	struct cat_rse r;
 	int s;
@@ -365,6 +367,7 @@ out:
 
 enum dm_status cat_rse_attr_list(struct cat_db *db, const char *rse, cat_kv_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rse_attr_list, rse, cb, ud);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
 	sqlite3_stmt *st;
@@ -381,6 +384,7 @@ enum dm_status cat_rse_attr_list(struct cat_db *db, const char *rse, cat_kv_cb c
 enum dm_status cat_rse_attr_get(struct cat_db *db, const char *rse, const char *key, char *out,
 				size_t n)
 {
+	CAT_REMOTE(db, rse_attr_get, rse, key, out, n);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
 	sqlite3_stmt *st;
@@ -545,6 +549,7 @@ out:
 
 enum dm_status cat_rse_expr_list(struct cat_db *db, const char *expression, cat_rse_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rse_expr_list, expression, cb, ud);
 	int64_t *nums;
 	uint8_t *match;
 	size_t n = 0, count = 0;
@@ -741,6 +746,7 @@ static void proto_from_row(sqlite3_stmt *st, struct cat_protocol *p)
 
 enum dm_status cat_protocol_list(struct cat_db *db, const char *rse, cat_protocol_cb cb, void *ud)
 {
+	CAT_REMOTE(db, protocol_list, rse, cb, ud);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
 	sqlite3_stmt *st;
@@ -895,6 +901,7 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 			   const char *name, const char *scheme, enum cat_proto_op op,
 			   struct dm_buf *out)
 {
+	CAT_REMOTE(db, lfn2pfn, rse, scope, name, scheme, op, out);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
 	sqlite3_stmt *st;

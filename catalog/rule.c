@@ -1058,6 +1058,7 @@ static int valid_notification(const char *n, char *code)
 enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *name,
 			    const struct cat_rule_opts *o, char *id_out)
 {
+	CAT_REMOTE(db, rule_add, scope, name, o, id_out);
 	struct rule_ctx x;
 	enum dm_status rc;
 	sqlite3_stmt *st;
@@ -1234,6 +1235,7 @@ static enum dm_status rule_rows(struct cat_db *db, sqlite3_stmt *st, cat_rule_cb
 
 enum dm_status cat_rule_get(struct cat_db *db, const char *id, cat_rule_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rule_get, id, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT " RULE_COLS " FROM rules r JOIN dids d ON d.id=r.did_id"
 				       " WHERE r.id=?");
 	int n = 0;
@@ -1251,6 +1253,7 @@ enum dm_status cat_rule_get(struct cat_db *db, const char *id, cat_rule_cb cb, v
 enum dm_status cat_rule_list(struct cat_db *db, const char *scope, const char *name,
 			     const char *account, cat_rule_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rule_list, scope, name, account, cb, ud);
 	sqlite3_stmt *st;
 	int64_t did = 0;
 	enum dm_status rc;
@@ -1278,6 +1281,7 @@ static const char sql_rules_covering[] =
 enum dm_status cat_rule_list_for_file(struct cat_db *db, const char *scope, const char *name,
 				      cat_rule_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rule_list_for_file, scope, name, cb, ud);
 	int64_t did;
 	enum dm_status rc = cat_did_id(db, scope, name, &did, NULL);
 	sqlite3_stmt *st;
@@ -1452,6 +1456,7 @@ out:
 
 enum dm_status cat_rule_delete_now(struct cat_db *db, const char *id)
 {
+	CAT_REMOTE(db, rule_delete_now, id);
 	enum dm_status rc = cat_tx_begin(db);
 
 	if (rc)
@@ -1485,6 +1490,7 @@ static enum dm_status rule_owner_check(struct cat_db *db, const char *id, int *l
 
 enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int64_t delay)
 {
+	CAT_REMOTE(db, rule_delete, id, purge, delay);
 	enum dm_status rc = cat_tx_begin(db);
 	sqlite3_stmt *st;
 	int locked = 0;
@@ -1526,6 +1532,7 @@ out:
 
 enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *key, const char *value)
 {
+	CAT_REMOTE(db, rule_update, id, key, value);
 	enum dm_status rc;
 	sqlite3_stmt *st = NULL;
 	int64_t v = 0;
@@ -1635,6 +1642,7 @@ struct count_acc {
 
 enum dm_status cat_rule_lock_counts(struct cat_db *db, const char *id, cat_lock_count_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rule_lock_counts, id, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT s.rse, sum(l.state='O'), sum(l.state='R'), sum(l.state='S')"
 				       " FROM locks l JOIN rses s ON s.num=l.rse_num WHERE l.rule_id=?"
 				       " GROUP BY s.rse ORDER BY s.rse");
@@ -1657,6 +1665,7 @@ enum dm_status cat_rule_lock_counts(struct cat_db *db, const char *id, cat_lock_
 
 enum dm_status cat_rule_list_locks(struct cat_db *db, const char *id, cat_lock_cb cb, void *ud)
 {
+	CAT_REMOTE(db, rule_list_locks, id, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT d.scope, d.name, s.rse, l.state, l.bytes FROM locks l"
 				       " JOIN dids d ON d.id=l.did_id JOIN rses s ON s.num=l.rse_num"
 				       " WHERE l.rule_id=? ORDER BY d.scope, d.name, s.rse");

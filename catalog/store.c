@@ -293,6 +293,10 @@ sqlite3_stmt *cat_stmt(struct cat_db *db, const char *sql)
 	sqlite3_stmt *st = NULL;
 	int i;
 
+	if (!db->db) { /* a remote store: no SQL behind this handle */
+		cat_remote_unsupported(db, NULL);
+		return NULL;
+	}
 	for (i = 0; i < db->ncache; i++) {
 		if (db->cache[i].sql == sql) {
 			st = db->cache[i].st;
@@ -337,6 +341,8 @@ enum dm_status cat_exec(struct cat_db *db, const char *sql)
 {
 	char *msg = NULL;
 
+	if (!db->db)
+		return cat_remote_unsupported(db, NULL);
 	if (sqlite3_exec(db->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		int code = sqlite3_errcode(db->db) & 0xff;
 		enum dm_status rc = DM_EINTERNAL;
@@ -355,6 +361,8 @@ static enum dm_status os_refuse_readonly(struct cat_db *db);
 
 enum dm_status cat_tx_begin(struct cat_db *db)
 {
+	if (!db->db)
+		return cat_remote_unsupported(db, NULL);
 	if (db->os_readonly)
 		return os_refuse_readonly(db);
 	if (db->corrupt)
@@ -741,6 +749,7 @@ enum dm_status cat_parse_did(const char *did, char *scope, char *name, struct dm
 
 enum dm_status cat_set_issuer(struct cat_db *db, const char *account)
 {
+	CAT_REMOTE(db, set_issuer, account);
 	enum dm_status rc;
 	struct dm_err e;
 
@@ -930,6 +939,7 @@ static enum dm_status account_rows(struct cat_db *db, sqlite3_stmt *st, cat_acco
 enum dm_status cat_account_get(struct cat_db *db, const char *account, cat_account_cb cb,
 			       void *ud)
 {
+	CAT_REMOTE(db, account_get, account, cb, ud);
 	sqlite3_stmt *st = cat_stmt(db, "SELECT account, account_type, status, email, created_at"
 				       " FROM accounts WHERE account=?");
 	int n = 0;
@@ -1298,6 +1308,7 @@ out:
 
 enum dm_status cat_scope_list(struct cat_db *db, const char *account, cat_scope_cb cb, void *ud)
 {
+	CAT_REMOTE(db, scope_list, account, cb, ud);
 	sqlite3_stmt *st;
 
 	if (account) {

@@ -279,7 +279,8 @@ static int emit_file(struct list_ctx *c)
 	c->have = 0;
 	c->nfiles++;
 	tl_sort_ctx = c;
-	qsort(c->ents, (size_t)c->nents, sizeof(*c->ents), ent_cmp);
+	if (c->nents > 1) /* ents is NULL for a file without PFNs */
+		qsort(c->ents, (size_t)c->nents, sizeof(*c->ents), ent_cmp);
 	tl_sort_ctx = NULL;
 	if (c->metalink) {
 		dm_buf_adds(b, " <file name=\"");

@@ -740,8 +740,11 @@ static int replica_row(void *ud, const struct cat_replica *x)
 		keep = !strcmp(p->rses[i], x->rse);
 	if (!keep)
 		return 0;
-	/* No usable protocol leaves the PFN empty rather than failing the list. */
-	if (cat_lfn2pfn(p->c->db, x->rse, x->scope, x->name, p->scheme, CAT_OP_READ, &pfn))
+	/* No usable protocol leaves the PFN empty rather than failing the list;
+	 * a REST catalog gives the server's PFN with the replica. */
+	if (x->pfn && !p->scheme)
+		dm_buf_adds(&pfn, x->pfn);
+	else if (cat_lfn2pfn(p->c->db, x->rse, x->scope, x->name, p->scheme, CAT_OP_READ, &pfn))
 		dm_buf_reset(&pfn);
 	if (p->pfns_only)
 		cli_out_row(p->o, "s", pfn.s);

@@ -20,10 +20,14 @@
 #define REST_BODY_MAX (64u << 20) /* a whole (non-stream) body */
 #define REST_ERRBODY_MAX (64u << 10)
 #define REST_LINE_MAX (16u << 20)
+#define REST_NEST_MAX 4
 
 struct rest_client {
 	struct rest_config cfg;
-	CURL *h;
+	/* one curl handle per nesting level: a listing's callback may make
+	 * another call on the same client while the stream is open */
+	CURL *h[REST_NEST_MAX];
+	int depth;
 	char *token;
 	char *auth_account;  /* X-Rucio-Auth-Account, or set by whoami */
 	double down_until;   /* fail fast until then */
@@ -62,9 +66,6 @@ struct rest_client *rest_client_new(const struct rest_config *cfg)
 #undef CP
 	if (!c->cfg.auth_host)
 		rest_config_set(&c->cfg.auth_host, c->cfg.rucio_host);
-	c->h = curl_easy_init();
-	if (!c->h)
-		DM_BUG("curl_easy_init failed");
 	return c;
 }
 
@@ -72,7 +73,9 @@ void rest_client_free(struct rest_client *c)
 {
 	if (!c)
 		return;
-	curl_easy_cleanup(c->h);
+	for (int i = 0; i < REST_NEST_MAX; i++)
+		if (c->h[i])
+			curl_easy_cleanup(c->h[i]);
 	rest_config_free(&c->cfg);
 	free(c->token);
 	free(c->auth_account);
@@ -190,6 +193,7 @@ enum dm_status rest_status_of_class(const char *cls, int http)
 /* ---- one HTTP exchange ---- */
 struct xfer {
 	struct rest_client *c;
+	CURL *h;
 	struct rest_req *r;
 	int is_auth;
 	long status;
@@ -260,7 +264,7 @@ static void decide(struct xfer *x)
 	if (x->decided)
 		return;
 	x->decided = 1;
-	curl_easy_getinfo(x->c->h, CURLINFO_RESPONSE_CODE, &x->status);
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->status < 200 || x->status >= 300 || x->is_auth) {
 		x->mode = 2;
 		x->body_max = REST_ERRBODY_MAX;
@@ -499,9 +503,17 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 	long left_ms = left > 0.001 ? (long)(left * 1000) : 1;
 	CURLcode cc;
 	enum dm_status rc = DM_OK;
-	CURL *eh = c->h;
+	CURL *eh;
 
+	if (c->depth >= REST_NEST_MAX)
+		return dm_seterr(err, DM_EINTERNAL, "RucioException",
+				 "%s %s: REST calls nested %d deep inside listing callbacks", r->method,
+				 r->path, c->depth);
+	if (!c->h[c->depth] && !(c->h[c->depth] = curl_easy_init()))
+		return dm_seterr(err, DM_ENOMEM, NULL, "curl_easy_init failed");
+	eh = c->h[c->depth];
 	memset(&x, 0, sizeof x);
+	x.h = eh;
 	x.c = c;
 	x.r = r;
 	x.is_auth = is_auth;
@@ -513,6 +525,8 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 	curl_easy_reset(eh);
 	curl_easy_setopt(eh, CURLOPT_URL, url.s);
 	curl_easy_setopt(eh, CURLOPT_NOSIGNAL, 1L);
+	if (getenv("DIDFS_CURL_VERBOSE")) /* debugging aid: curl's trace on stderr */
+		curl_easy_setopt(eh, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(eh, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(eh, CURLOPT_CONNECTTIMEOUT_MS, left_ms);
 	if (!r->rows || is_auth)
@@ -575,7 +589,9 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 		curl_easy_setopt(eh, CURLOPT_POSTFIELDSIZE, (long)(r->body ? strlen(r->body) : 0));
 	}
 	c->requests++;
+	c->depth++;
 	cc = curl_easy_perform(eh);
+	c->depth--;
 	decide(&x);
 	r->status = (int)x.status;
 	r->nrows = x.lines.rows;
@@ -637,7 +653,7 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 					       r->method, host, r->path, x.lines.err.msg);
 		} else if (x.mode == 2 && x.body.len) {
 			json_error_t je;
-			json_t *v = json_loadb(x.body.s, x.body.len, JSON_DECODE_ANY, &je);
+			json_t *v = rest_json_loadb(x.body.s, x.body.len, &je);
 			if (!v) {
 				rc = dm_seterr(err, DM_EIO, "RucioException",
 					       "%s %s%s: the answer (%s, %zu bytes) is not JSON: %s at"

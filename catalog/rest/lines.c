@@ -18,6 +18,49 @@ void rest_lines_release(struct rest_lines *l)
 	dm_buf_release(&l->cur);
 }
 
+/* Python's json.dumps writes Infinity, -Infinity and NaN (Rucio's unlimited
+ * bytes_limit); JSON has no such tokens.  Outside strings they become the
+ * strings "Infinity", "-Infinity", "NaN". */
+json_t *rest_json_loadb(const char *s, size_t n, json_error_t *je)
+{
+	json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, je);
+	struct dm_buf b = DM_BUF_INIT;
+	int in_str = 0;
+
+	if (v || (!memmem(s, n, "Infinity", 8) && !memmem(s, n, "NaN", 3)))
+		return v;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (in_str) {
+			dm_buf_addc(&b, ch);
+			if (ch == '\\' && i + 1 < n)
+				dm_buf_addc(&b, s[++i]);
+			else if (ch == '"')
+				in_str = 0;
+			continue;
+		}
+		if (ch == '"') {
+			in_str = 1;
+		} else if (n - i >= 9 && !memcmp(s + i, "-Infinity", 9)) {
+			dm_buf_adds(&b, "\"-Infinity\"");
+			i += 8;
+			continue;
+		} else if (n - i >= 8 && !memcmp(s + i, "Infinity", 8)) {
+			dm_buf_adds(&b, "\"Infinity\"");
+			i += 7;
+			continue;
+		} else if (n - i >= 3 && !memcmp(s + i, "NaN", 3)) {
+			dm_buf_adds(&b, "\"NaN\"");
+			i += 2;
+			continue;
+		}
+		dm_buf_addc(&b, ch);
+	}
+	v = json_loadb(b.s, b.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, je);
+	dm_buf_release(&b);
+	return v;
+}
+
 static int one_line(struct rest_lines *l, const char *s, size_t n)
 {
 	json_error_t je;
@@ -31,7 +74,7 @@ static int one_line(struct rest_lines *l, const char *s, size_t n)
 		s++, n--;
 	if (n == 0)
 		return 0;
-	v = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+	v = rest_json_loadb(s, n, &je);
 	if (!v) {
 		dm_seterr(&l->err, DM_EIO, "RucioException",
 			  "line %llu of the stream is not JSON (%s at column %d)",

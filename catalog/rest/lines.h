@@ -33,6 +33,8 @@ void rest_lines_init(struct rest_lines *l, size_t max_line, rest_row_cb cb, void
 void rest_lines_release(struct rest_lines *l);
 /* 0: go on; 1: stopped by the callback; -1: bad input (l->err says why). */
 int rest_lines_feed(struct rest_lines *l, const void *p, size_t n);
+/* json_loadb that also takes Python's Infinity/-Infinity/NaN (as strings). */
+json_t *rest_json_loadb(const char *s, size_t n, json_error_t *je);
 /* The end of the body: 0, or -1 for a truncated last line. */
 int rest_lines_finish(struct rest_lines *l);
 
