@@ -106,6 +106,11 @@ struct cat_remote_ops {
 	enum dm_status (*rule_update)(struct cat_db *, const char *, const char *, const char *);
 	enum dm_status (*rule_lock_counts)(struct cat_db *, const char *, cat_lock_count_cb, void *);
 	enum dm_status (*rule_list_locks)(struct cat_db *, const char *, cat_lock_cb, void *);
+	enum dm_status (*replicas_add)(struct cat_db *, const char *, const struct cat_file_in *,
+				       size_t, const char *, const char *, unsigned);
+	enum dm_status (*replica_set_state)(struct cat_db *, const char *, const char *,
+					    const char *, enum cat_replica_state);
+	enum dm_status (*replica_del)(struct cat_db *, const char *, const char *, const char *);
 };
 enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call);
 #define CAT_REMOTE(db, fn, ...) do { \

@@ -489,6 +489,7 @@ void cat_bulk_abort(struct cat_bulk *b)
 enum dm_status cat_replicas_add(struct cat_db *db, const char *rse, const struct cat_file_in *f,
 				size_t n, const char *ds_scope, const char *ds_name, unsigned flags)
 {
+	CAT_REMOTE(db, replicas_add, rse, f, n, ds_scope, ds_name, flags);
 	struct cat_bulk *b;
 	enum dm_status rc = cat_bulk_begin(db, rse, ds_scope, ds_name, flags, &b);
 
@@ -579,6 +580,7 @@ static enum dm_status replica_key(struct cat_db *db, const char *rse, const char
 enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const char *scope,
 				     const char *name, enum cat_replica_state state)
 {
+	CAT_REMOTE(db, replica_set_state, rse, scope, name, state);
 	enum dm_status rc = cat_tx_begin(db);
 	sqlite3_stmt *st;
 	int64_t did, num;
@@ -617,6 +619,7 @@ out:
 enum dm_status cat_replica_del(struct cat_db *db, const char *rse, const char *scope,
 			       const char *name)
 {
+	CAT_REMOTE(db, replica_del, rse, scope, name);
 	enum dm_status rc = cat_tx_begin(db);
 	sqlite3_stmt *st;
 	int64_t did, num, bytes = 0, locks = 0;

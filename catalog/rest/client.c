@@ -588,6 +588,8 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 		curl_easy_setopt(eh, CURLOPT_POSTFIELDS, r->body ? r->body : "");
 		curl_easy_setopt(eh, CURLOPT_POSTFIELDSIZE, (long)(r->body ? strlen(r->body) : 0));
 	}
+	if (getenv("DIDFS_CURL_VERBOSE") && r->body)
+		fprintf(stderr, "* body: %s\n", r->body);
 	c->requests++;
 	c->depth++;
 	cc = curl_easy_perform(eh);
@@ -608,8 +610,10 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 				       "%s %s%s: the answer is larger than %u MiB", r->method, host,
 				       r->path, REST_BODY_MAX >> 20);
 		} else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-			   cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CONNECT_ERROR ||
-			   cc == CURLE_SSL_CIPHER || cc == CURLE_SSL_ISSUER_ERROR) {
+			   cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CIPHER ||
+			   cc == CURLE_SSL_ISSUER_ERROR ||
+			   (cc == CURLE_SSL_CONNECT_ERROR && !strstr(errbuf, "reset") &&
+			    !strstr(errbuf, "Connection") && !strstr(errbuf, "SSL_ERROR_SYSCALL"))) {
 			rc = dm_seterr(err, DM_EIO, "RucioException",
 				       "TLS with %s failed (ca_cert %s%s%s): %s", host,
 				       c->cfg.ca_cert ? c->cfg.ca_cert : "(system default)",

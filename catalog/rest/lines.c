@@ -18,12 +18,13 @@ void rest_lines_release(struct rest_lines *l)
 	dm_buf_release(&l->cur);
 }
 
-/* Python's json.dumps writes Infinity, -Infinity and NaN (Rucio's unlimited
+/* Duplicate keys are taken as Python does (the last wins).
+ * Python's json.dumps writes Infinity, -Infinity and NaN (Rucio's unlimited
  * bytes_limit); JSON has no such tokens.  Outside strings they become the
  * strings "Infinity", "-Infinity", "NaN". */
 json_t *rest_json_loadb(const char *s, size_t n, json_error_t *je)
 {
-	json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, je);
+	json_t *v = json_loadb(s, n, JSON_DECODE_ANY, je);
 	struct dm_buf b = DM_BUF_INIT;
 	int in_str = 0;
 
@@ -56,7 +57,7 @@ json_t *rest_json_loadb(const char *s, size_t n, json_error_t *je)
 		}
 		dm_buf_addc(&b, ch);
 	}
-	v = json_loadb(b.s, b.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, je);
+	v = json_loadb(b.s, b.len, JSON_DECODE_ANY, je);
 	dm_buf_release(&b);
 	return v;
 }

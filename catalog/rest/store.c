@@ -1028,6 +1028,113 @@ static enum dm_status r_replica_list(struct cat_db *db, const char *scope, const
 	return rc;
 }
 
+/* POST /replicas (add), PUT /replicas (states), DELETE /replicas: the
+ * body {"rse": R, "files": [{scope, name, ...}]} as Rucio's client sends. */
+static enum dm_status replicas_call(struct cat_db *db, const char *method, const char *rse,
+				    json_t *files, int ignore_availability)
+{
+	struct rest_req r = { .method = method, .path = "/replicas" };
+	json_t *b = json_object();
+	enum dm_status rc;
+	char *body;
+
+	json_object_set_new(b, "rse", json_string(rse));
+	json_object_set_new(b, "files", files);
+	if (ignore_availability)
+		json_object_set_new(b, "ignore_availability", json_true());
+	body = dumps(b);
+	r.body = body;
+	rc = call(db, &r);
+	free(body);
+	return rc;
+}
+
+static enum dm_status r_replicas_add(struct cat_db *db, const char *rse, const struct cat_file_in *f,
+				     size_t n, const char *ds_scope, const char *ds_name,
+				     unsigned flags)
+{
+	json_t *files = json_array();
+	enum dm_status rc;
+
+	if (cat_validate_rse(rse, &db->err)) {
+		json_decref(files);
+		return db->err.code;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_pack("{sssssIss}", "scope", f[i].scope, "name", f[i].name,
+				      "bytes", (json_int_t)f[i].bytes, "adler32", f[i].adler32 ? f[i].adler32 : "");
+		if (f[i].md5)
+			json_object_set_new(o, "md5", json_string(f[i].md5));
+		if (f[i].pfn)
+			json_object_set_new(o, "pfn", json_string(f[i].pfn));
+		json_object_set_new(o, "state", json_string(cat_replica_state_code(
+			f[i].state < 0 ? CAT_REPLICA_AVAILABLE : (enum cat_replica_state)f[i].state)));
+		json_object_set_new(o, "meta", json_object());
+		json_array_append_new(files, o);
+	}
+	rc = replicas_call(db, "POST", rse, files, flags & CAT_REPLICA_IGNORE_AVAILABILITY);
+	for (size_t i = 0; cache(db) && i < n; i++) /* new files: no more "not found" */
+		rest_cache_invalidate(cache(db), f[i].scope, f[i].name, 0);
+	if (rc == DM_OK && ds_scope && ds_name) {
+		struct cat_did_ref *refs = dm_xcalloc(n ? n : 1, sizeof *refs);
+		for (size_t i = 0; i < n; i++)
+			refs[i] = (struct cat_did_ref){ f[i].scope, f[i].name };
+		rc = r_did_attach(db, ds_scope, ds_name, refs, n, CAT_IGNORE_DUPLICATE);
+		free(refs);
+	}
+	return rc;
+}
+
+/* {scope, name, bytes, adler32} of a file, as the replica calls carry it
+ * (Rucio's client sends the whole file dict; bytes comes from the server). */
+struct file_fields { json_t *o; };
+static int file_fields_cb(void *ud, const struct cat_did *d)
+{
+	struct file_fields *f = ud;
+	json_object_set_new(f->o, "bytes", json_integer((json_int_t)d->bytes));
+	if (d->adler32)
+		json_object_set_new(f->o, "adler32", json_string(d->adler32));
+	return 0;
+}
+
+static json_t *file_obj(struct cat_db *db, const char *scope, const char *name)
+{
+	struct file_fields f = { json_pack("{ssss}", "scope", scope, "name", name) };
+	struct dm_err keep = db->err;
+
+	if (r_did_get(db, scope, name, file_fields_cb, &f))
+		db->err = keep; /* the replica call itself says what is wrong */
+	return f.o;
+}
+
+static enum dm_status r_replica_set_state(struct cat_db *db, const char *rse, const char *scope,
+					  const char *name, enum cat_replica_state st)
+{
+	json_t *files = json_array(), *o;
+
+	if (did_args(db, scope, name) || cat_validate_rse(rse, &db->err)) {
+		json_decref(files);
+		return db->err.code;
+	}
+	o = file_obj(db, scope, name);
+	json_object_set_new(o, "state", json_string(cat_replica_state_code(st)));
+	json_array_append_new(files, o);
+	return replicas_call(db, "PUT", rse, files, 0);
+}
+
+static enum dm_status r_replica_del(struct cat_db *db, const char *rse, const char *scope,
+				    const char *name)
+{
+	json_t *files = json_array();
+
+	if (did_args(db, scope, name) || cat_validate_rse(rse, &db->err)) {
+		json_decref(files);
+		return db->err.code;
+	}
+	json_array_append_new(files, file_obj(db, scope, name));
+	return replicas_call(db, "DELETE", rse, files, 0);
+}
+
 /* ---- usage ---- */
 struct usage_ctx { cat_usage_cb cb; void *ud; const char *account; };
 static int usage_row(void *ud, json_t *row)
@@ -1536,6 +1643,9 @@ static const struct cat_remote_ops rest_remote = {
 	.rule_update = r_rule_update,
 	.rule_lock_counts = r_rule_lock_counts,
 	.rule_list_locks = r_rule_list_locks,
+	.replicas_add = r_replicas_add,
+	.replica_set_state = r_replica_set_state,
+	.replica_del = r_replica_del,
 };
 
 static const struct cat_store_ops rest_ops = {

@@ -306,6 +306,7 @@ class BadServer:
 
     def stop(self):
         self.stop_ev.set()
+        self.t.join(10)
         self.sock.close()
 
 
@@ -349,3 +350,70 @@ def test_wrong_ca(served, tmp_path, serve_pki):
     r = Rest(served.url, d, str(cfg))
     err = r.fails("list-scopes", cls="RucioException")
     assert "TLS" in err and str(other / "ca.pem") in err, err
+
+
+def test_failed_fill_keeps_cache(served, tmp_path, serve_pki):
+    """A listing whose answer breaks off leaves the previous good listing:
+    the same cache file ($DIDFS_REST_CACHE) first filled from the real
+    server, then asked through a server that truncates its stream, then
+    read offline."""
+    populate(served)
+    cache = str(tmp_path / "shared-cache.db")
+    extra = {"DIDFS_REST_CACHE": cache, "DIDFS_REST_TTL": "0", "DIDFS_TIMEOUT": "5"}
+    good = rest_for(served, tmp_path / "good")
+    good.env.update(extra)
+    assert "data/2024/run1.root" in good("list-content", "user.root:ds1")
+    b = BadServer(serve_pki, "truncated")
+    try:
+        d = tmp_path / "bad"
+        os.makedirs(d)
+        cfg = d / "rucio.cfg"
+        cfg.write_text(f"[client]\nrucio_host = {b.url}\nauth_type = userpass\nusername = u\n"
+                       f"password = p\nca_cert = {os.path.join(serve_pki, 'ca.pem')}\n")
+        bad = Rest(b.url, d, str(cfg), env_extra=extra)
+        bad.fails("list-content", "user.root:ds1", contains="cut off")
+    finally:
+        b.stop()
+    # the bad server is gone: offline, the cache answers with the good listing
+    out = bad("list-content", "user.root:ds1")
+    assert "data/2024/run1.root" in out and "f1" in out and "s:n1" not in out, out
+
+
+def test_rule_by_daemon_and_download(served, rses, make_file, tmp_path):
+    rses.register(served.catalog, served.didfs.bin)
+    d = served.didfs
+    d("add-scope", "user.root", "--account", "root")
+    for s in ("XRD1", "XRD2", "XRD3"):
+        d("set-account-limit", "root", s, "-1")
+    f = make_file(300000, name="restfile.dat")
+    d("upload", f, "--rse", "XRD1", "--dataset", "user.root:rds")
+    r = rest_for(served, tmp_path / "u")
+    rid = r("add-rule", "user.root:rds", "1", "XRD2").split()[0]
+    assert "REPLICATING" in r("rule-info", rid)
+    for _ in range(6):
+        d("daemon", "all", "--once", timeout=300)
+        info = r("rule-info", rid)
+        if "OK" in info.split():
+            break
+    assert "OK" in info.split(), info
+    reps = r.json("list-file-replicas", "user.root:rds")
+    assert {x["rse"] for x in reps} == {"XRD1", "XRD2"}
+    assert all(x["pfn"].split("://")[0] in ("root", "https", "davs") and
+               x["pfn"].endswith("/restfile.dat") for x in reps), reps
+    # download through the REST catalog: the replicas and PFNs come from the server
+    out = tmp_path / "dl"
+    r("download", "user.root:rds", "--dir", out, timeout=300)
+    got = list(out.rglob("restfile.dat"))
+    assert got and got[0].read_bytes() == f.read_bytes()
+    # upload through the REST catalog: registered COPYING, written, AVAILABLE, attached
+    g = make_file(120000, name="uploaded_over_rest.dat")
+    p = r.run("upload", g, "--rse", "XRD1", "--scope", "user.root", "--dataset",
+              "user.root:rds_up", timeout=300)
+    assert p.returncode == 0, p.stderr
+    reps = served.didfs.json("list-file-replicas", "user.root:uploaded_over_rest.dat")
+    assert [(x["rse"], x["state"]) for x in reps] == [("XRD1", "AVAILABLE")], reps
+    assert "uploaded_over_rest.dat" in served.didfs("list-content", "user.root:rds_up")
+    out2 = tmp_path / "dl2"
+    r("download", "user.root:uploaded_over_rest.dat", "--dir", out2, timeout=300)
+    got = list(out2.rglob("uploaded_over_rest.dat"))
+    assert got and got[0].read_bytes() == g.read_bytes()
