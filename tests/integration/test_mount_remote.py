@@ -365,3 +365,52 @@ def test_remote_user_with_own_proxy_and_no_map_entry(remote, mount, make_file, t
             if os.path.exists(p):
                 os.unlink(p)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_notebook_through_the_remote_mount(remote, mount, tmp_path):
+    """The DESIGN.md user story over the network: h5py and pandas read
+    straight from a --server mount in a notebook executed by nbconvert."""
+    h5py = pytest.importorskip("h5py")
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("pandas")
+    from test_mount_notebook import notebook
+    nbconvert = shutil.which("jupyter-nbconvert", path="/usr/bin:" + os.environ.get("PATH", ""))
+    if not nbconvert:
+        pytest.skip("jupyter-nbconvert is not installed (scripts/deps-fs.txt)")
+    served = remote
+    src = tmp_path / "src"
+    src.mkdir()
+    h5 = src / "obs_r01.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("events/energy", data=np.arange(100000, dtype="f8") * 0.25,
+                         chunks=(4096,), compression="gzip")
+        f.attrs["telescope"] = "CTA-S"
+    csv = src / "runs.csv"
+    csv.write_text("run,events\n" + "".join(f"{i},{i * 3}\n" for i in range(500)))
+    served.didfs("upload", h5, csv, "--rse", "XRD1", "--dataset", "user.root:nb_remote")
+    m = mount(Remote(served.url), timeout=10, dir_ttl=TTL)
+    ds = m.path / "user.root" / "nb_remote"
+    nb = tmp_path / "remote.ipynb"
+    nb.write_text(json.dumps(notebook([
+        f"import h5py, pandas as pd, numpy as np\nDS = {str(ds)!r}",
+        "with h5py.File(DS + '/obs_r01.h5', 'r') as f:\n"
+        "    e = f['events/energy'][:]\n"
+        "    tel = f.attrs['telescope']\n"
+        "assert e.shape == (100000,) and e[99999] == 99999 * 0.25 and tel == 'CTA-S'",
+        "df = pd.read_csv(DS + '/runs.csv')\n"
+        "assert len(df) == 500 and df.events.sum() == 3 * 499 * 500 // 2\n"
+        "print('remote checked', len(df), 'runs and', e.size, 'events')",
+    ])))
+    out = tmp_path / "remote-executed.ipynb"
+    env = dict(os.environ, PATH="/usr/bin:/bin:" + os.environ.get("PATH", ""))
+    p = subprocess.run([nbconvert, "--to", "notebook", "--execute", str(nb), "--output", str(out),
+                        "--ExecutePreprocessor.timeout=300"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr[-4000:]
+    text = ""
+    for c in json.loads(out.read_text())["cells"]:
+        for o in c.get("outputs", []):
+            t = o.get("text", "")
+            text += "".join(t) if isinstance(t, list) else t
+    assert "remote checked 500 runs and 100000 events" in text, text
+    assert int(os.getxattr(ds / "obs_r01.h5", P + "cache")) > 0
