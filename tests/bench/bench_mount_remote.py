@@ -157,7 +157,9 @@ def part_c(served, work):
 
 def part_d(served, work, tmp):
     peers = sf.peers_dir()
-    rses = xrdrse.Rses.create(os.path.join(work, "rses"), 1)
+    rdir = tempfile.mkdtemp(prefix="didfs-bench-remote-rses-", dir=bm.DEST)
+    os.chmod(rdir, 0o755)
+    rses = xrdrse.Rses.create(os.path.join(rdir, "rses"), 1)
     rses.start()
     try:
         rses.register(served.catalog, bm.DIDFS)
@@ -198,6 +200,7 @@ def part_d(served, work, tmp):
                f"(aim >= 10x)")
     finally:
         rses.stop()
+        shutil.rmtree(rdir, ignore_errors=True)
 
 
 def main():
