@@ -224,6 +224,9 @@ def test_remote_mount_reads_writes_and_survives_the_server(remote, rses, mount, 
         assert sorted(os.listdir(dsp)) == ["plain.dat", "run"]
         stats = os.getxattr(m.path, P + "stats").decode()
         assert "catalog_server " + served.url in stats, stats
+        cache = dict(ln.split(" ", 1) for ln in
+                     os.getxattr(m.path, P + "cache").decode().splitlines()[1:])
+        assert int(cache["catalog_entries"]) >= 4 and cache["catalog_reachable"] == "1", cache
         served.stop()
         for nm, f in files.items():
             assert os.stat(dsp / nm).st_size == f.stat().st_size
@@ -239,10 +242,26 @@ def test_remote_mount_reads_writes_and_survives_the_server(remote, rses, mount, 
             os.listdir(m.path / "user.root" / "other-never-seen")
         assert ei.value.errno in (errno.ENOTCONN, errno.EIO), ei.value
 
+        # a change with the server down: ENOTCONN, the reason kept
+        with pytest.raises(OSError) as ei:
+            os.setxattr(dsp, P + "rule", b"1 XRD3")
+        assert ei.value.errno == errno.ENOTCONN, ei.value
+        assert os.getxattr(dsp, P + "error").decode().startswith("ServerUnreachable:")
+        cache = dict(ln.split(" ", 1) for ln in
+                     os.getxattr(m.path, P + "cache").decode().splitlines()[1:])
+        assert cache["catalog_reachable"] == "0", cache
+
         # back: a new dataset appears after the TTL
         served.restart()
         served.didfs("add-dataset", "user.root:later")
-        wait_for("the new dataset through the mount", lambda: "later" in os.listdir(root), timeout=120)
+        def later_seen():
+            try:
+                return "later" in os.listdir(root)
+            except OSError as e:  # within the client's back-off: still "unreachable"
+                assert e.errno == errno.ENOTCONN, e
+                return False
+        wait_for("the new dataset through the mount", later_seen, timeout=120)
+        assert os.getxattr(root / "later", P + "type").decode() == "DATASET"
         assert m.mounted()
     finally:
         m.cleanup()
