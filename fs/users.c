@@ -38,7 +38,8 @@
  * the refusal text.  On a remote catalog the checked content is copied
  * into <cache-dir>/creds/ (0700; files 0600, owned by the mount) and the
  * catalog handle is given that copy, so a file swapped after the check is
- * never read.  The result is cached per uid for FS_WHO_TTL seconds.
+ * never read; the copies are removed at unmount.  The result is cached per
+ * uid for FS_WHO_TTL seconds.
  *
  * Per-uid handles (fs_user_db): a bounded pool (FS_UPOOL_MAX, least
  * recently used evicted) of catalog handles, each set up with
@@ -52,6 +53,7 @@
 #include "dmcheck.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -107,8 +109,30 @@ enum dm_status fs_users_init(struct fs *fs, struct dm_err *err)
 	return DM_OK;
 }
 
+/* The private copies of callers' credentials do not outlive the mount. */
+static void creds_forget(struct fs *fs)
+{
+	char dir[PATH_MAX];
+	DIR *dp;
+	struct dirent *e;
+
+	if (!fs->remote || !fs->cache_dir)
+		return;
+	snprintf(dir, sizeof dir, "%s/creds", fs->cache_dir);
+	dp = opendir(dir);
+	if (!dp)
+		return;
+	while ((e = readdir(dp))) {
+		if (!strncmp(e->d_name, "proxy_u", 7) || !strncmp(e->d_name, "token_u", 7) ||
+		    !strncmp(e->d_name, ".proxy_u", 8) || !strncmp(e->d_name, ".token_u", 8))
+			unlinkat(dirfd(dp), e->d_name, 0);
+	}
+	closedir(dp);
+}
+
 void fs_users_destroy(struct fs *fs)
 {
+	creds_forget(fs);
 	while (fs->uhandles) {
 		struct fs_uhandle *h = fs->uhandles;
 		fs->uhandles = h->next;

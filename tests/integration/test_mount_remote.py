@@ -335,6 +335,12 @@ def test_remote_users_act_as_themselves(remote, mount, make_file, tmp_path, user
         assert ("mruser1", "XRD2") in got and ("mruser2", "XRD3") in got, got
         # each logged in with its own proxy
         assert access_lines(served, "GET /auth/x509_proxy") - x509_before >= 2, served.tail()
+        # ... through the mount's private copies (0600 in a 0700 directory)
+        creds = m.cache_dir / "creds"
+        assert os.stat(creds).st_mode & 0o777 == 0o700
+        copies = sorted(os.listdir(creds))
+        assert copies == sorted(f"proxy_u{users[u].pw_uid}" for u in USERS), copies
+        assert all(os.stat(creds / c).st_mode & 0o777 == 0o600 for c in copies)
 
         # no credentials, no map entry: EACCES, and nothing reaches the server
         before = d.dump()
@@ -348,6 +354,8 @@ def test_remote_users_act_as_themselves(remote, mount, make_file, tmp_path, user
         assert [access_lines(served, x) for x in ("POST ", "PUT ", "DELETE ")] == changes, \
             "a refused change reached the server"
         assert run_as(nobody, f"read:{dsp / f.name}") == [md5(f)], "reads stay open to every user"
+        m.unmount()
+        assert os.listdir(creds) == [], "copies of users' proxies outlived the mount"
     finally:
         if m:
             m.cleanup()
