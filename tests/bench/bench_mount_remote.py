@@ -8,6 +8,9 @@ Starts `didfs serve` over TLS on loopback (the test PKI of
 tests/env/servefixture.py) on a fresh catalog, real XRootD servers for the
 data part (tests/env/xrdrse.py), and prints:
 
+Datasets are closed (immutable: the kernel and the catalog cache keep their
+listings; an open one is listed afresh after the TTL, 5 s).
+
   (a) `ls -l` of a dataset of BENCH_LS_FILES (100000) files: cold (a fresh
       mount, empty block and catalog caches) and warm (best of
       BENCH_REPEAT), through the remote mount and through a local-catalog
@@ -69,6 +72,7 @@ def register(cat, rse, dataset, n, prefix, work):
             f.write(f"user.root:{prefix}_{i:07d}.root {1000 + i} {(i + 1) & 0xffffffff:08x}\n")
     t = time.perf_counter()
     bm.run(d + ["add-replicas", "--rse", rse, "--list", lst, "--dataset", dataset])
+    bm.run(d + ["close", dataset])  # immutable: cached long, by the kernel and the catalog cache
     os.unlink(lst)
     return time.perf_counter() - t
 
