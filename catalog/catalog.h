@@ -5,9 +5,11 @@
  *
  * This header is the seam of DESIGN.md: cat_open() takes a catalog URI (a
  * path, sqlite:PATH, postgresql://...) and picks the store from a table of
- * schemes (catalog/open.c); the SQLite store (catalog/store.c) is the only
- * one today.  A PostgreSQL back-end and a Rucio REST client are to sit
- * behind the same calls, so fs/, daemons/, tools/ and server/ never know
+ * schemes (catalog/open.c): the SQLite store (catalog/store.c), and a
+ * Rucio REST server (https://host[:port], catalog/rest/: the client calls
+ * it can serve, with a local catalog cache; see the end of this header).
+ * A PostgreSQL back-end is to sit behind the same calls, so fs/, daemons/,
+ * tools/ and server/ never know
  * which one they hold: where the catalog is comes from cat_location() and
  * cat_describe(), never from treating the URI as a file.  Names and
  * semantics follow Rucio (shared/reference/rucio.md).
@@ -52,10 +54,11 @@ enum cat_open_flags {
 	CAT_OPEN_READONLY = 1 << 1,
 };
 /* Open the catalog a URI names (catalog/open.c): a file path or
- * sqlite:PATH (the SQLite store); postgresql://... (a libpq URI) and
- * https://host[:port] (a Rucio REST server) are recognised, and refused
- * with DatabaseException naming the URI while this build has no such store.
- * An unknown "scheme://" is InputValidationError. */
+ * sqlite:PATH (the SQLite store); https://host[:port] (a Rucio REST server,
+ * catalog/rest/; CAT_OPEN_CREATE is refused there); postgresql://... (a
+ * libpq URI) is recognised and refused with DatabaseException naming the
+ * URI while this build has no such store.  An unknown "scheme://" is
+ * InputValidationError. */
 enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);

@@ -7,7 +7,7 @@
  *                            relative to the working directory
  *   postgresql://..., postgres://...   a libpq URI: the PostgreSQL store
  *                            (not in this build: a clear error naming it)
- *   https://host[:port]      a Rucio REST server (not yet: the same)
+ *   https://host[:port]      a Rucio REST server (catalog/rest/store.c)
  * A string that starts with a scheme of the table (or any "word://") picks
  * that entry; anything else is a file path, so "./sqlite:x" names a file
  * literally called that.  cat_open() chooses the store the way transfer/

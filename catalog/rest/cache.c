@@ -7,8 +7,11 @@
  *   dids(id, scope, name, ...)  a DID's fields, negative (1: "not found"),
  *                               full (1: from GET /dids/<s>/<n>, 0: a
  *                               listing row), fill_at, used_at
- *   lists(pid, kind, fill_at, used_at)   a complete listing of pid
+ *   lists(pid, kind, fill_at, used_at, scope, name)   a complete listing of pid
  *   members(pid, kind, pos, cid)         its members in the server's order
+ *   reps(fid, rse, state, pfn, ...)      a file's replicas (every state) with
+ *                                        the server's best PFN per RSE
+ *   rep_fill(did, is_file, fill_at)      whose replicas were listed when
  * A scope's roots have pid = cat_rest_did_id(scope, "").
  */
 #include "cache.h"
@@ -22,8 +25,11 @@
 #define CACHE_SCHEMA 1
 #define LONG_TTL 86400.0
 
+#define CACHE_STMTS 32
 struct rest_cache {
 	sqlite3 *db;
+	struct { const char *sql; sqlite3_stmt *st; } stmts[CACHE_STMTS];
+	int nstmts;
 	char *path;
 	uint64_t limit;
 	double ttl;
@@ -33,8 +39,15 @@ struct rest_cache {
 	char adler32[16], md5[40], availability[32];
 };
 
+struct rest_rep_fill {
+	struct rest_cache *c;
+	int64_t last;
+	int failed;
+};
+
 struct rest_fill {
 	struct rest_cache *c;
+	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
 	int64_t pid;
 	int kind;
 	int64_t pos;
@@ -42,7 +55,7 @@ struct rest_fill {
 };
 
 static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
+	"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
 	"CREATE TABLE IF NOT EXISTS dids(id INTEGER PRIMARY KEY, scope TEXT NOT NULL,"
 	" name TEXT NOT NULL, type INTEGER, account TEXT, is_open INTEGER, monotonic INTEGER,"
@@ -52,10 +65,15 @@ static const char schema[] =
 	" fill_at REAL NOT NULL, used_at REAL NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS dids_used ON dids(used_at);"
 	"CREATE TABLE IF NOT EXISTS lists(pid INTEGER, kind INTEGER, fill_at REAL NOT NULL,"
-	" used_at REAL NOT NULL, PRIMARY KEY(pid, kind));"
+	" used_at REAL NOT NULL, scope TEXT, name TEXT, PRIMARY KEY(pid, kind));"
 	"CREATE TABLE IF NOT EXISTS members(pid INTEGER, kind INTEGER, pos INTEGER, cid INTEGER,"
 	" PRIMARY KEY(pid, kind, pos));"
-	"CREATE INDEX IF NOT EXISTS members_cid ON members(cid);";
+	"CREATE INDEX IF NOT EXISTS members_cid ON members(cid);"
+	"CREATE TABLE IF NOT EXISTS reps(fid INTEGER, rse TEXT, state INTEGER, pfn TEXT,"
+	" rse_id TEXT, bytes INTEGER, adler32 TEXT, md5 TEXT, scope TEXT, name TEXT,"
+	" PRIMARY KEY(fid, rse));"
+	"CREATE TABLE IF NOT EXISTS rep_fill(did INTEGER PRIMARY KEY, is_file INTEGER,"
+	" fill_at REAL NOT NULL);";
 
 static double now_f(void)
 {
@@ -75,7 +93,31 @@ static int exec(struct rest_cache *c, const char *sql)
 	return 0;
 }
 
+/* A prepared statement for a static SQL string, kept for the handle's
+ * life (static strings only: their address is the key); callers "finalize"
+ * with done(), which resets it. */
 static sqlite3_stmt *prep(struct rest_cache *c, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	for (int i = 0; i < c->nstmts; i++)
+		if (c->stmts[i].sql == sql)
+			return c->stmts[i].st;
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		dm_log(DM_LOG_WARN, "rest-cache", "%s: %s", c->path, sqlite3_errmsg(c->db));
+		return NULL;
+	}
+	if (c->nstmts < CACHE_STMTS) {
+		c->stmts[c->nstmts].sql = sql;
+		c->stmts[c->nstmts].st = st;
+		c->nstmts++;
+	}
+	return st;
+}
+
+/* A statement of its own, for loops that call back into the caller (who
+ * may use the cache again); finalized by done(). */
+static sqlite3_stmt *prep_own(struct rest_cache *c, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 
@@ -84,6 +126,17 @@ static sqlite3_stmt *prep(struct rest_cache *c, const char *sql)
 		return NULL;
 	}
 	return st;
+}
+
+static void done(struct rest_cache *c, sqlite3_stmt *st)
+{
+	for (int i = 0; i < c->nstmts; i++)
+		if (c->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t limit, double ttl,
@@ -115,7 +168,7 @@ enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t li
 	if ((st = prep(c, "SELECT value FROM meta WHERE key='schema'"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			version = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	if (version != 0 && version != CACHE_SCHEMA) {
 		dm_seterr(err, DM_EIO, "DatabaseException",
@@ -129,7 +182,7 @@ enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t li
 		sqlite3_bind_int(st, 1, CACHE_SCHEMA);
 		sqlite3_bind_text(st, 2, url, -1, SQLITE_TRANSIENT);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	*out = c;
 	return DM_OK;
@@ -214,6 +267,8 @@ void rest_cache_close(struct rest_cache *c)
 {
 	if (!c)
 		return;
+	for (int i = 0; i < c->nstmts; i++)
+		sqlite3_finalize(c->stmts[i].st);
 	sqlite3_close(c->db);
 	free(c->path);
 	free(c);
@@ -271,19 +326,18 @@ static void row_did(struct rest_cache *c, sqlite3_stmt *st, struct cat_did *d)
 
 static void touch(struct rest_cache *c, const char *table, int64_t id, double used_at)
 {
+	static const char dids_sql[] = "UPDATE dids SET used_at=?1 WHERE id=?2";
+	static const char lists_sql[] = "UPDATE lists SET used_at=?1 WHERE pid=?2";
 	double now = now_f();
-	char sql[128];
 	sqlite3_stmt *st;
 
 	if (now - used_at < 60)
 		return;
-	snprintf(sql, sizeof sql, "UPDATE %s SET used_at=?1 WHERE %s=?2", table,
-		 !strcmp(table, "dids") ? "id" : "pid");
-	if ((st = prep(c, sql))) {
+	if ((st = prep(c, !strcmp(table, "dids") ? dids_sql : lists_sql))) {
 		sqlite3_bind_double(st, 1, now);
 		sqlite3_bind_int64(st, 2, id);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 }
 
@@ -312,7 +366,7 @@ int rest_cache_did_get(struct rest_cache *c, struct cat_db *db, const char *scop
 				struct cat_did d;
 				row_did(c, st, &d);
 				r = 1;
-				sqlite3_finalize(st);
+				done(c, st);
 				st = NULL;
 				touch(c, "dids", id, used);
 				cb(ud, &d);
@@ -320,7 +374,7 @@ int rest_cache_did_get(struct rest_cache *c, struct cat_db *db, const char *scop
 		}
 	}
 	if (st)
-		sqlite3_finalize(st);
+		done(c, st);
 	if (r >= 0)
 		c->hits++;
 	else
@@ -373,7 +427,7 @@ static void put(struct rest_cache *c, const struct cat_did *d, int full, int neg
 	sqlite3_bind_double(st, 19, now);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		dm_log(DM_LOG_WARN, "rest-cache", "%s: %s", c->path, sqlite3_errmsg(c->db));
-	sqlite3_finalize(st);
+	done(c, st);
 }
 
 static void evict(struct rest_cache *c)
@@ -386,20 +440,20 @@ static void evict(struct rest_cache *c)
 		return;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		bytes = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	done(c, st);
 	if (!c->limit || (uint64_t)bytes <= c->limit)
 		return;
 	/* drop the least recently used quarter of DIDs and listings, then their members */
 	if ((st = prep(c, "SELECT count(*) FROM dids"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			n = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	if ((st = prep(c, "DELETE FROM dids WHERE id IN (SELECT id FROM dids ORDER BY used_at"
 			  " LIMIT ?1)"))) {
 		sqlite3_bind_int64(st, 1, n / 4 + 1);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	exec(c, "DELETE FROM lists WHERE rowid IN (SELECT rowid FROM lists ORDER BY used_at LIMIT"
 		" (SELECT count(*) / 4 + 1 FROM lists));"
@@ -409,6 +463,8 @@ static void evict(struct rest_cache *c)
 		" m.kind=lists.kind AND NOT EXISTS (SELECT 1 FROM dids d WHERE d.id=m.cid));"
 		"DELETE FROM members WHERE NOT EXISTS (SELECT 1 FROM lists l WHERE"
 		" l.pid=members.pid AND l.kind=members.kind);");
+	exec(c, "DELETE FROM reps WHERE NOT EXISTS (SELECT 1 FROM dids d WHERE d.id=reps.fid);"
+		"DELETE FROM rep_fill WHERE NOT EXISTS (SELECT 1 FROM dids d WHERE d.id=rep_fill.did);");
 	/* give the pages back so the file stays within its bound */
 	exec(c, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
 }
@@ -437,11 +493,16 @@ void rest_cache_invalidate(struct rest_cache *c, const char *scope, const char *
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, roots);
 	sqlite3_step(st);
-	sqlite3_finalize(st);
+	done(c, st);
 	if ((st = prep(c, "DELETE FROM dids WHERE id=?1"))) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		done(c, st);
+	}
+	if ((st = prep(c, "DELETE FROM rep_fill WHERE did=?1"))) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_step(st);
+		done(c, st);
 	}
 }
 
@@ -460,7 +521,7 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 	sqlite3_bind_int64(st, 1, pid);
 	sqlite3_bind_int(st, 2, kind);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		done(c, st);
 		c->misses++;
 		return -1;
 	}
@@ -469,14 +530,14 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 	/* roots and open (or unknown) collections: the short ttl */
 	ttl = kind == REST_LIST_ROOTS || sqlite3_column_type(st, 2) == SQLITE_NULL ||
 	      !sqlite3_column_int(st, 4) || sqlite3_column_int(st, 3) ? c->ttl : LONG_TTL;
-	sqlite3_finalize(st);
+	done(c, st);
 	if (!stale_ok && now_f() - fill >= ttl) {
 		c->misses++;
 		return -1;
 	}
 	c->hits++;
 	touch(c, "lists", pid, used);
-	if (!(st = prep(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
+	if (!(st = prep_own(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
 			   " WHERE m.pid=?1 AND m.kind=?2 ORDER BY m.pos")))
 		return -1;
 	sqlite3_bind_int64(st, 1, pid);
@@ -488,7 +549,7 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 		if (cb(ud, &d))
 			break;
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	return r;
 }
 
@@ -505,7 +566,7 @@ int rest_cache_did_by_id(struct rest_cache *c, int64_t id, char *scope, char *na
 		dm_strlcpy(name, (const char *)sqlite3_column_text(st, 1), CAT_NAME_MAX + 1);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	return r;
 }
 
@@ -521,12 +582,14 @@ struct rest_fill *rest_fill_begin(struct rest_cache *c, const char *scope, const
 	f->c = c;
 	f->pid = cat_rest_did_id(scope, name);
 	f->kind = kind;
+	dm_strlcpy(f->scope, scope, sizeof f->scope);
+	dm_strlcpy(f->name, name, sizeof f->name);
 	if ((st = prep(c, "DELETE FROM members WHERE pid=?1 AND kind=?2"))) {
 		sqlite3_bind_int64(st, 1, f->pid);
 		sqlite3_bind_int(st, 2, kind);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(c, st);
 	}
 	return f;
 }
@@ -545,7 +608,7 @@ void rest_fill_did(struct rest_fill *f, const struct cat_did *d)
 		sqlite3_bind_int64(st, 4, cat_rest_did_id(d->scope, d->name));
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(f->c, st);
 	}
 }
 
@@ -555,19 +618,23 @@ void rest_fill_commit(struct rest_fill *f)
 
 	if (!f)
 		return;
-	if (!f->failed && (st = prep(f->c, "INSERT OR REPLACE INTO lists(pid, kind, fill_at, used_at)"
-					   " VALUES (?1, ?2, ?3, ?3)"))) {
+	if (!f->failed && (st = prep(f->c, "INSERT OR REPLACE INTO lists(pid, kind, fill_at, used_at,"
+					   " scope, name) VALUES (?1, ?2, ?3, ?3, ?4, ?5)"))) {
 		sqlite3_bind_int64(st, 1, f->pid);
 		sqlite3_bind_int(st, 2, f->kind);
 		sqlite3_bind_double(st, 3, now_f());
+		sqlite3_bind_text(st, 4, f->scope, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, f->name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			f->failed = 1;
-		sqlite3_finalize(st);
+		done(f->c, st);
 	}
 	if (f->failed || exec(f->c, "COMMIT"))
 		exec(f->c, "ROLLBACK");
 	else
 		f->c->fills++;
+	if (f->pos > 10000) /* a big fill: fold the WAL in, readers stay fast */
+		exec(f->c, "PRAGMA wal_checkpoint(TRUNCATE)");
 	evict(f->c);
 	free(f);
 }
@@ -591,15 +658,170 @@ enum dm_status rest_cache_stats(struct rest_cache *c, struct cat_cache_stats *s)
 		s->oldest_fill = (int64_t)sqlite3_column_double(st, 2);
 		s->newest_fill = (int64_t)sqlite3_column_double(st, 3);
 	}
-	sqlite3_finalize(st);
+	done(c, st);
 	if ((st = prep(c, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"))) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			s->bytes = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		done(c, st);
+	}
+	if ((st = prep(c, "SELECT count(*) FROM reps"))) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			s->replicas = (uint64_t)sqlite3_column_int64(st, 0);
+		done(c, st);
 	}
 	s->limit = c->limit;
 	s->ttl = c->ttl;
 	s->hits = c->hits;
 	s->misses = c->misses;
 	return DM_OK;
+}
+
+/* ---- replicas ---- */
+struct rest_rep_fill *rest_rep_fill_begin(struct rest_cache *c)
+{
+	struct rest_rep_fill *f;
+
+	if (!c || exec(c, "BEGIN IMMEDIATE"))
+		return NULL;
+	f = dm_xcalloc(1, sizeof *f);
+	f->c = c;
+	return f;
+}
+
+void rest_rep_fill_row(struct rest_rep_fill *f, const struct cat_replica *r)
+{
+	int64_t fid;
+	sqlite3_stmt *st;
+
+	if (!f || f->failed)
+		return;
+	fid = cat_rest_did_id(r->scope, r->name);
+	if (fid != f->last) { /* a new file: its old rows go, it counts as listed */
+		f->last = fid;
+		if ((st = prep(f->c, "DELETE FROM reps WHERE fid=?1"))) {
+			sqlite3_bind_int64(st, 1, fid);
+			sqlite3_step(st);
+			done(f->c, st);
+		}
+		if ((st = prep(f->c, "INSERT OR REPLACE INTO rep_fill(did, is_file, fill_at)"
+				     " VALUES (?1, 1, ?2)"))) {
+			sqlite3_bind_int64(st, 1, fid);
+			sqlite3_bind_double(st, 2, now_f());
+			if (sqlite3_step(st) != SQLITE_DONE)
+				f->failed = 1;
+			done(f->c, st);
+		}
+	}
+	if (!r->rse)
+		return; /* a file without replicas */
+	if ((st = prep(f->c, "INSERT OR REPLACE INTO reps(fid, rse, state, pfn, rse_id, bytes,"
+			     " adler32, md5, scope, name) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"))) {
+		sqlite3_bind_int64(st, 1, fid);
+		sqlite3_bind_text(st, 2, r->rse, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, (int)r->state);
+		sqlite3_bind_text(st, 4, r->pfn, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, r->rse_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (int64_t)r->bytes);
+		sqlite3_bind_text(st, 7, r->adler32, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, r->md5, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, r->scope, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 10, r->name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			f->failed = 1;
+		done(f->c, st);
+	}
+}
+
+void rest_rep_fill_commit(struct rest_rep_fill *f, const char *scope, const char *name)
+{
+	sqlite3_stmt *st;
+
+	if (!f)
+		return;
+	if (!f->failed && (st = prep(f->c, "INSERT OR IGNORE INTO rep_fill(did, is_file, fill_at)"
+					   " VALUES (?1, 0, ?2)"))) {
+		sqlite3_bind_int64(st, 1, cat_rest_did_id(scope, name));
+		sqlite3_bind_double(st, 2, now_f());
+		sqlite3_step(st);
+		done(f->c, st);
+	}
+	if (f->failed || exec(f->c, "COMMIT"))
+		exec(f->c, "ROLLBACK");
+	else
+		f->c->fills++;
+	free(f);
+}
+
+void rest_rep_fill_abort(struct rest_rep_fill *f)
+{
+	if (!f)
+		return;
+	exec(f->c, "ROLLBACK");
+	free(f);
+}
+
+int rest_cache_replicas(struct rest_cache *c, const char *scope, const char *name, double ttl,
+			int stale_ok, unsigned mask, const char *rse, cat_replica_cb cb, void *ud)
+{
+	int64_t fid = cat_rest_did_id(scope, name);
+	sqlite3_stmt *st = prep(c, "SELECT fill_at FROM rep_fill WHERE did=?1 AND is_file=1");
+	double fill = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, fid);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		fill = sqlite3_column_double(st, 0);
+	done(c, st);
+	if (fill < 0 || (!stale_ok && now_f() - fill >= ttl)) {
+		c->misses++;
+		return -1;
+	}
+	c->hits++;
+	if (!(st = prep_own(c, "SELECT scope, name, rse, state, pfn, rse_id, bytes, adler32, md5"
+			   " FROM reps WHERE fid=?1 ORDER BY rse")))
+		return -1;
+	sqlite3_bind_int64(st, 1, fid);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct cat_replica r;
+		memset(&r, 0, sizeof r);
+		r.scope = (const char *)sqlite3_column_text(st, 0);
+		r.name = (const char *)sqlite3_column_text(st, 1);
+		r.rse = (const char *)sqlite3_column_text(st, 2);
+		r.state = (enum cat_replica_state)sqlite3_column_int(st, 3);
+		r.pfn = (const char *)sqlite3_column_text(st, 4);
+		r.rse_id = (const char *)sqlite3_column_text(st, 5);
+		r.bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		r.adler32 = (const char *)sqlite3_column_text(st, 7);
+		r.md5 = (const char *)sqlite3_column_text(st, 8);
+		if (mask ? !(mask & (1u << r.state)) : r.state != CAT_REPLICA_AVAILABLE)
+			continue;
+		if (rse && strcmp(rse, r.rse))
+			continue;
+		if (cb(ud, &r))
+			break;
+	}
+	done(c, st);
+	return 0;
+}
+
+int rest_cache_parent_dataset(struct rest_cache *c, const char *scope, const char *name,
+			      char *pscope, char *pname)
+{
+	/* a file listed as content: its parent holds files, so is a dataset */
+	sqlite3_stmt *st = prep(c, "SELECT l.scope, l.name FROM members m JOIN lists l ON"
+				   " l.pid=m.pid AND l.kind=m.kind JOIN dids d ON d.id=m.cid"
+				   " WHERE m.cid=?1 AND m.kind=2 AND d.type=0 LIMIT 1");
+	int r = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, cat_rest_did_id(scope, name));
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		dm_strlcpy(pscope, (const char *)sqlite3_column_text(st, 0), CAT_SCOPE_MAX + 1);
+		dm_strlcpy(pname, (const char *)sqlite3_column_text(st, 1), CAT_NAME_MAX + 1);
+		r = 0;
+	}
+	done(c, st);
+	return r;
 }

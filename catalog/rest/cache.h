@@ -72,7 +72,27 @@ void rest_fill_did(struct rest_fill *f, const struct cat_did *d);
 void rest_fill_commit(struct rest_fill *f);
 void rest_fill_abort(struct rest_fill *f);
 
-/* Fills entries, negative, bytes, limit, oldest/newest_fill, ttl, hits, misses. */
+/* Replicas (every state, with the server's best PFN per RSE), filled from
+ * one POST /replicas/list in one transaction: for a file whose dataset is
+ * in a cached listing, the whole dataset's replicas are fetched at once, so
+ * opening the other files of the dataset asks the server nothing.  Fresh
+ * for ttl seconds (the store uses 60 s, $DIDFS_REST_REPLICA_TTL: new copies
+ * made by rules show up that late; a replica gone is found by the reader
+ * falling over to the next one). */
+struct rest_rep_fill;
+struct rest_rep_fill *rest_rep_fill_begin(struct rest_cache *c);
+void rest_rep_fill_row(struct rest_rep_fill *f, const struct cat_replica *r);
+void rest_rep_fill_commit(struct rest_rep_fill *f, const char *scope, const char *name);
+void rest_rep_fill_abort(struct rest_rep_fill *f);
+/* 0 and cb for each cached replica of a file (mask as cat_replica_list,
+ * rse NULL: all); -1 not cached or older than ttl (stale_ok: any age). */
+int rest_cache_replicas(struct rest_cache *c, const char *scope, const char *name, double ttl,
+			int stale_ok, unsigned mask, const char *rse, cat_replica_cb cb, void *ud);
+/* 0 and a dataset that scope:name is listed in (cached content); -1 none. */
+int rest_cache_parent_dataset(struct rest_cache *c, const char *scope, const char *name,
+			      char *pscope, char *pname);
+
+/* Fills entries, negative, replicas, bytes, limit, oldest/newest_fill, ttl, hits, misses. */
 enum dm_status rest_cache_stats(struct rest_cache *c, struct cat_cache_stats *s);
 
 #endif

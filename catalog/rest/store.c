@@ -618,19 +618,22 @@ static enum dm_status cached_list(struct cat_db *db, const char *p, const char *
 		return list_dids(db, p, pscope, cb, ud, NULL);
 	if ((hit = rest_cache_list(ca, pscope, pname, kind, 0, cb, ud)) >= 0)
 		return DM_OK;
+	/* the rows go to the caller as they arrive (as without a cache) and into
+	 * the fill, which only a complete answer commits */
 	fill = rest_fill_begin(ca, pscope, pname, kind);
-	rc = list_dids(db, p, pscope, NULL, NULL, fill);
-	if (rc) {
-		rest_fill_abort(fill);
-		if (!strcmp(db->err.cls, "ServerUnreachable") &&
-		    rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) >= 0)
-			return DM_OK;
-		return rc;
+	{
+		struct did_ctx c = { cb, ud, pscope, 0, fill };
+		struct rest_req r = { .method = "GET", .rows = did_row, .ud = &c, .path = p };
+		rc = call(db, &r);
+		if (rc) {
+			rest_fill_abort(fill);
+			if (r.nrows == 0 && !strcmp(db->err.cls, "ServerUnreachable") &&
+			    rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) >= 0)
+				return DM_OK;
+			return rc;
+		}
 	}
 	rest_fill_commit(fill);
-	if (rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) < 0)
-		return cat_fail(db, DM_EIO, "DatabaseException", "the catalog cache %s lost a listing",
-				rest_cache_path(ca));
 	return DM_OK;
 }
 
@@ -946,11 +949,12 @@ static enum dm_status r_lfn2pfn(struct cat_db *db, const char *rse, const char *
 
 /* ---- replicas ---- */
 struct rep_ctx {
-	cat_replica_cb cb;
+	cat_replica_cb cb;       /* NULL: only the cache is filled */
 	void *ud;
 	unsigned mask;
 	const char *rse;
 	int stopped;
+	struct rest_rep_fill *fill;
 };
 
 static int rep_row(void *ud, json_t *row)
@@ -964,6 +968,10 @@ static int rep_row(void *ud, json_t *row)
 		return 0;
 	if (!json_is_object(states) || !json_object_size(states))
 		states = rses; /* AVAILABLE ones only */
+	if (c->fill && js(row, "scope") && js(row, "name")) {
+		struct cat_replica none = { .scope = js(row, "scope"), .name = js(row, "name") };
+		rest_rep_fill_row(c->fill, &none); /* the file counts as listed */
+	}
 	json_object_foreach(states, rse, v) {
 		struct cat_replica rp;
 		enum cat_replica_state st = CAT_REPLICA_AVAILABLE;
@@ -971,10 +979,6 @@ static int rep_row(void *ud, json_t *row)
 		json_t *pi;
 
 		if (json_is_string(v) && cat_replica_state_parse(json_string_value(v), &st))
-			continue;
-		if (c->mask ? !(c->mask & (1u << st)) : st != CAT_REPLICA_AVAILABLE)
-			continue;
-		if (c->rse && strcmp(c->rse, rse))
 			continue;
 		memset(&rp, 0, sizeof rp);
 		rp.scope = js(row, "scope");
@@ -989,18 +993,23 @@ static int rep_row(void *ud, json_t *row)
 		rp.rse_id = js(pi, "rse_id");
 		if (!rp.scope || !rp.name)
 			continue;
-		if (c->cb(c->ud, &rp)) {
+		if (c->fill)
+			rest_rep_fill_row(c->fill, &rp);
+		if (c->mask ? !(c->mask & (1u << st)) : st != CAT_REPLICA_AVAILABLE)
+			continue;
+		if (c->rse && strcmp(c->rse, rse))
+			continue;
+		if (c->cb && !c->stopped && c->cb(c->ud, &rp))
 			c->stopped = 1;
-			return 1;
-		}
 	}
-	return 0;
+	return c->stopped && !c->fill;
 }
 
-static enum dm_status r_replica_list(struct cat_db *db, const char *scope, const char *name,
-				     const char *rse, unsigned mask, cat_replica_cb cb, void *ud)
+static enum dm_status replica_post(struct cat_db *db, const char *scope, const char *name,
+				   const char *rse, unsigned mask, cat_replica_cb cb, void *ud,
+				   struct rest_rep_fill *fill)
 {
-	struct rep_ctx c = { cb, ud, mask, rse, 0 };
+	struct rep_ctx c = { cb, ud, mask, rse, 0, fill };
 	struct rest_req r = { .method = "POST", .path = "/replicas/list", .rows = rep_row, .ud = &c,
 			      .accept = "application/x-json-stream" };
 	json_t *b = json_object(), *dids = json_array();
@@ -1015,9 +1024,9 @@ static enum dm_status r_replica_list(struct cat_db *db, const char *scope, const
 	}
 	json_array_append_new(dids, json_pack("{ssss}", "scope", scope, "name", name));
 	json_object_set_new(b, "dids", dids);
-	json_object_set_new(b, "all_states", mask ? json_true() : json_false());
+	json_object_set_new(b, "all_states", mask || fill ? json_true() : json_false());
 	json_object_set_new(b, "ignore_availability", json_true());
-	if (rse)
+	if (rse && !fill)
 		json_object_set_new(b, "rse_expression", json_string(rse));
 	if (site && *site)
 		json_object_set_new(b, "client_location", json_pack("{ss}", "site", site));
@@ -1026,6 +1035,57 @@ static enum dm_status r_replica_list(struct cat_db *db, const char *scope, const
 	rc = call(db, &r);
 	free(body);
 	return rc;
+}
+
+static double replica_ttl(void)
+{
+	const char *e = getenv("DIDFS_REST_REPLICA_TTL");
+	char *end;
+	double v;
+
+	if (!e || !*e)
+		return 60;
+	v = strtod(e, &end);
+	return *end || v < 0 ? 60 : v;
+}
+
+/* Through the cache: a file's cached replicas when fresh; else one POST
+ * for its dataset (when a cached listing names one) or for the DID itself,
+ * every replica of every file filled in one transaction; offline, the
+ * cached replicas however old. */
+static enum dm_status r_replica_list(struct cat_db *db, const char *scope, const char *name,
+				     const char *rse, unsigned mask, cat_replica_cb cb, void *ud)
+{
+	struct rest_cache *ca = cache(db);
+	char ps[CAT_SCOPE_MAX + 1], pn[CAT_NAME_MAX + 1];
+	struct rest_rep_fill *fill;
+	double ttl = replica_ttl();
+	enum dm_status rc;
+	int via_parent;
+
+	if ((rc = did_args(db, scope, name)))
+		return rc;
+	if (!ca)
+		return replica_post(db, scope, name, rse, mask, cb, ud, NULL);
+	if (rest_cache_replicas(ca, scope, name, ttl, 0, mask, rse, cb, ud) == 0)
+		return DM_OK;
+	via_parent = rest_cache_parent_dataset(ca, scope, name, ps, pn) == 0;
+	fill = rest_rep_fill_begin(ca);
+	if (via_parent)
+		rc = replica_post(db, ps, pn, NULL, ~0u, NULL, NULL, fill);
+	else
+		rc = replica_post(db, scope, name, rse, mask, cb, ud, fill);
+	if (rc) {
+		rest_rep_fill_abort(fill);
+		if (!strcmp(db->err.cls, "ServerUnreachable") &&
+		    rest_cache_replicas(ca, scope, name, ttl, 1, mask, rse, cb, ud) == 0)
+			return DM_OK;
+		return rc;
+	}
+	rest_rep_fill_commit(fill, via_parent ? ps : scope, via_parent ? pn : name);
+	if (via_parent && rest_cache_replicas(ca, scope, name, ttl, 1, mask, rse, cb, ud))
+		return replica_post(db, scope, name, rse, mask, cb, ud, NULL); /* not in it after all */
+	return DM_OK;
 }
 
 /* POST /replicas (add), PUT /replicas (states), DELETE /replicas: the
@@ -1119,6 +1179,8 @@ static enum dm_status r_replica_set_state(struct cat_db *db, const char *rse, co
 	o = file_obj(db, scope, name);
 	json_object_set_new(o, "state", json_string(cat_replica_state_code(st)));
 	json_array_append_new(files, o);
+	if (cache(db))
+		rest_cache_invalidate(cache(db), scope, name, 0);
 	return replicas_call(db, "PUT", rse, files, 0);
 }
 
@@ -1132,6 +1194,8 @@ static enum dm_status r_replica_del(struct cat_db *db, const char *rse, const ch
 		return db->err.code;
 	}
 	json_array_append_new(files, file_obj(db, scope, name));
+	if (cache(db))
+		rest_cache_invalidate(cache(db), scope, name, 0);
 	return replicas_call(db, "DELETE", rse, files, 0);
 }
 
@@ -1227,7 +1291,8 @@ static void rule_from_json(json_t *o, struct cat_rule *r)
 	r->priority = (int)ji(o, "priority");
 }
 
-struct rule_ctx { cat_rule_cb cb; void *ud; struct dm_buf seen; int stopped; };
+/* (a rule is on one DID, so the rules of several DIDs never repeat) */
+struct rule_ctx { cat_rule_cb cb; void *ud; int stopped; };
 static int rule_row(void *ud, json_t *row)
 {
 	struct rule_ctx *c = ud;
@@ -1236,12 +1301,6 @@ static int rule_row(void *ud, json_t *row)
 	rule_from_json(row, &r);
 	if (!r.id)
 		return 0;
-	if (c->seen.cap_max == 1) { /* de-duplicating (rules for a file) */
-		if (strstr(c->seen.s, r.id))
-			return 0;
-		dm_buf_adds(&c->seen, r.id);
-		dm_buf_addc(&c->seen, ',');
-	}
 	if (c->cb(c->ud, &r)) {
 		c->stopped = 1;
 		return 1;
@@ -1333,7 +1392,7 @@ static enum dm_status r_rule_get(struct cat_db *db, const char *id, cat_rule_cb 
 static enum dm_status r_rule_list(struct cat_db *db, const char *scope, const char *name,
 				  const char *account, cat_rule_cb cb, void *ud)
 {
-	struct rule_ctx c = { cb, ud, DM_BUF_INIT, 0 };
+	struct rule_ctx c = { cb, ud, 0 };
 	struct rest_req r = { .method = "GET", .rows = rule_row, .ud = &c };
 
 	if (scope && name) {
@@ -1372,15 +1431,13 @@ static int walk_cb(void *ud, const struct cat_did *d)
 static enum dm_status r_rule_list_for_file(struct cat_db *db, const char *scope, const char *name,
 					   cat_rule_cb cb, void *ud)
 {
-	struct rule_ctx c = { cb, ud, DM_BUF_INIT, 0 };
+	struct rule_ctx c = { cb, ud, 0 };
 	struct walk w = { 0 };
 	struct cat_did self = { .scope = scope, .name = name };
 	enum dm_status rc = DM_OK;
 
 	if ((rc = did_args(db, scope, name)))
 		return rc;
-	c.seen.cap_max = 1; /* marks de-duplication; the buffer grows past it by hand */
-	c.seen.cap_max = 0;
 	walk_cb(&w, &self);
 	for (size_t i = 0; i < w.n && rc == DM_OK; i++) {
 		char s[CAT_SCOPE_MAX + 1], n[CAT_NAME_MAX + 1];
@@ -1399,7 +1456,6 @@ static enum dm_status r_rule_list_for_file(struct cat_db *db, const char *scope,
 		rc = call(db, &r);
 	}
 	free(w.dids);
-	dm_buf_release(&c.seen);
 	return rc;
 }
 

@@ -417,3 +417,61 @@ def test_rule_by_daemon_and_download(served, rses, make_file, tmp_path):
     r("download", "user.root:uploaded_over_rest.dat", "--dir", out2, timeout=300)
     got = list(out2.rglob("uploaded_over_rest.dat"))
     assert got and got[0].read_bytes() == g.read_bytes()
+
+
+def test_replicas_cached_per_dataset(served, tmp_path):
+    """Replicas of a listed dataset's files come from one POST /replicas/list:
+    the first file's look-up fills them all, the others ask nothing; offline
+    they are still there."""
+    populate(served)
+    r = rest_for(served, tmp_path / "u")
+    r("list-content", "user.root:ds1")  # the listing names the files' dataset
+    log = lambda: open(served.access_log).read()
+    n0 = log().count("POST /replicas/list")
+    for f in ("f1", "data/2024/run1.root", "f3"):
+        reps = r.json("list-file-replicas", f"user.root:{f}")
+        assert [x["rse"] for x in reps] == ["SITE-A"], reps
+        assert reps[0]["name"] == f
+    assert log().count("POST /replicas/list") == n0 + 1, log()
+    served.stop()
+    reps = r.json("list-file-replicas", "user.root:f3")
+    assert [x["rse"] for x in reps] == ["SITE-A"]
+
+
+def test_more_commands(served, tmp_path):
+    populate(served)
+    d = served.didfs
+    d("set-rse-attribute", "--rse", "SITE-A", "--key", "tier", "--value", "1")
+    d("add-protocol", "--rse", "SITE-A", "--scheme", "root", "--hostname", "st.example.org",
+      "--port", "1094", "--prefix", "/data")
+    r = rest_for(served, tmp_path / "u")
+    # the catalog from $DIDFS_CATALOG instead of --catalog
+    e = dict(r.env, DIDFS_CATALOG=served.url)
+    p = subprocess.run([didfs_bin(), "list-scopes"], capture_output=True, text=True, env=e,
+                       timeout=60)
+    assert p.returncode == 0 and "user.root" in p.stdout, p.stderr
+    assert "user.root:cont" in r("list-parent-dids", "user.root:ds1")
+    assert "SITE-A" in r("list-rses", "tier=1")
+    r.fails("list-rses", "tier=9", cls="InvalidRSEExpression")
+    assert "tier" in r("list-rse-attributes", "SITE-A")
+    assert "st.example.org" in r("list-protocols", "SITE-A")
+    pfn = r("lfn2pfn", "--rse", "SITE-A", "user.root:f1").strip()
+    assert pfn == d("lfn2pfn", "--rse", "SITE-A", "user.root:f1").strip(), pfn
+    # the replicas' PFNs are the server's
+    reps = r.json("list-file-replicas", "user.root:f1")
+    assert reps[0]["pfn"].startswith("root://st.example.org:1094/"), reps
+    r("add-container", "user.root:c2")
+    r("attach", "user.root:c2", "user.root:cont")
+    r("close", "user.root:ds1")
+    assert served.didfs.json("get-metadata", "user.root:ds1")["is_open"] is False
+    r.fails("attach", "user.root:ds1", "user.root:f1", cls="UnsupportedOperation")
+    # --account: the server checks who may act as whom
+    d("add-account", "jdoe")
+    d("add-identity", "jdoe", "--username", "jdoe", "--password", "pw")
+    cfg = served.rucio_cfg(tmp_path / "j", account="jdoe", user="jdoe", password="pw")
+    j = Rest(served.url, tmp_path / "j", cfg)
+    assert "jdoe" in j("whoami")
+    j.fails("add-dataset", "user.root:not_yours", cls="AccessDenied")
+    assert "not_yours" not in d("list-dids", "user.root:*")
+    p = j.run("--account", "root", "whoami")
+    assert p.returncode != 0 and "CannotAuthenticate" in p.stderr, p.stderr
