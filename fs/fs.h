@@ -7,8 +7,11 @@
  * tree (fs/ns.c), reads file bytes on demand from the best replica through
  * the persistent block cache (fs/data.c, fs/blockcache.c), exposes catalog
  * metadata and takes replication rules through extended attributes
- * (fs/xattr.c).  fs/mount.c holds the session, the options and the
- * process life cycle.  Everything else of fs/ is internal (fs_i.h).
+ * (fs/xattr.c), and lets each local user act as themselves: changes act as
+ * the calling uid's account from the --uid-map file or its own credentials
+ * (fs/users.c, fs/uidmap.c).  The catalog is a local file or a REST server
+ * (--server, catalog/rest/).  fs/mount.c holds the session, the options and
+ * the process life cycle.  Everything else of fs/ is internal (fs_i.h).
  */
 #ifndef FS_H
 #define FS_H
@@ -36,6 +39,7 @@ struct fs_opts {
 	unsigned read_ahead_kb;   /* kernel readahead of the mount (0: 16384) */
 	double dir_ttl;           /* kernel cache time of changing things (0: 5 s) */
 	const char *metrics;      /* --metrics ADDR:PORT: Prometheus /metrics (fsmetrics.c) */
+	const char *uid_map;      /* uid -> account map file (fs/uidmap.h), NULL: none */
 };
 
 /*

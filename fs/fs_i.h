@@ -13,6 +13,8 @@
  *   data.c   replica choice, the block cache's fetch callback, open/read/
  *            release and the pool of threads that wait on storage
  *   xattr.c  user.rucio.* (and eos.url.xroot) get/set/list/remove
+ *   users.c  who a request comes from (uid map, credentials discovery),
+ *            what it may do, and the per-uid catalog handles for changes
  *
  * Locks (never more than one at a time, none across a catalog call that
  * streams rows, a network fetch or a FUSE reply):
@@ -22,6 +24,7 @@
  *   fs->pdid_lock   the "is this prefix a DID" cache of the name layout
  *   fs->pool_lock   the read job queue
  *   fs->bg_lock     the background thread's wake-up and inval queue
+ *   fs->users_lock  the who-cache and the per-uid handle pool (users.c)
  *
  * Catalog rule: a catalog call must never be made from inside another
  * catalog call's row callback (the store reuses prepared statements), so
@@ -33,6 +36,7 @@
 #define FUSE_USE_VERSION 314
 
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -41,6 +45,7 @@
 #include "catalog.h"
 #include "dm.h"
 #include "fs.h"
+#include "uidmap.h"
 #include "xfer.h"
 
 #define WHO_FS "mount"
@@ -198,6 +203,22 @@ struct fs_rse {
 
 struct fs_job;
 
+/* Who a request comes from (users.c). */
+enum fs_role { FS_ROLE_NONE, FS_ROLE_OWNER, FS_ROLE_MAPPED, FS_ROLE_CREDS };
+struct fs_who {
+	uid_t uid;
+	enum fs_role role;
+	char account[CAT_ACCOUNT_MAX + 1]; /* from the map; "" OWNER: --account,
+					    * CREDS: the identity's default */
+	char proxy[PATH_MAX];   /* credentials to authenticate with (remote only) */
+	char token[PATH_MAX];
+	char found[PATH_MAX];   /* the last credential file accepted, for messages */
+	uint64_t cred_gen;      /* changes with the credentials' content */
+	char why[768];          /* candidates refused, for the refusal text */
+};
+struct fs_whoslot;
+struct fs_uhandle;
+
 struct fs_inval {
 	uint64_t ino;
 	int data; /* also the page cache / cached listing, not only attributes */
@@ -272,6 +293,13 @@ struct fs {
 	char bdi[64];               /* "major:minor" of the mount */
 	int ra_state;               /* readahead: 0 not yet, 1 being set, 2 done */
 
+	/* who is asking (users.c) */
+	int remote;                 /* the catalog is reached over the network */
+	struct fs_uidmap umap;      /* --uid-map */
+	pthread_mutex_t users_lock;
+	struct fs_whoslot *whos;
+	struct fs_uhandle *uhandles;
+
 	/* counters (atomic) */
 	uint64_t n_lookup, n_readdir, n_read, n_read_async, n_read_err, n_getxattr, n_probe;
 };
@@ -286,6 +314,10 @@ void fs_inval_later(struct fs *fs, uint64_t ino, int data);
 void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
 /* Raise the mount's bdi readahead once, from the first requests after INIT. */
 void fs_readahead_once(struct fs *fs);
+/* The errno of a failed catalog read (lookup, listing, xattr): ENOTCONN
+ * for a remote catalog that cannot be reached (class ServerUnreachable),
+ * ENOENT for a (cached) negative answer, ETIMEDOUT, else EIO. */
+int fs_cat_errno(const struct dm_err *e);
 /* A short log line for a catalog or transfer error. */
 const char *fs_errmsg(const struct dm_err *e);
 
@@ -332,6 +364,25 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- users.c ---- */
+enum dm_status fs_users_init(struct fs *fs, struct dm_err *err);
+void fs_users_destroy(struct fs *fs);
+const char *fs_role_name(enum fs_role r);
+/* Who req comes from (req NULL: the owner); cached per uid briefly. */
+void fs_who_get(struct fs *fs, fuse_req_t req, struct fs_who *w);
+int fs_who_may_change(const struct fs *fs, const struct fs_who *w);
+int fs_who_sees_pfns(const struct fs *fs, const struct fs_who *w);
+/* The AccessDenied refusal of a change by w (role NONE) into err. */
+void fs_who_refusal(const struct fs *fs, const struct fs_who *w, struct dm_err *err);
+/* in with every "scheme://..." replaced by "<storage URL>" */
+void fs_redact_pfns(const char *in, struct dm_buf *out);
+/* A catalog handle acting as w, for one change; give it back with
+ * fs_user_db_put(*h) (h NULL: the thread's own handle, nothing to give
+ * back).  NULL with err on failure. */
+struct cat_db *fs_user_db(struct fs *fs, const struct fs_who *w, struct fs_uhandle **h,
+			  struct dm_err *err);
+void fs_user_db_put(struct fs *fs, struct fs_uhandle *h);
 
 /* ---- xattr.c ---- */
 void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

@@ -83,6 +83,19 @@ const char *fs_errmsg(const struct dm_err *e)
 	return buf;
 }
 
+int fs_cat_errno(const struct dm_err *e)
+{
+	if (!e || !e->code)
+		return EIO;
+	if (!strcmp(e->cls, "ServerUnreachable"))
+		return ENOTCONN; /* a remote catalog that cannot be reached (offline) */
+	if (e->code == DM_ENOENT)
+		return ENOENT;
+	if (e->code == DM_ETIMEDOUT)
+		return ETIMEDOUT;
+	return EIO;
+}
+
 /* ------------------------------------------------------------------ */
 /* thread-local catalog handles                                        */
 
@@ -909,7 +922,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	struct cat_db *probe = NULL;
 	enum dm_status rc = DM_OK;
 	FILE *logf = NULL;
-	int pipefd[2] = { -1, -1 }, ready_fd = -1;
+	int pipefd[2] = { -1, -1 }, ready_fd = -1, users = 0;
 	char path[PATH_MAX];
 
 	*is_child = 0;
@@ -919,6 +932,24 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	fs->gid = getgid();
 	fs->started = dm_now_f();
 	fs->ttl = fs->o.dir_ttl;
+	fs->cache_dir = fs->o.cache_dir ? dm_xstrdup(fs->o.cache_dir) : default_cache_dir();
+	if (mkdir_p(fs->cache_dir)) {
+		rc = dm_seterr(err, DM_EIO, "RucioException", "cache directory %s: %s", fs->cache_dir,
+			       strerror(errno));
+		goto out;
+	}
+	if (realpath(fs->cache_dir, path)) {
+		free(fs->cache_dir);
+		fs->cache_dir = dm_xstrdup(path);
+	}
+	if (!strncmp(fs->o.catalog, "https://", 8) || !strncmp(fs->o.catalog, "http://", 7)) {
+		/* a REST catalog (catalog/rest/): its local catalog cache lives in
+		 * the mount's cache directory, and each call ends within --timeout */
+		char t[16];
+		snprintf(t, sizeof t, "%d", fs->o.timeout_s);
+		setenv("DIDFS_CACHE_DIR", fs->cache_dir, 1);
+		setenv("DIDFS_TIMEOUT", t, 1);
+	}
 	/* The catalog as the user named it (a path or a URI); the threads
 	 * reopen it by the location the catalog gives, valid after the mount
 	 * changed directory. */
@@ -930,6 +961,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 		struct dm_buf loc = DM_BUF_INIT;
 		cat_location(probe, &loc);
 		fs->catalog = dm_buf_detach(&loc);
+		fs->remote = !strncmp(fs->catalog, "https://", 8) || !strncmp(fs->catalog, "http://", 7);
 	}
 	if (fs->o.account && cat_set_issuer(probe, fs->o.account)) {
 		*err = *cat_error(probe);
@@ -944,17 +976,11 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 			       fs->o.mountpoint, strerror(errno));
 		goto out;
 	}
-	fs->cache_dir = fs->o.cache_dir ? dm_xstrdup(fs->o.cache_dir) : default_cache_dir();
-	if (mkdir_p(fs->cache_dir)) {
-		rc = dm_seterr(err, DM_EIO, "RucioException", "cache directory %s: %s", fs->cache_dir,
-			       strerror(errno));
-		goto out;
-	}
-	if (realpath(fs->cache_dir, path)) {
-		free(fs->cache_dir);
-		fs->cache_dir = dm_xstrdup(path);
-	}
 	rc = open_log(fs, &logf, err);
+	if (rc)
+		goto out;
+	rc = fs_users_init(fs, err); /* the uid map: refused before the mount starts */
+	users = 1;
 	if (rc)
 		goto out;
 	rc = check_mountpoint(fs->mountpoint, err);
@@ -999,6 +1025,8 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	pthread_cond_destroy(&fs->bg_cond);
 	free(fs->inval);
 out:
+	if (users)
+		fs_users_destroy(fs);
 	if (logf) {
 		dm_log_set_file(stderr);
 		fclose(logf);

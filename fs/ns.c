@@ -696,8 +696,8 @@ static int keep_one_did(void *ud, const struct cat_did *d)
 /* A DID by exact name without collection totals (cat_did_get computes
  * those, which costs a scan of an open collection).  *found = 0 if absent;
  * an unknown scope is "absent" too. */
-static enum dm_status did_lookup(struct cat_db *db, const char *scope, const char *name,
-				 struct fs_didrow *row, int *found)
+static enum dm_status did_lookup(struct fs *fs, struct cat_db *db, const char *scope,
+				 const char *name, struct fs_didrow *row, int *found)
 {
 	struct one_did o = { row, 0 };
 	enum dm_status rc;
@@ -705,8 +705,12 @@ static enum dm_status did_lookup(struct cat_db *db, const char *scope, const cha
 	*found = 0;
 	if (cat_validate_scope(scope, NULL) || cat_validate_name(name, NULL))
 		return DM_OK;
-	/* names hold no '*', '?', '[': the name is its own exact pattern */
-	rc = cat_did_list(db, scope, name, 0, keep_one_did, &o);
+	/* names hold no '*', '?', '[': the name is its own exact pattern.  A
+	 * remote catalog answers the DID itself (GET /dids/<s>/<n>) from its
+	 * local cache, negatives included; a search would go to the server
+	 * every time and leave nothing cached. */
+	rc = fs->remote ? cat_did_get(db, scope, name, keep_one_did, &o)
+			: cat_did_list(db, scope, name, 0, keep_one_did, &o);
 	if (rc == DM_ENOENT)
 		return DM_OK;
 	if (rc)
@@ -736,7 +740,7 @@ static struct fs_node *node_reload(struct fs *fs, uint64_t ino, int64_t parent, 
 	} else if (sn) {
 		int there = 0;
 
-		found = did_lookup(db, sn, sn + strlen(sn) + 1, &row, &there) == DM_OK && there &&
+		found = did_lookup(fs, db, sn, sn + strlen(sn) + 1, &row, &there) == DM_OK && there &&
 			row.id == id;
 	}
 	if (!found) {
@@ -881,7 +885,7 @@ static int prefix_is_did(struct fs *fs, struct cat_db *db, const char *scope,
 		return found;
 	}
 	pthread_mutex_unlock(&fs->pdid_lock);
-	if (did_lookup(db, scope, pfx, &row, &found))
+	if (did_lookup(fs, db, scope, pfx, &row, &found))
 		found = 0; /* a failed probe: lay out as a directory, retry later */
 	pthread_mutex_lock(&fs->pdid_lock);
 	free(slot->key);
@@ -1054,7 +1058,7 @@ void fs_node_refresh(struct fs *fs, struct fs_node *n)
 
 	if (n->kind != FS_DID || !(db = fs_db(fs, NULL)))
 		return;
-	if (did_lookup(db, n->scope, n->name, &row, &found) || !found)
+	if (did_lookup(fs, db, n->scope, n->name, &row, &found) || !found)
 		return;
 	pthread_mutex_lock(&fs->ns_lock);
 	if (row.id == n->did_id)
@@ -1078,7 +1082,7 @@ static struct fs_node *resolve(struct fs *fs, struct cat_db *db, int64_t ctx_did
 	*err_no = ENOENT;
 	if (cat_validate_scope(ps, NULL) || cat_validate_name(full, NULL))
 		return NULL;
-	rc = did_lookup(db, ps, full, &row, &found);
+	rc = did_lookup(fs, db, ps, full, &row, &found);
 	if (rc)
 		goto ioerr;
 	if (found) {
@@ -1105,7 +1109,9 @@ static struct fs_node *resolve(struct fs *fs, struct cat_db *db, int64_t ctx_did
 	return node_prefix(fs, ctx_did, ctx_closed, ps, full);
 ioerr:
 	dm_log(DM_LOG_ERROR, WHO_FS, "looking up %s:%s: %s", ps, full, fs_errmsg(cat_error(db)));
-	*err_no = EIO;
+	*err_no = fs_cat_errno(cat_error(db));
+	if (*err_no == ENOENT)
+		*err_no = EIO; /* a failed step of the lookup, not a negative answer */
 	return NULL;
 }
 
@@ -1135,7 +1141,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (cat_validate_scope(name, NULL))
 			goto reply_neg;
 		if (cat_scope_list(db, NULL, probe_scope, &sp)) {
-			err_no = EIO;
+			err_no = fs_cat_errno(cat_error(db));
 			goto reply_err;
 		}
 		if (!sp.found)
@@ -1262,6 +1268,10 @@ struct fs_dir {
 	size_t nbatch, batch_cap;
 	uint64_t batch_after;
 	int batch_valid, batch_eof;
+	int ordinal;           /* DS_CONTENT of a remote catalog: positions are
+				* ordinals, not ids (see dir_fetch) */
+	uint64_t cur_ord;      /* ... the last batch ended at this ordinal */
+	int64_t cur_id;        /* ... with the child of this id */
 	struct seen **seen;
 	size_t nseen_buckets, nseen;
 };
@@ -1357,6 +1367,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			d->src = DS_CONTENT;
 			d->coll = n->ctx_did;
 			d->closed = n->ctx_closed;
+			d->ordinal = fs->remote;
 		} else {
 			d->src = DS_ROOTS;
 		}
@@ -1365,6 +1376,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		d->src = DS_CONTENT;
 		d->coll = n->did_id;
 		d->closed = !n->is_open;
+		d->ordinal = fs->remote;
 		dm_strlcpy(d->scope, n->scope, sizeof d->scope);
 		n->listed_at = dm_now_f();
 		break;
@@ -1456,6 +1468,21 @@ static int fetch_child(void *ud, const struct cat_did *did)
 	struct fetch *f = ud;
 	struct fs_dir *d = f->d;
 
+	if (d->ordinal) { /* positions are ordinals in the listing's order */
+		uint64_t pos = ++f->ordinal;
+		if (pos <= f->after)
+			return 0;
+		if (d->nbatch >= f->limit)
+			return 1;
+		if (d->prefix && (strcmp(did->scope, d->pscope) ||
+				  strncmp(did->name, d->prefix, f->plen) || did->name[f->plen] != '/'))
+			return 0;
+		fs_didrow_from(&batch_add(d)->row, did);
+		d->batch[d->nbatch - 1].pos = pos;
+		d->cur_ord = pos;
+		d->cur_id = did->id;
+		return 0;
+	}
 	if (d->nbatch >= f->limit)
 		return 1;
 	if (d->prefix && (strcmp(did->scope, d->pscope) ||
@@ -1487,6 +1514,23 @@ static enum dm_status dir_fetch(struct fs_dir *d, struct cat_db *db, uint64_t af
 		break;
 	case DS_CONTENT:
 		f.limit = BATCH_CONTENT;
+		if (d->ordinal) {
+			/* each batch re-reads the cached listing up to the cursor:
+			 * large batches keep that linear in practice */
+			f.limit = BATCH_ORDINAL;
+			/* A remote catalog's ids are hashes of the names, in no
+			 * order: the cursor is "after the child with this id" in
+			 * the listing's order, and positions count rows.  Going on
+			 * from the last batch resumes after its last child; any
+			 * other offset counts from the start. */
+			int64_t from = 0;
+			if (after && after == d->cur_ord && d->cur_id) {
+				from = d->cur_id;
+				f.ordinal = after;
+			}
+			rc = cat_did_list_content_from(db, d->coll, from, fetch_child, &f);
+			break;
+		}
 		rc = cat_did_list_content_from(db, d->coll, (int64_t)after, fetch_child, &f);
 		break;
 	}
@@ -1584,7 +1628,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (dir_fetch(d, db, resume)) {
 				dm_log(DM_LOG_ERROR, WHO_FS, "listing inode %llu: %s",
 				       (unsigned long long)ino, fs_errmsg(cat_error(db)));
-				err_no = EIO;
+				err_no = fs_cat_errno(cat_error(db));
 				goto reply_buf;
 			}
 		}
@@ -1712,7 +1756,7 @@ void fs_ns_poll(struct fs *fs, double now, double min_interval, size_t max, fs_w
 		int found = 0, changed = 0;
 		struct fs_node *x;
 
-		if (!db || did_lookup(db, w[i].scope, w[i].name, &row, &found))
+		if (!db || did_lookup(fs, db, w[i].scope, w[i].name, &row, &found))
 			break;
 		pthread_mutex_lock(&fs->ns_lock);
 		x = find_ino(fs, w[i].ino);

@@ -33,8 +33,11 @@
  *          removing user.rucio.rule.<id> deletes that rule now
  *          removing user.rucio.error forgets the caller's own error (and
  *                               a read error, for root and the mount's owner)
- * On the root: user.rucio.cache (bytes cached) and user.rucio.stats (the
- * block cache's and the mount's counters, "name value" per line).
+ * On the root: user.rucio.cache (bytes cached; on a remote catalog followed
+ * by "catalog_<name> value" lines: what the catalog's local cache holds,
+ * how fresh, whether the server was reachable) and user.rucio.stats (the
+ * block cache's and the mount's counters, "name value" per line, the
+ * catalog cache's lines at the end).
  *
  * state (rucio-jupyterlab's words): a file is REPLICATING while a replica
  * of it is COPYING or a rule covering it waits for placement, STUCK when a
@@ -51,9 +54,12 @@
  * `ls -l` of a large dataset an order of magnitude faster; with ENODATA they
  * ask again for every entry.
  *
- * Writes act as the mount's account (the global --account) and are
- * accepted from root and from the user who mounted only (EACCES for anyone
- * else).  A refused write returns the errno of its cause (EINVAL syntax or
+ * Writes act as the calling uid's account (users.c: the mount's owner as
+ * --account or its uid map entry, a mapped uid as its map entry, on a
+ * remote catalog a uid with credentials of its own as its identity); any
+ * other uid gets EACCES for every change.  Storage paths (PFNs in
+ * user.rucio.replicas, eos.url.xroot, URLs in data-path errors) are shown
+ * only to uids that may change things (fs_who_sees_pfns).  A refused write returns the errno of its cause (EINVAL syntax or
  * bad expression, EDQUOT quota, ENOSPC no room / not enough RSEs, EEXIST
  * duplicate rule, EACCES permission, EPERM a read-only attribute or a
  * locked rule, ENODATA nothing to remove) and leaves "<Exception>: <message>"
@@ -97,6 +103,8 @@ static int errno_for(const struct dm_err *e)
 	 * tools print as "Device or resource busy" */
 	if (e->code == DM_AGAIN && !strcmp(e->cls, "DatabaseException"))
 		return EBUSY;
+	if (!strcmp(e->cls, "ServerUnreachable"))
+		return ENOTCONN; /* a remote catalog, offline: nothing was changed */
 	for (size_t i = 0; i < DM_ARRAY_SIZE(map); i++)
 		if (strcmp(e->cls, map[i].cls) == 0)
 			return map[i].err_no;
@@ -367,8 +375,11 @@ static uid_t req_uid(fuse_req_t req)
 	return req ? fuse_req_ctx(req)->uid : 0;
 }
 
-static void copy_node(struct fs *fs, struct fs_node *n, struct did_copy *c, uid_t uid)
+static void copy_node(struct fs *fs, struct fs_node *n, struct did_copy *c, const struct fs_who *w)
 {
+	uid_t uid = w->uid;
+	const char *data_err = NULL;
+
 	pthread_mutex_lock(&fs->ns_lock);
 	dm_strlcpy(c->scope, n->scope ? n->scope : "", sizeof c->scope);
 	dm_strlcpy(c->name, n->name ? n->name : "", sizeof c->name);
@@ -383,8 +394,14 @@ static void copy_node(struct fs *fs, struct fs_node *n, struct did_copy *c, uid_
 		if (e->uid == uid)
 			c->error = dm_xstrdup(e->text);
 	if (!c->error && n->error)
-		c->error = dm_xstrdup(n->error);
+		data_err = c->error = dm_xstrdup(n->error);
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (data_err && !fs_who_sees_pfns(fs, w)) {
+		struct dm_buf b = DM_BUF_INIT;
+		fs_redact_pfns(c->error, &b);
+		free(c->error);
+		c->error = dm_buf_detach(&b);
+	}
 }
 
 /* The file's state from its covering rules and its replicas. */
@@ -478,7 +495,8 @@ static int collection_state(struct cat_db *db, const struct did_copy *c, struct 
 	return 0;
 }
 
-static int file_replicas(struct cat_db *db, const struct did_copy *c, struct dm_buf *out)
+static int file_replicas(struct cat_db *db, const struct did_copy *c, struct dm_buf *out,
+			 int pfns)
 {
 	struct reps_rows reps = { 0 };
 
@@ -488,7 +506,8 @@ static int file_replicas(struct cat_db *db, const struct did_copy *c, struct dm_
 	}
 	for (size_t i = 0; i < reps.n; i++) {
 		struct dm_buf pfn = DM_BUF_INIT;
-		if (cat_lfn2pfn(db, reps.v[i].rse, c->scope, c->name, NULL, CAT_OP_READ, &pfn))
+		if (!pfns ||
+		    cat_lfn2pfn(db, reps.v[i].rse, c->scope, c->name, NULL, CAT_OP_READ, &pfn))
 			dm_buf_reset(&pfn);
 		dm_buf_addf(out, "%s %s %s\n", reps.v[i].rse, cat_replica_state_name(reps.v[i].state),
 			    pfn.len ? pfn.s : "-");
@@ -526,6 +545,37 @@ static int keep_bytes(void *ud, const struct cat_did *d)
 	return 0;
 }
 
+/* What the catalog's own local cache holds (a REST catalog, catalog/rest/):
+ * "catalog_<name> value" lines; nothing for a local catalog. */
+static void catalog_cache_lines(struct fs *fs, struct dm_buf *out)
+{
+	struct cat_cache_stats cs;
+	struct cat_db *db = fs_db(fs, NULL);
+	int64_t now = dm_now();
+
+	if (!db || cat_cache_stats(db, &cs) || !cs.remote)
+		return;
+	dm_buf_addf(out, "catalog_server %s\n", cs.server ? cs.server : "-");
+	dm_buf_addf(out, "catalog_cache %s\n", cs.path ? cs.path : "-");
+	dm_buf_addf(out, "catalog_reachable %d\n", cs.reachable);
+	dm_buf_addf(out, "catalog_entries %llu\n", (unsigned long long)cs.entries);
+	dm_buf_addf(out, "catalog_negative %llu\n", (unsigned long long)cs.negative);
+	dm_buf_addf(out, "catalog_replicas %llu\n", (unsigned long long)cs.replicas);
+	dm_buf_addf(out, "catalog_bytes %llu\n", (unsigned long long)cs.bytes);
+	dm_buf_addf(out, "catalog_limit %llu\n", (unsigned long long)cs.limit);
+	dm_buf_addf(out, "catalog_ttl %g\n", cs.ttl);
+	dm_buf_addf(out, "catalog_oldest_fill_age %lld\n",
+		    (long long)(cs.oldest_fill ? dm_time_sub(now, cs.oldest_fill) : -1));
+	dm_buf_addf(out, "catalog_newest_fill_age %lld\n",
+		    (long long)(cs.newest_fill ? dm_time_sub(now, cs.newest_fill) : -1));
+	/* counters of the handle of the thread that answered */
+	dm_buf_addf(out, "catalog_handle_requests %llu\n", (unsigned long long)cs.requests);
+	dm_buf_addf(out, "catalog_handle_hits %llu\n", (unsigned long long)cs.hits);
+	dm_buf_addf(out, "catalog_handle_misses %llu\n", (unsigned long long)cs.misses);
+	if (cs.last_error.code)
+		dm_buf_addf(out, "catalog_last_error %s\n", fs_errmsg(&cs.last_error));
+}
+
 static void root_stats(struct fs *fs, struct dm_buf *out)
 {
 	struct fs_bc_stats s;
@@ -547,6 +597,7 @@ static void root_stats(struct fs *fs, struct dm_buf *out)
 	dm_buf_addf(out, "reloads_inodes %llu\n",
 		    (unsigned long long)__atomic_load_n(&fs->n_reloaded, __ATOMIC_RELAXED));
 	pthread_mutex_unlock(&fs->ns_lock);
+	catalog_cache_lines(fs, out);
 }
 
 static int xroot_url(struct fs *fs, struct fs_node *n, struct dm_buf *out)
@@ -571,7 +622,7 @@ static int xroot_url(struct fs *fs, struct fs_node *n, struct dm_buf *out)
 
 /* The value of name on node n into out; 0 or an errno. */
 static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct dm_buf *out,
-		     uid_t uid)
+		     const struct fs_who *w)
 {
 	struct did_copy c = { 0 };
 	struct cat_db *db;
@@ -583,6 +634,10 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 			struct fs_bc_stats s;
 			fs_bc_get_stats(fs->bc, &s);
 			dm_buf_addf(out, "%llu", (unsigned long long)s.bytes_cached);
+			if (fs->remote) { /* and what the catalog cache holds */
+				dm_buf_addc(out, '\n');
+				catalog_cache_lines(fs, out);
+			}
 			return 0;
 		}
 		if (!strcmp(name, P "stats")) {
@@ -590,7 +645,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 			return 0;
 		}
 	}
-	copy_node(fs, n, &c, uid);
+	copy_node(fs, n, &c, w);
 	if (!strcmp(name, P "error")) {
 		if (c.error) {
 			dm_buf_adds(out, c.error);
@@ -620,7 +675,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 		fs_file_key(n, key, sizeof key);
 		dm_buf_addf(out, "%llu", (unsigned long long)fs_bc_cached_bytes(fs->bc, key));
 	} else if (!strcmp(name, "eos.url.xroot") && c.type == CAT_DID_FILE) {
-		int r = xroot_url(fs, n, out);
+		int r = fs_who_sees_pfns(fs, w) ? xroot_url(fs, n, out) : 0;
 		err_no = r < 0 ? EIO : r == 0 ? ENODATA : 0;
 	} else if (!strcmp(k, "bytes") || !strcmp(k, "cache") || !strcmp(k, "rules") ||
 		   !strcmp(k, "state") || !strcmp(k, "replicas") || !strncmp(k, "meta.", 5) ||
@@ -656,7 +711,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 		} else if (!strcmp(k, "state")) {
 			r = c.type == CAT_DID_FILE ? file_state(db, &c, out) : collection_state(db, &c, out);
 		} else if (!strcmp(k, "replicas")) {
-			r = c.type == CAT_DID_FILE ? file_replicas(db, &c, out)
+			r = c.type == CAT_DID_FILE ? file_replicas(db, &c, out, fs_who_sees_pfns(fs, w))
 						   : collection_replicas(db, &c, out);
 		} else {
 			struct meta_find mf = { k + 5, out, 0 };
@@ -671,7 +726,7 @@ static int get_value(struct fs *fs, struct fs_node *n, const char *name, struct 
 			else {
 				dm_log(DM_LOG_ERROR, WHO_FS, "getxattr %s on %s:%s: %s", name, c.scope,
 				       c.name, fs_errmsg(e));
-				err_no = EIO;
+				err_no = fs_cat_errno(e);
 			}
 		}
 	} else {
@@ -687,6 +742,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	struct fs *fs;
 	struct fs_node *n;
 	struct dm_buf v = DM_BUF_INIT;
+	struct fs_who w;
 	int err_no;
 
 	fs = fuse_req_userdata(req);
@@ -703,7 +759,8 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		goto reply_err;
 	}
 	dm_buf_init(&v, 2 * VALUE_MAX); /* past VALUE_MAX: E2BIG */
-	err_no = get_value(fs, n, name, &v, req_uid(req));
+	fs_who_get(fs, req, &w);
+	err_no = get_value(fs, n, name, &v, &w);
 	fs_node_put(fs, n);
 	if (err_no)
 		goto reply_err;
@@ -754,6 +811,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct fs_node *n = fs_node_get(fs, ino);
 	struct dm_buf b = DM_BUF_INIT;
 	struct did_copy c = { 0 };
+	struct fs_who w;
 	int err_no = 0;
 
 	if (!n) {
@@ -761,7 +819,8 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		goto reply_err;
 	}
 	dm_buf_init(&b, 2 * VALUE_MAX);
-	copy_node(fs, n, &c, req_uid(req));
+	fs_who_get(fs, req, &w);
+	copy_node(fs, n, &c, &w);
 	if (n->kind == FS_ROOT) {
 		add_name(&b, P "cache");
 		add_name(&b, P "stats");
@@ -786,7 +845,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			cat_did_meta_list(db, c.scope, c.name, list_meta_key, &lm);
 			cat_rule_list(db, c.scope, c.name, NULL, list_rule_name, &lr);
 		}
-		if (c.type == CAT_DID_FILE) {
+		if (c.type == CAT_DID_FILE && fs_who_sees_pfns(fs, &w)) {
 			struct dm_buf u = DM_BUF_INIT;
 			if (xroot_url(fs, n, &u) > 0)
 				add_name(&b, "eos.url.xroot");
@@ -954,13 +1013,6 @@ static int parse_lifetime(const char *s, int64_t *out)
 	return dm_parse_int(s, 0, DM_DURATION_MAX, out) ? -1 : 0;
 }
 
-static int writer_allowed(struct fs *fs, fuse_req_t req)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-
-	return ctx->uid == 0 || ctx->uid == fs->uid;
-}
-
 /* A refused write: record why for the calling uid, return the errno. */
 static int refuse_uid(struct fs *fs, struct fs_node *n, uid_t uid, int err_no,
 		      const struct dm_err *e)
@@ -994,41 +1046,41 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 {
 	struct did_copy c = { 0 };
 	struct dm_err err = { 0 };
+	struct fs_uhandle *uh = NULL;
+	struct fs_who w;
 	struct cat_db *db;
 	char *val = NULL;
 	const char *k;
+	uid_t uid = req_uid(req);
 	int err_no = 0;
 
 	if (strncmp(name, P, PLEN))
 		return EOPNOTSUPP; /* only user.rucio. */
 	k = name + PLEN;
+	fs_who_get(fs, req, &w);
 	if (remove && !strcmp(k, "error")) {
 		/* one's own refusal; the file's data-path error only by
 		 * those who may change things here */
-		uerr_clear(fs, n, req_uid(req));
-		if (writer_allowed(fs, req))
+		uerr_clear(fs, n, uid);
+		if (fs_who_may_change(fs, &w))
 			fs_node_clear_error(fs, n);
 		return 0;
 	}
-	if (!writer_allowed(fs, req)) {
-		dm_seterr(&err, DM_EPERM, "AccessDenied",
-			  "only root and the user who mounted may change the catalog here");
-		return refuse_uid(fs, n, req_uid(req), EACCES, &err);
+	if (!fs_who_may_change(fs, &w)) {
+		fs_who_refusal(fs, &w, &err);
+		return refuse_uid(fs, n, uid, EACCES, &err);
 	}
 	if (n->kind != FS_DID) {
 		dm_seterr(&err, DM_ENOTSUP, "UnsupportedOperation",
 			  "%s is not a DID: rules, metadata and lifetimes live on DIDs", name);
-		return refuse_uid(fs, n, req_uid(req), EPERM, &err);
+		return refuse_uid(fs, n, uid, EPERM, &err);
 	}
-	db = fs_db(fs, &err);
-	if (!db)
-		return refuse_uid(fs, n, req_uid(req), EIO, &err);
-	copy_node(fs, n, &c, req_uid(req));
+	copy_node(fs, n, &c, &w);
 	free(c.error);
 	if (!remove) {
 		if (size > 4000) {
 			dm_seterr(&err, DM_EINVAL, "InputValidationError", "%s: value too long", name);
-			return refuse_uid(fs, n, req_uid(req), EINVAL, &err);
+			return refuse_uid(fs, n, uid, EINVAL, &err);
 		}
 		val = dm_xmalloc(size + 1);
 		memcpy(val, value, size);
@@ -1037,43 +1089,51 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 			val[--size] = 0;
 		if (strlen(val) != size) {
 			dm_seterr(&err, DM_EINVAL, "InputValidationError", "%s: value holds a NUL", name);
-			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
+			err_no = refuse_uid(fs, n, uid, EINVAL, &err);
 			goto out;
 		}
+	}
+	/* the caller's own handle: it acts as the caller's account */
+	db = fs_user_db(fs, &w, &uh, &err);
+	if (!db) {
+		err_no = refuse_uid(fs, n, uid, errno_for(&err), &err);
+		goto out;
 	}
 	if (!strcmp(k, "rule") && !remove) {
 		struct cat_rule_opts o;
 		char id[33];
 		if (parse_rule(val, &o, &err)) {
-			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
+			err_no = refuse_uid(fs, n, uid, EINVAL, &err);
 			goto out;
 		}
 		if (cat_rule_add(db, c.scope, c.name, &o, id)) {
-			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, uid, errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
-		dm_log(DM_LOG_INFO, WHO_FS, "rule %s: %d %s on %s:%s", id, o.copies, o.rse_expression,
-		       c.scope, c.name);
+		dm_log(DM_LOG_INFO, WHO_FS, "rule %s: %d %s on %s:%s by uid %u as %s", id, o.copies,
+		       o.rse_expression, c.scope, c.name, (unsigned)uid, cat_issuer(db));
 	} else if (!strncmp(k, "rule.", 5) && remove) {
 		struct rule_owner ro = { 0 };
 		if (cat_rule_get(db, k + 5, keep_rule_owner, &ro) && cat_error(db)->code != DM_ENOENT) {
-			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, uid, errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 		if (!ro.found || strcmp(ro.scope, c.scope) || strcmp(ro.name, c.name)) {
 			dm_seterr(&err, DM_ENOENT, "RuleNotFound", "no rule %s on %s:%s", k + 5, c.scope,
 				  c.name);
-			err_no = refuse_uid(fs, n, req_uid(req), ENODATA, &err);
+			err_no = refuse_uid(fs, n, uid, ENODATA, &err);
 			goto out;
 		}
 		if (cat_rule_delete(db, k + 5, -1, 0)) {
-			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, uid, errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
+		dm_log(DM_LOG_INFO, WHO_FS, "rule %s deleted by uid %u as %s", k + 5, (unsigned)uid,
+		       cat_issuer(db));
 	} else if (!strncmp(k, "meta.", 5) && k[5]) {
 		if (remove ? cat_did_meta_del(db, c.scope, c.name, k + 5)
 			   : cat_did_meta_set(db, c.scope, c.name, k + 5, val)) {
-			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, uid, errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 	} else if (!strcmp(k, "lifetime")) {
@@ -1082,11 +1142,11 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 			dm_seterr(&err, DM_EINVAL, "InvalidValueForKey",
 				  "lifetime is a number of seconds from 0 to " DM_DURATION_MAX_STR
 				  " (100 years), or none, not '%s'", val);
-			err_no = refuse_uid(fs, n, req_uid(req), EINVAL, &err);
+			err_no = refuse_uid(fs, n, uid, EINVAL, &err);
 			goto out;
 		}
 		if (cat_did_set_lifetime(db, c.scope, c.name, secs)) {
-			err_no = refuse_uid(fs, n, req_uid(req), errno_for(cat_error(db)), cat_error(db));
+			err_no = refuse_uid(fs, n, uid, errno_for(cat_error(db)), cat_error(db));
 			goto out;
 		}
 	} else {
@@ -1094,14 +1154,17 @@ static int do_set(struct fs *fs, fuse_req_t req, struct fs_node *n, const char *
 			  "%s cannot be %s (writable: user.rucio.rule, user.rucio.meta.<key>, "
 			  "user.rucio.lifetime; removable: user.rucio.rule.<id>)", name,
 			  remove ? "removed" : "set");
-		err_no = refuse_uid(fs, n, req_uid(req), remove && !strncmp(k, "rule", 4) ? ENODATA : EPERM, &err);
+		err_no = refuse_uid(fs, n, uid, remove && !strncmp(k, "rule", 4) ? ENODATA : EPERM, &err);
 		goto out;
 	}
-	uerr_clear(fs, n, req_uid(req));
+	fs_user_db_put(fs, uh);
+	uh = NULL;
+	uerr_clear(fs, n, uid);
 	fs_node_clear_error(fs, n);
 	fs_node_refresh(fs, n);
 	fs_inval_later(fs, n->ino, 0);
 out:
+	fs_user_db_put(fs, uh);
 	free(val);
 	return err_no;
 }

@@ -8,11 +8,16 @@
  *         [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other]
  *         [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S]
  *         [--metrics ADDR:PORT]
+ *         [--uid-map FILE] [--server URL]
  *
  * Without --foreground the command returns once the mount is ready (exit
  * 0) or failed (exit 1 with the reason); the mount process stays in the
  * background until `fusermount3 -u MOUNTPOINT` or SIGTERM.  Rules and
- * metadata written through extended attributes act as --account.
+ * metadata written through extended attributes act as the calling user's
+ * account (fs/users.c): the mount's owner as --account, others as their
+ * --uid-map entry ("<uid-or-user> <account>" lines, fs/uidmap.h) or, on a
+ * remote catalog, with their own credentials; anyone else only reads.
+ * --server URL is --catalog URL (a REST catalog: Rucio's API).
  */
 #include "cli.h"
 #include "fs.h"
@@ -25,6 +30,7 @@ enum {
 	O_CACHE_DIR = 400, O_CACHE_SIZE, O_BLOCK_SIZE, O_TIMEOUT, O_THREADS, O_IO_THREADS,
 	O_SITE, O_ALLOW_OTHER, O_CA_PATH, O_DEBUG, O_LOG, O_READ_AHEAD, O_DIR_TTL,
 	O_METRICS,
+	O_UID_MAP, O_SERVER,
 };
 
 static int int_opt(struct cli *c, const char *opt, const char *s, int lo, int hi, int *out)
@@ -55,6 +61,8 @@ int cli_mount(struct cli *c, int argc, char **argv)
 		{ "read-ahead", required_argument, NULL, O_READ_AHEAD },
 		{ "dir-ttl", required_argument, NULL, O_DIR_TTL },
 		{ "metrics", required_argument, NULL, O_METRICS },
+		{ "uid-map", required_argument, NULL, O_UID_MAP },
+		{ "server", required_argument, NULL, O_SERVER },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fs_opts o = { 0 };
@@ -112,6 +120,14 @@ int cli_mount(struct cli *c, int argc, char **argv)
 			if (int_opt(c, "--dir-ttl", optarg, 1, 86400, &iv))
 				return 1;
 			o.dir_ttl = iv;
+			break;
+		case O_UID_MAP: o.uid_map = optarg; break;
+		case O_SERVER:
+			if (strncmp(optarg, "https://", 8) && strncmp(optarg, "http://", 7))
+				return cli_failf(c, "InputValidationError",
+						 "--server takes the URL of a Rucio REST server"
+						 " (https://host[:port]), not '%s'", optarg);
+			o.catalog = optarg;
 			break;
 		default: return cli_usage(c);
 		}

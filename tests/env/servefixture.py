@@ -3,6 +3,7 @@
 
     def test_x(served):                      # a fresh catalog, root = ddmlab/secret
         r = served.get("/ping")              # requests against it, CA verified
+        served.stop(); served.restart()      # down and up again, same port and catalog
         cfg = served.rucio_cfg(tmp_path)     # a [client] rucio.cfg for Rucio's clients
         served.rucio("41.0.0", tmp_path, "whoami")
 
@@ -112,27 +113,41 @@ class Served:
         self.url = f"https://127.0.0.1:{self.port}"
         self.log = os.path.join(self.tmp, "serve.log")
         self.access_log = os.path.join(self.tmp, "access.log")
+        self.extra_args = list(extra_args)
+        self.legacy_dn = legacy_dn
+        self._start()
+        self.session = requests.Session()
+        self.session.verify = self.ca
+        self.session.trust_env = False  # else $REQUESTS_CA_BUNDLE overrides verify
+        self._token = None
+
+    def _start(self):
         args = [didfs_bin(), "--catalog", self.catalog, "serve",
                 "--listen", f"127.0.0.1:{self.port}",
-                "--tls-cert", os.path.join(pki, "host.pem"), "--tls-key", os.path.join(pki, "host.key"),
-                "--ca-path", self.ca, "--access-log", self.access_log, *extra_args]
-        if legacy_dn:
+                "--tls-cert", os.path.join(self.pki, "host.pem"),
+                "--tls-key", os.path.join(self.pki, "host.key"),
+                "--ca-path", self.ca, "--access-log", self.access_log, *self.extra_args]
+        if self.legacy_dn:
             args.append("--legacy-dn")
+        seen = os.path.getsize(self.log) if os.path.exists(self.log) else 0
         self.proc = subprocess.Popen(args, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"didfs serve exited {self.proc.returncode}: {open(self.log).read()}")
-            if "ready on" in open(self.log).read():
+            with open(self.log, errors="replace") as f:
+                f.seek(seen)
+                ready = "ready on" in f.read()
+            if ready:
                 break
             time.sleep(0.05)
         else:
             self.stop()
             raise RuntimeError("didfs serve did not become ready: " + open(self.log).read())
-        self.session = requests.Session()
-        self.session.verify = self.ca
-        self.session.trust_env = False  # else $REQUESTS_CA_BUNDLE overrides verify
-        self._token = None
+
+    def restart(self):
+        """Start the server again on the same port and catalog (after stop())."""
+        self._start()
 
     def token(self, user="ddmlab", password="secret"):
         r = self.session.get(self.url + "/auth/userpass",
