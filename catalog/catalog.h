@@ -81,9 +81,10 @@ enum dm_status cat_set_issuer(struct cat_db *db, const char *account);
  * them (an X.509 proxy, or a certificate and key, or a bearer token file
  * whose content is sent as Rucio's auth token) and acts as `account`, or as
  * the identity's default account when it is NULL; a local store uses only
- * `account` (cat_set_issuer's rules: who may act as whom).  NULL fields
- * keep what the handle was opened with (rucio.cfg, flags).  The strings are
- * copied. */
+ * `account` (cat_set_issuer's rules: who may act as whom).  NULL
+ * credential fields keep what the handle was opened with (rucio.cfg,
+ * flags); a NULL account keeps it too unless credentials are given (then it
+ * is that identity's default account).  The strings are copied. */
 struct cat_creds {
 	const char *account;
 	const char *x509_proxy;  /* RFC 3820 proxy: certificate chain and key */

@@ -90,7 +90,9 @@ const struct rest_config *rest_client_config(const struct rest_client *c)
 void rest_client_set_creds(struct rest_client *c, const char *account, const char *x509_proxy,
 			   const char *client_cert, const char *client_key, const char *token_file)
 {
-	if (account) {
+	if (account || x509_proxy || client_cert || token_file) {
+		/* another identity without an account acts as that identity's
+		 * default account (the server picks it), not as rucio.cfg's */
 		rest_config_set(&c->cfg.account, account);
 		rest_config_set(&c->auth_account, NULL);
 	}

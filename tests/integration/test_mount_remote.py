@@ -365,9 +365,6 @@ def test_remote_users_act_as_themselves(remote, mount, make_file, tmp_path, user
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="the REST store keeps rucio.cfg's account when "
-                   "cat_set_creds() gives credentials without one (catalog.h says: the "
-                   "identity's default account); catalog/rest/ is the restcat branch's")
 def test_remote_user_with_own_proxy_and_no_map_entry(remote, mount, make_file, tmp_path, users):
     """A user not in the map but with its own proxy acts as its identity's
     default account."""
