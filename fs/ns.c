@@ -1515,8 +1515,9 @@ static enum dm_status dir_fetch(struct fs_dir *d, struct cat_db *db, uint64_t af
 	case DS_CONTENT:
 		f.limit = BATCH_CONTENT;
 		if (d->ordinal) {
-			/* each batch re-reads the cached listing up to the cursor:
-			 * large batches keep that linear in practice */
+			/* the REST store seeks to the cursor's child in its
+			 * cache (rest_cache_list_after), so batches read each
+			 * entry once */
 			f.limit = BATCH_ORDINAL;
 			/* A remote catalog's ids are hashes of the names, in no
 			 * order: the cursor is "after the child with this id" in

@@ -509,6 +509,12 @@ void rest_cache_invalidate(struct rest_cache *c, const char *scope, const char *
 int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, int kind,
 		    int stale_ok, cat_did_cb cb, void *ud)
 {
+	return rest_cache_list_after(c, scope, name, kind, stale_ok, 0, cb, ud);
+}
+
+int rest_cache_list_after(struct rest_cache *c, const char *scope, const char *name, int kind,
+			  int stale_ok, int64_t after, cat_did_cb cb, void *ud)
+{
 	int64_t pid = cat_rest_did_id(scope, name);
 	sqlite3_stmt *st = prep(c, "SELECT l.fill_at, l.used_at, d.type, d.is_open, d.full"
 				   " FROM lists l LEFT JOIN dids d ON d.id=l.pid"
@@ -537,11 +543,18 @@ int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, i
 	}
 	c->hits++;
 	touch(c, "lists", pid, used);
-	if (!(st = prep_own(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
-			   " WHERE m.pid=?1 AND m.kind=?2 ORDER BY m.pos")))
+	/* a cursor seeks to the member after `after` (members_cid finds its
+	 * position), so a readdir in batches reads each member once */
+	if (!(st = after ? prep_own(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
+				    " WHERE m.pid=?1 AND m.kind=?2 AND m.pos > (SELECT pos FROM members"
+				    " WHERE pid=?1 AND kind=?2 AND cid=?3) ORDER BY m.pos")
+			 : prep_own(c, "SELECT " DID_COLS " FROM members m JOIN dids d ON d.id=m.cid"
+				    " WHERE m.pid=?1 AND m.kind=?2 ORDER BY m.pos")))
 		return -1;
 	sqlite3_bind_int64(st, 1, pid);
 	sqlite3_bind_int(st, 2, kind);
+	if (after)
+		sqlite3_bind_int64(st, 3, after);
 	r = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct cat_did d;

@@ -62,6 +62,10 @@ static inline void rest_cache_invalidate_all_rules(struct rest_cache *c) { (void
 /* 0 and cb called for each member in order; -1 not cached or not fresh. */
 int rest_cache_list(struct rest_cache *c, const char *scope, const char *name, int kind,
 		    int stale_ok, cat_did_cb cb, void *ud);
+/* The same from the member after the child with id `after` (0: from the
+ * start; a child not in the listing: no rows). */
+int rest_cache_list_after(struct rest_cache *c, const char *scope, const char *name, int kind,
+			  int stale_ok, int64_t after, cat_did_cb cb, void *ud);
 /* 0 and the DID's scope and name (buffers CAT_*_MAX+1); -1 unknown id. */
 int rest_cache_did_by_id(struct rest_cache *c, int64_t id, char *scope, char *name);
 

@@ -603,21 +603,42 @@ static enum dm_status r_did_list(struct cat_db *db, const char *scope, const cha
 	return rc;
 }
 
+/* Rows after the child with id `after` (0: all) go on to cb. */
+struct after_ctx { cat_did_cb cb; void *ud; int64_t after; int passed; };
+static int after_cb(void *ud, const struct cat_did *d)
+{
+	struct after_ctx *c = ud;
+
+	if (!c->passed) {
+		if (c->after == 0 || d->id == c->after)
+			c->passed = 1;
+		if (c->after != 0)
+			return 0;
+	}
+	return c->cb(c->ud, d);
+}
+
 /* A listing of a parent through the cache: fresh -> from the cache; else
  * from the server, filled in one transaction once the whole answer parsed;
- * unreachable -> the cached listing however old. */
+ * unreachable -> the cached listing however old.  `after` != 0: only the
+ * rows after the child with that id (the cache seeks to it). */
 static enum dm_status cached_list(struct cat_db *db, const char *p, const char *pscope,
-				  const char *pname, int kind, cat_did_cb cb, void *ud)
+				  const char *pname, int kind, int64_t after, cat_did_cb cb,
+				  void *ud)
 {
 	struct rest_cache *ca = cache(db);
 	struct rest_fill *fill;
+	struct after_ctx ac = { cb, ud, after, 0 };
 	enum dm_status rc;
 	int hit;
 
 	if (!ca)
-		return list_dids(db, p, pscope, cb, ud, NULL);
-	if ((hit = rest_cache_list(ca, pscope, pname, kind, 0, cb, ud)) >= 0)
+		return list_dids(db, p, pscope, after_cb, &ac, NULL);
+	if ((hit = rest_cache_list_after(ca, pscope, pname, kind, 0, after, cb, ud)) >= 0)
 		return DM_OK;
+	/* from the server: every row comes, those up to `after` are skipped */
+	cb = after_cb;
+	ud = &ac;
 	/* the rows go to the caller as they arrive (as without a cache) and into
 	 * the fill, which only a complete answer commits */
 	fill = rest_fill_begin(ca, pscope, pname, kind);
@@ -628,7 +649,7 @@ static enum dm_status cached_list(struct cat_db *db, const char *p, const char *
 		if (rc) {
 			rest_fill_abort(fill);
 			if (r.nrows == 0 && !strcmp(db->err.cls, "ServerUnreachable") &&
-			    rest_cache_list(ca, pscope, pname, kind, 1, cb, ud) >= 0)
+			    rest_cache_list_after(ca, pscope, pname, kind, 1, after, ac.cb, ac.ud) >= 0)
 				return DM_OK;
 			return rc;
 		}
@@ -645,32 +666,24 @@ static enum dm_status r_did_list_roots(struct cat_db *db, const char *scope, cat
 	if ((rc = did_args(db, scope, NULL)))
 		return rc;
 	return cached_list(db, path2(db, "/dids/", scope, NULL, "/"), scope, "", REST_LIST_ROOTS,
-			   cb, ud);
+			   0, cb, ud);
 }
 
-static enum dm_status r_did_list_content(struct cat_db *db, const char *scope, const char *name,
-					 cat_did_cb cb, void *ud)
+static enum dm_status content_after(struct cat_db *db, const char *scope, const char *name,
+				    int64_t after, cat_did_cb cb, void *ud)
 {
 	enum dm_status rc;
 
 	if ((rc = did_args(db, scope, name)))
 		return rc;
 	return cached_list(db, path2(db, "/dids/", scope, name, "/dids"), scope, name,
-			   REST_LIST_CONTENT, cb, ud);
+			   REST_LIST_CONTENT, after, cb, ud);
 }
 
-struct after_ctx { cat_did_cb cb; void *ud; int64_t after; int passed; };
-static int after_cb(void *ud, const struct cat_did *d)
+static enum dm_status r_did_list_content(struct cat_db *db, const char *scope, const char *name,
+					 cat_did_cb cb, void *ud)
 {
-	struct after_ctx *c = ud;
-
-	if (!c->passed) {
-		if (c->after == 0 || d->id == c->after)
-			c->passed = 1;
-		if (c->after != 0)
-			return 0;
-	}
-	return c->cb(c->ud, d);
+	return content_after(db, scope, name, 0, cb, ud);
 }
 
 /* The readdir cursor over REST: ids are hashes, so "after" means after the
@@ -679,12 +692,11 @@ static enum dm_status r_did_list_content_from(struct cat_db *db, int64_t parent,
 					      cat_did_cb cb, void *ud)
 {
 	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1];
-	struct after_ctx c = { cb, ud, after, 0 };
 
 	if (!cache(db) || rest_cache_did_by_id(cache(db), parent, scope, name))
 		return cat_fail(db, DM_ENOENT, "DataIdentifierNotFound",
 				"no DID with id %lld seen through this REST catalog", (long long)parent);
-	return r_did_list_content(db, scope, name, after_cb, &c);
+	return content_after(db, scope, name, after, cb, ud);
 }
 
 static enum dm_status r_did_list_files(struct cat_db *db, const char *scope, const char *name,

@@ -78,6 +78,21 @@ int main(void)
 	CHECK(s.n == 3);
 	CHECK_STR(s.v[0], "s:a/b00");
 	CHECK_STR(s.v[2], "s:a/b02");
+	/* a cursor: the rows after a child, seeking to it; a child not in the
+	 * listing gives none */
+	memset(&s, 0, sizeof s);
+	CHECK(rest_cache_list_after(c, "s", "ds", REST_LIST_CONTENT, 0, cat_rest_did_id("s", "a/b00"),
+				    collect, &s) == 0);
+	CHECK(s.n == 2);
+	CHECK_STR(s.v[0], "s:a/b01");
+	CHECK_STR(s.v[1], "s:a/b02");
+	memset(&s, 0, sizeof s);
+	CHECK(rest_cache_list_after(c, "s", "ds", REST_LIST_CONTENT, 0, cat_rest_did_id("s", "a/b02"),
+				    collect, &s) == 0);
+	CHECK(s.n == 0);
+	CHECK(rest_cache_list_after(c, "s", "ds", REST_LIST_CONTENT, 0, cat_rest_did_id("s", "zz"),
+				    collect, &s) == 0);
+	CHECK(s.n == 0);
 	/* a file's listing row answers its stat */
 	CHECK(rest_cache_did_get(c, NULL, "s", "a/b01", got_file, &bytes, 0) == 1);
 	CHECK(bytes == 101);
