@@ -678,4 +678,11 @@ typedef int (*cat_rule_id_cb)(void *ud, const char *rule_id);
 enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const char *name,
 				 cat_rule_id_cb cb, void *ud);
 
+/* ==== the auditor's dump (audit.c; for didfs audit) ====
+ * Every replica on an RSE, whatever its state (path set on
+ * non-deterministic RSEs only), in no particular order, streamed in
+ * constant memory.  RSENotFound for an unknown RSE. */
+enum dm_status cat_rse_replica_dump(struct cat_db *db, const char *rse, cat_replica_cb cb,
+				    void *ud);
+
 #endif

@@ -136,5 +136,7 @@ int cli_daemon(struct cli *c, int argc, char **argv);
 int cli_check(struct cli *c, int argc, char **argv);
 int cli_mount(struct cli *c, int argc, char **argv);
 int cli_serve(struct cli *c, int argc, char **argv);
+int cli_ingest(struct cli *c, int argc, char **argv);
+int cli_audit(struct cli *c, int argc, char **argv);
 
 #endif
