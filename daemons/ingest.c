@@ -1055,7 +1055,8 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 				 "FileConsistencyMismatch: '%s:%s' is registered on %s with %llu bytes,"
 				 " adler32 %s; the trigger says otherwise", e.scope, e.name, c->rse,
 				 (unsigned long long)rf.bytes, rf.adler32);
-			set_aside(g, dir, data, trigger, reason);
+			/* the registered file stays where its replica says it is */
+			set_aside(g, dir, NULL, trigger, reason);
 		} else {
 			if (trigger)
 				unlink(trigger);
@@ -1150,10 +1151,18 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 
 /* Dataset of a batch: created with its rules when missing, in the batch's
  * transaction.  *created: 1 if this call made it. */
+static int did_exists(void *ud, const struct cat_did *d)
+{
+	(void)d;
+	*(int *)ud = 1;
+	return 0;
+}
+
 static enum dm_status ensure_dataset(struct eng *g, const char *scope, const char *name,
 				     int *created)
 {
-	enum dm_status rc = cat_did_get(g->db, scope, name, NULL, NULL);
+	int found = 0;
+	enum dm_status rc = cat_did_get(g->db, scope, name, did_exists, &found);
 	*created = 0;
 	if (rc != DM_ENOENT)
 		return rc;
