@@ -20,8 +20,9 @@
  * findings are spooled to files and printed after the merge.
  *
  * In-flight files: with --dir, a file modified less than --grace seconds
- * ago (default 3600) is not reported as dark (an upload's .rucio.upload, a
- * file being ingested); a dump has no times, so --list reports every path.
+ * ago (default 3600) counts as present but is never reported as dark (an
+ * upload's .rucio.upload, a file waiting for ingest); a dump has no times,
+ * so --list reports every path.
  * Replicas in other states than AVAILABLE (COPYING, BAD, ...) are never
  * reported lost, and their files are not dark.  Like Rucio's auditor this
  * compares two moments; what changed between the walk and the dump can
@@ -92,13 +93,13 @@ static void walk(struct audit *a, struct dm_buf *path, size_t root_len)
 		if (S_ISDIR(sb.st_mode)) {
 			walk(a, path, root_len);
 		} else if (S_ISREG(sb.st_mode)) {
-			if (a->now - sb.st_mtime < a->grace)
-				continue;
 			if (bad_chars(path->s)) {
 				a->skipped++;
 				continue;
 			}
-			fprintf(a->storage, "%s\n", path->s + root_len + 1);
+			/* young files count as there, but are never dark */
+			fprintf(a->storage, "%s\t%c\n", path->s + root_len + 1,
+				a->now - sb.st_mtime < a->grace ? 'Y' : 'O');
 			a->nstorage++;
 		}
 	}
@@ -129,7 +130,7 @@ static int read_list(struct audit *a, const char *file)
 			a->skipped++;
 			continue;
 		}
-		fprintf(a->storage, "%s\n", p);
+		fprintf(a->storage, "%s\tO\n", p);
 		a->nstorage++;
 	}
 	free(line);
@@ -162,9 +163,45 @@ static int dump_row(void *ud, const struct cat_replica *r)
 	return 0;
 }
 
-/* sort(1) IN into OUT, by the first tab-separated field when key, in byte
+/* One line of the sorted storage listing: "path \t Y|O" (young, old). */
+static int read_srow(FILE *f, char **line, size_t *cap, int *young)
+{
+	while (getline(line, cap, f) > 0) {
+		char *tab = strrchr(*line, '\t');
+		if (!tab)
+			continue;
+		*young = tab[1] == 'Y';
+		*tab = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* One line of the sorted catalog listing, split once. */
+struct crow {
+	char *line;
+	size_t cap;
+	const char *path, *state, *scope, *name;
+};
+
+static int read_crow(FILE *f, struct crow *r)
+{
+	while (getline(&r->line, &r->cap, f) > 0) {
+		char *p = r->line;
+		p[strcspn(p, "\n")] = 0;
+		r->path = strsep(&p, "\t");
+		r->state = strsep(&p, "\t");
+		r->scope = strsep(&p, "\t");
+		r->name = p;
+		if (r->state && r->scope && r->name)
+			return 1;
+	}
+	return 0;
+}
+
+/* sort(1) IN into OUT by the first tab-separated field (the path), in byte
  * order with a bounded buffer. */
-static int run_sort(struct cli *c, const char *dir, const char *in, const char *out, int key)
+static int run_sort(struct cli *c, const char *dir, const char *in, const char *out)
 {
 	char tbuf[PATH_MAX + 4], obuf[PATH_MAX + 4];
 	char *argv[12];
@@ -177,10 +214,8 @@ static int run_sort(struct cli *c, const char *dir, const char *in, const char *
 	argv[n++] = "sort";
 	argv[n++] = "-S16M";
 	argv[n++] = tbuf;
-	if (key) {
-		argv[n++] = "-t\t";
-		argv[n++] = "-k1,1";
-	}
+	argv[n++] = "-t\t";
+	argv[n++] = "-k1,1";
 	argv[n++] = obuf;
 	argv[n++] = (char *)in;
 	argv[n] = NULL;
@@ -291,7 +326,7 @@ int cli_audit(struct cli *c, int argc, char **argv)
 	}
 	a.storage = a.catalog = NULL;
 	/* 2: sorted by path */
-	if ((rc = run_sort(c, work, sp, ss, 0)) || (rc = run_sort(c, work, cp, cs, 1)))
+	if ((rc = run_sort(c, work, sp, ss)) || (rc = run_sort(c, work, cp, cs)))
 		goto out;
 	unlink(sp);
 	unlink(cp);
@@ -304,51 +339,40 @@ int cli_audit(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	{
-		char *sl = NULL, *cl = NULL;
-		size_t scap = 0, ccap = 0;
-		int have_s = getline(&sl, &scap, fs) > 0, have_c = getline(&cl, &ccap, fc) > 0;
+		char *sl = NULL;
+		size_t scap = 0;
+		struct crow cr = { 0 };
+		int young = 0, have_s = read_srow(fs, &sl, &scap, &young), have_c = read_crow(fc, &cr);
 		while (have_s || have_c) {
-			char *cpath = NULL, *cstate = NULL, *cscope = NULL, *cname = NULL;
-			int cmp;
-			if (have_s)
-				sl[strcspn(sl, "\n")] = 0;
-			if (have_c) {
-				char *p = cl;
-				cl[strcspn(cl, "\n")] = 0;
-				cpath = strsep(&p, "\t");
-				cstate = strsep(&p, "\t");
-				cscope = strsep(&p, "\t");
-				cname = p;
-				if (!cstate || !cscope || !cname) {
-					have_c = getline(&cl, &ccap, fc) > 0;
-					continue;
-				}
-			}
-			cmp = !have_s ? 1 : !have_c ? -1 : strcmp(sl, cpath);
+			int cmp = !have_s ? 1 : !have_c ? -1 : strcmp(sl, cr.path);
 			if (cmp < 0) {
-				fprintf(dark, "%s\n", sl);
-				ndark++;
-				have_s = getline(&sl, &scap, fs) > 0;
+				if (!young) {
+					fprintf(dark, "%s\n", sl);
+					ndark++;
+				}
 			} else if (cmp > 0) {
-				if (!strcmp(cstate, "AVAILABLE")) {
-					fprintf(lost, "%s\t%s\t%s\n", cscope, cname, cpath);
+				if (!strcmp(cr.state, "AVAILABLE")) {
+					fprintf(lost, "%s\t%s\t%s\n", cr.scope, cr.name, cr.path);
 					nlost++;
 				}
-				have_c = getline(&cl, &ccap, fc) > 0;
+				have_c = read_crow(fc, &cr);
+				continue;
 			} else {
-				/* the file is there; duplicates on either side match it too */
+				/* the file is there: every replica naming it matches */
+				while (have_c && !strcmp(cr.path, sl))
+					have_c = read_crow(fc, &cr);
+			}
+			/* the next storage path (a dump may repeat one) */
+			{
 				char *keep = dm_xstrdup(sl);
-				have_c = getline(&cl, &ccap, fc) > 0;
-				while (have_c && !strncmp(cl, keep, strlen(keep)) && cl[strlen(keep)] == '\t')
-					have_c = getline(&cl, &ccap, fc) > 0;
 				do
-					have_s = getline(&sl, &scap, fs) > 0;
-				while (have_s && !strncmp(sl, keep, strlen(keep)) && sl[strlen(keep)] == '\n');
+					have_s = read_srow(fs, &sl, &scap, &young);
+				while (have_s && !strcmp(sl, keep));
 				free(keep);
 			}
 		}
 		free(sl);
-		free(cl);
+		free(cr.line);
 	}
 	/* 4: declare, then print */
 	fflush(dark);
