@@ -66,7 +66,7 @@
  *                    {date} {year} {month} {day} (the file's mtime, UTC), {dir}
  *   rule             COPIES RSE_EXPRESSION [lifetime=S] [grouping=G]
  *                    [activity=A] [comment=C] [purge_replicas=true] (repeatable)
- *   batch            files per transaction (500)
+ *   batch            files per transaction (1000)
  *   rescan           seconds between full rescans (300)
  */
 #include "ingest.h"
@@ -392,7 +392,7 @@ struct ing_config *ing_config_load(const char *path, struct dm_err *err)
 	c->suffix = dm_xstrdup(".trigger");
 	c->quiet_time = 60;
 	c->missing_grace = 60;
-	c->batch = 500;
+	c->batch = 1000;
 	c->rescan = 300;
 	c->extractor_timeout = 30;
 	while (!rc && getline(&line, &cap, f) > 0) {

@@ -84,6 +84,8 @@ int cli_ingest(struct cli *c, int argc, char **argv)
 	}
 	rc = ing_run(c->db, cfg, once, &stop_flag, &st, &err);
 	ing_config_free(cfg);
+	if (rc && !st.registered && !st.failed && !st.already && !st.waiting)
+		return cli_fail(c, &err); /* refused before any file was looked at */
 	if (c->json)
 		printf("{\"registered\": %llu, \"already_registered\": %llu, \"failed\": %llu,"
 		       " \"waiting\": %llu, \"bytes\": %llu, \"datasets_created\": %llu,"
