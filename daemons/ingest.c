@@ -20,6 +20,8 @@
  * md5 and metadata (key=value lines or JSON, ingest_parse.c) and is
  * removed once the file is registered.  Without one (trigger_suffix =
  * none) a file is taken when it has not changed for quiet_time seconds.
+ * Names starting with '.' (files still being written under a temporary
+ * name, .failed/), *.rucio.upload and symbolic links are never taken.
  * inotify (IN_CLOSE_WRITE, IN_MOVED_TO, new directories) takes files as
  * they come; a full rescan at start and every `rescan` seconds catches
  * whatever happened while nothing watched (a restart, a full event queue).
@@ -870,6 +872,20 @@ static void set_aside(struct eng *g, size_t dir, const char *data, const char *t
 		base.len -= strlen(g->c->suffix);
 		base.s[base.len] = 0;
 	}
+	/* an earlier failure of the same name is kept: NAME.1, NAME.2, ... */
+	{
+		size_t len0 = base.len;
+		for (int i = 1; i < 10000; i++) {
+			dm_buf_reset(&p);
+			dm_buf_addf(&p, "%s.reason", base.s);
+			if (access(base.s, F_OK) && access(p.s, F_OK))
+				break;
+			base.len = len0;
+			base.s[len0] = 0;
+			dm_buf_addf(&base, ".%d", i);
+		}
+		dm_buf_reset(&p);
+	}
 	dm_log(DM_LOG_WARN, WHO, "set aside %s: %s", what, reason);
 	slash = strrchr(base.s, '/');
 	*slash = 0;
@@ -988,20 +1004,31 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 
 	if (in_batch(g, data))
 		return DM_OK;
-	if (stat(data, &sb) || !S_ISREG(sb.st_mode)) {
+	/* lstat: a symbolic link is never taken (it could name any file) */
+	if (lstat(data, &sb) || !S_ISREG(sb.st_mode)) {
 		struct stat tb;
-		struct dm_buf fp = DM_BUF_INIT;
-		if (!trigger || stat(trigger, &tb))
+		struct dm_buf fp = DM_BUF_INIT, ft = DM_BUF_INIT;
+		int moved;
+		if (!trigger || lstat(trigger, &tb))
 			return DM_OK; /* both gone: someone else's business */
 		/* killed between moving a failed file and its trigger? */
 		failed_path(g, dir, data, &fp);
-		if (access(fp.s, F_OK) == 0) {
-			dm_buf_adds(&fp, c->suffix);
-			rename(trigger, fp.s);
+		dm_buf_addf(&ft, "%s%s", fp.s, c->suffix);
+		moved = access(fp.s, F_OK) == 0 && access(ft.s, F_OK) != 0;
+		if (moved && rename(trigger, ft.s) == 0) {
 			dm_buf_release(&fp);
+			dm_buf_release(&ft);
 			return DM_OK;
 		}
 		dm_buf_release(&fp);
+		dm_buf_release(&ft);
+		if (lstat(data, &sb) == 0) {
+			snprintf(reason, sizeof reason,
+				 "InputValidationError: '%s' is not a regular file (symbolic links,"
+				 " directories and devices are never taken)", data);
+			set_aside(g, dir, NULL, trigger, reason);
+			return DM_OK;
+		}
 		if (dm_now() - tb.st_mtime < c->missing_grace) {
 			g->st->waiting++;
 			return DM_OK;
@@ -1027,7 +1054,7 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 	}
 	if (trigger) {
 		char buf[ING_TRIGGER_MAX + 1];
-		int fd = open(trigger, O_RDONLY | O_CLOEXEC);
+		int fd = open(trigger, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
 		if (fd >= 0)
 			close(fd);

@@ -309,6 +309,20 @@ def test_ingest_bad_input(ing, tmp_path):
     r = (inbox / ".failed" / "lonely.dat.reason").read_text()
     assert "trigger file without its data file" in r and "lonely.dat" in r
     assert (inbox / ".failed" / "lonely.dat.trigger").exists()
+    # a symbolic link is never taken (it could name any file)
+    (tmp_path / "secret").write_text("not for the catalog")
+    os.symlink(tmp_path / "secret", inbox / "link.dat")
+    (inbox / "link.dat.trigger").write_text("")
+    # a second failure of the same name keeps the first one's files
+    drop(inbox, "kv.dat", b"again", "adler32 again\n")
+    out, err = run_once(didfs, cfg2)
+    assert out["failed"] == 2 and out["registered"] == 0, (out, err)
+    assert "not a regular file" in (inbox / ".failed" / "link.dat.reason").read_text()
+    assert (inbox / "link.dat").is_symlink()
+    assert (inbox / ".failed" / "kv.dat").read_bytes() == b"x" * 10
+    assert (inbox / ".failed" / "kv.dat.1").read_bytes() == b"again"
+    assert "not a key=value line" in (inbox / ".failed" / "kv.dat.1.reason").read_text()
+    assert (inbox / ".failed" / "kv.dat.1.trigger").exists()
     # the only change to the catalog: the good file, its dataset and metadata
     names = [d["did"] for d in didfs.json("list-dids", "ctao:*", "--type", "all")]
     assert sorted(names) == ["ctao:ds_run1", "ctao:in/good.dat"]
