@@ -79,6 +79,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -781,6 +782,115 @@ static enum dm_status extract(const struct ing_config *c, const char *path, stru
 }
 
 /* ------------------------------------------------------------------ */
+/* acknowledgements: removing trigger files                             */
+
+/* A trigger is removed only after its file's batch committed.  Removing
+ * files is a journal operation whose latency, not CPU, bounds it (measured
+ * on the test VM: 30,000 unlinks 19.6 s one at a time, 5.5 s from 8 at
+ * once), so ACK_THREADS threads do it while the next batch is read.  A
+ * process killed with removals pending leaves those triggers: their files
+ * are found registered at the next scan and the triggers removed then. */
+#define ACK_THREADS 8
+#define ACK_QUEUE 4096
+
+struct ackq {
+	pthread_mutex_t mu;
+	pthread_cond_t nonempty, space, idle;
+	char *items[ACK_QUEUE];
+	size_t head, count, busy;
+	int stop, nth;
+	pthread_t th[ACK_THREADS];
+};
+
+static void *ack_worker(void *arg)
+{
+	struct ackq *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		char *path;
+		while (!q->count && !q->stop)
+			pthread_cond_wait(&q->nonempty, &q->mu);
+		if (!q->count)
+			break;
+		path = q->items[q->head];
+		q->head = (q->head + 1) % ACK_QUEUE;
+		q->count--;
+		q->busy++;
+		pthread_cond_signal(&q->space);
+		pthread_mutex_unlock(&q->mu);
+		if (unlink(path) && errno != ENOENT)
+			dm_log(DM_LOG_WARN, "ingest", "cannot remove %s: %s", path, strerror(errno));
+		free(path);
+		pthread_mutex_lock(&q->mu);
+		q->busy--;
+		if (!q->count && !q->busy)
+			pthread_cond_broadcast(&q->idle);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+static void ack_init(struct ackq *q)
+{
+	sigset_t all, old;
+
+	memset(q, 0, sizeof *q);
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->nonempty, NULL);
+	pthread_cond_init(&q->space, NULL);
+	pthread_cond_init(&q->idle, NULL);
+	/* signals stay with the main thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < ACK_THREADS; i++)
+		if (pthread_create(&q->th[q->nth], NULL, ack_worker, q) == 0)
+			q->nth++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Remove a trigger (path is taken over). */
+static void ack_push(struct ackq *q, char *path)
+{
+	if (!q->nth) {
+		if (unlink(path) && errno != ENOENT)
+			dm_log(DM_LOG_WARN, "ingest", "cannot remove %s: %s", path, strerror(errno));
+		free(path);
+		return;
+	}
+	pthread_mutex_lock(&q->mu);
+	while (q->count == ACK_QUEUE)
+		pthread_cond_wait(&q->space, &q->mu);
+	q->items[(q->head + q->count) % ACK_QUEUE] = path;
+	q->count++;
+	pthread_cond_signal(&q->nonempty);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Wait until every queued removal is done. */
+static void ack_drain(struct ackq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (q->count || q->busy)
+		pthread_cond_wait(&q->idle, &q->mu);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void ack_fini(struct ackq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->stop = 1;
+	pthread_cond_broadcast(&q->nonempty);
+	pthread_mutex_unlock(&q->mu);
+	for (int i = 0; i < q->nth; i++)
+		pthread_join(q->th[i], NULL);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->nonempty);
+	pthread_cond_destroy(&q->space);
+	pthread_cond_destroy(&q->idle);
+}
+
+/* ------------------------------------------------------------------ */
 /* the engine                                                           */
 
 struct entry {
@@ -809,6 +919,7 @@ struct eng {
 	size_t nwatches;
 	int catalog_trouble; /* the last commit failed for the catalog's reasons */
 	struct dm_err last;  /* why the last commit failed */
+	struct ackq ack;     /* trigger removals */
 };
 
 static void entry_free(struct entry *e)
@@ -1086,7 +1197,7 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 			set_aside(g, dir, NULL, trigger, reason);
 		} else {
 			if (trigger)
-				unlink(trigger);
+				ack_push(&g->ack, dm_xstrdup(trigger));
 			g->st->already++;
 		}
 		ing_trigger_free(&t);
@@ -1285,8 +1396,10 @@ static int commit(struct eng *g, struct entry *en, size_t n, uint64_t *created)
 
 static void acknowledge(struct eng *g, struct entry *e)
 {
-	if (e->trigger && unlink(e->trigger) && errno != ENOENT)
-		dm_log(DM_LOG_WARN, WHO, "cannot remove %s: %s", e->trigger, strerror(errno));
+	if (e->trigger) {
+		ack_push(&g->ack, e->trigger);
+		e->trigger = NULL;
+	}
 	dm_log(DM_LOG_DEBUG, WHO, "registered %s:%s (%llu bytes)%s%s:%s", e->scope, e->name,
 	       (unsigned long long)e->bytes, e->ds_name[0] ? " in " : "", e->ds_scope, e->ds_name);
 	g->st->registered++;
@@ -1349,8 +1462,8 @@ static int ignored_name(const char *n)
 	       has_suffix(n, ".reason.tmp");
 }
 
-/* One regular file seen (by a scan or an event). */
-static enum dm_status seen(struct eng *g, size_t dir, const char *path)
+/* One regular file seen (by a scan, or an event: event = 1). */
+static enum dm_status seen(struct eng *g, size_t dir, const char *path, int event)
 {
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
@@ -1364,8 +1477,8 @@ static enum dm_status seen(struct eng *g, size_t dir, const char *path)
 				return DM_OK;
 			dm_buf_add(&b, path, strlen(path) - strlen(g->c->suffix));
 			rc = take(g, dir, b.s, path);
-		} else {
-			/* the data file came after its trigger */
+		} else if (event) {
+			/* the data file came after its trigger (a scan sees the trigger) */
 			dm_buf_addf(&b, "%s%s", path, g->c->suffix);
 			if (access(b.s, F_OK) == 0)
 				rc = take(g, dir, path, b.s);
@@ -1427,7 +1540,7 @@ static enum dm_status scan_dir(struct eng *g, size_t dir, struct dm_buf *path)
 			if (!nested)
 				rc = scan_dir(g, dir, path);
 		} else if (S_ISREG(sb.st_mode)) {
-			rc = seen(g, dir, path->s);
+			rc = seen(g, dir, path->s, 0);
 		}
 	}
 	closedir(d);
@@ -1440,6 +1553,8 @@ static enum dm_status scan_all(struct eng *g)
 {
 	enum dm_status rc = DM_OK;
 
+	/* a trigger whose removal is pending is not to be seen again */
+	ack_drain(&g->ack);
 	g->st->waiting = 0;
 	for (size_t i = 0; i < g->c->ndirs && !rc && !*g->stop; i++) {
 		struct dm_buf p = DM_BUF_INIT;
@@ -1493,7 +1608,7 @@ static int events(struct eng *g)
 			/* a new directory: watch it and look at what it already holds */
 			scan_dir(g, dir_of(g, path.s), &path);
 		} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
-			seen(g, dir_of(g, path.s), path.s);
+			seen(g, dir_of(g, path.s), path.s, 1);
 		}
 		dm_buf_release(&path);
 	}
@@ -1544,6 +1659,7 @@ enum dm_status ing_run(struct cat_db *db, struct ing_config *c, int once, volati
 		}
 	}
 	g.batch = dm_xcalloc((size_t)c->batch, sizeof *g.batch);
+	ack_init(&g.ack);
 	if (!once) {
 		g.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (g.inotify < 0)
@@ -1587,6 +1703,8 @@ enum dm_status ing_run(struct cat_db *db, struct ing_config *c, int once, volati
 	if (once && g.catalog_trouble)
 		rc = dm_seterr(err, DM_EIO, g.last.cls[0] ? g.last.cls : "DatabaseException",
 			       "some files were not registered: %s", g.last.msg);
+	ack_drain(&g.ack);
+	ack_fini(&g.ack);
 	for (size_t i = 0; i < g.n; i++)
 		entry_free(&g.batch[i]);
 	free(g.batch);
