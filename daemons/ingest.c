@@ -34,8 +34,11 @@
  * attachments and every metadata key.  Files are read, hashed and
  * described before the transaction opens, never inside it.  Killed at any
  * point: a batch is in the catalog whole or not at all; a trigger whose
- * file is already registered (killed between commit and unlink) is checked
- * against the catalog's checksums and removed, nothing registered twice.
+ * file is already registered (killed between commit and removal) goes
+ * through again: the file verified against it, cat_bulk_add skipping the
+ * replica it has with the same checksums (refusing other ones), the trigger
+ * removed: nothing registered twice.  A failure never moves a registered
+ * file (only its trigger is set aside).
  *
  * Failures.  A file failing verification (size, adler32, md5), an
  * extractor failure or timeout, a malformed trigger, a name or metadata
@@ -1090,6 +1093,26 @@ static int rep_cb(void *ud, const struct cat_replica *r)
 
 static enum dm_status flush(struct eng *g);
 
+/* Whether scope:name has a replica on the RSE (a failure then sets aside
+ * only the trigger: the registered file stays where its replica says). */
+static int registered(struct eng *g, const char *scope, const char *name)
+{
+	struct rep_found rf = { 0 };
+	if (cat_replica_list(g->db, scope, name, g->c->rse, ~0u, rep_cb, &rf))
+		return 0;
+	return rf.found;
+}
+
+/* Set a file aside, or only its trigger when the file is registered. */
+static void fail_file(struct eng *g, size_t dir, const char *scope, const char *name,
+		      const char *data, const char *trigger, const char *reason)
+{
+	if (trigger && registered(g, scope, name))
+		set_aside(g, dir, NULL, trigger, reason);
+	else
+		set_aside(g, dir, data, trigger, reason);
+}
+
 static int in_batch(const struct eng *g, const char *data)
 {
 	for (size_t i = 0; i < g->n; i++)
@@ -1177,8 +1200,10 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 			return DM_OK;
 		}
 	}
-	/* registered already (killed before the trigger went)? */
-	rc = cat_replica_list(g->db, e.scope, e.name, c->rse, ~0u, rep_cb, &rf);
+	/* Without a trigger, registered already?  (With one, the file goes
+	 * through: cat_bulk_add skips a replica registered with the same
+	 * checksums, and a failure never moves a registered file.) */
+	rc = trigger ? DM_OK : cat_replica_list(g->db, e.scope, e.name, c->rse, ~0u, rep_cb, &rf);
 	if (rc && rc != DM_ENOENT) {
 		dm_log(DM_LOG_ERROR, WHO, "%s: cannot ask the catalog, retried later: %s: %s", data,
 		       cat_error(g->db)->cls, cat_error(g->db)->msg);
@@ -1231,7 +1256,7 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 			reason[0] = 0;
 		if (reason[0]) {
 			ing_trigger_free(&t);
-			set_aside(g, dir, data, trigger, reason);
+			fail_file(g, dir, e.scope, e.name, data, trigger, reason);
 			return DM_OK;
 		}
 		if (t.md5[0] || c->md5)
@@ -1243,7 +1268,7 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 		snprintf(reason, sizeof reason, "%s: %s", err.cls[0] ? err.cls : "InputValidationError",
 			 err.msg);
 		entry_free(&e);
-		set_aside(g, dir, data, trigger, reason);
+		fail_file(g, dir, c->scope, e.name, data, trigger, reason);
 		return DM_OK;
 	}
 	for (size_t i = 0; i < t.meta.n; i++)
@@ -1269,7 +1294,7 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 				 err.cls[0] ? err.cls : "InvalidObject", err.msg[0] ? err.msg : ds.s);
 			dm_buf_release(&ds);
 			entry_free(&e);
-			set_aside(g, dir, data, trigger, reason);
+			fail_file(g, dir, c->scope, e.name, data, trigger, reason);
 			return DM_OK;
 		}
 		dm_buf_release(&ds);
@@ -1331,13 +1356,15 @@ static enum dm_status ensure_dataset(struct eng *g, const char *scope, const cha
 
 /* One transaction for entries[0..n): 0 done; 1 the catalog refused one of
  * the files (perm); -1 the catalog itself is in the way (retry later). */
-static int commit(struct eng *g, struct entry *en, size_t n, uint64_t *created)
+static int commit(struct eng *g, struct entry *en, size_t n, uint64_t *created,
+		  uint64_t *added)
 {
 	enum dm_status rc;
 	int perm = 0;
 	char *done = dm_xcalloc(n, 1);
 
 	*created = 0;
+	*added = 0;
 	memset(&g->last, 0, sizeof g->last);
 	rc = cat_batch_begin(g->db);
 	for (size_t i = 0; !rc && i < n; i++) {
@@ -1373,8 +1400,11 @@ static int commit(struct eng *g, struct entry *en, size_t n, uint64_t *created)
 			}
 			done[j] = 1;
 		}
-		if (b)
-			rc = cat_bulk_commit(b, NULL);
+		if (b) {
+			uint64_t k = 0;
+			rc = cat_bulk_commit(b, &k);
+			*added += k;
+		}
 	}
 	for (size_t i = 0; !rc && i < n; i++)
 		for (size_t k = 0; !rc && k < en[i].meta.n; k++) {
@@ -1402,20 +1432,28 @@ static void acknowledge(struct eng *g, struct entry *e)
 	}
 	dm_log(DM_LOG_DEBUG, WHO, "registered %s:%s (%llu bytes)%s%s:%s", e->scope, e->name,
 	       (unsigned long long)e->bytes, e->ds_name[0] ? " in " : "", e->ds_scope, e->ds_name);
-	g->st->registered++;
 	g->st->bytes += e->bytes;
+}
+
+/* n files committed, added of them new replicas: the others were
+ * registered already (seen again). */
+static void count(struct eng *g, size_t n, uint64_t added)
+{
+	g->st->registered += added;
+	g->st->already += n - (added < n ? added : n);
 }
 
 static enum dm_status flush(struct eng *g)
 {
-	uint64_t created = 0;
+	uint64_t created = 0, added = 0;
 	int r;
 
 	if (!g->n)
 		return DM_OK;
-	r = commit(g, g->batch, g->n, &created);
+	r = commit(g, g->batch, g->n, &created, &added);
 	if (r == 0) {
 		g->st->datasets += created;
+		count(g, g->n, added);
 		for (size_t i = 0; i < g->n; i++)
 			acknowledge(g, &g->batch[i]);
 		g->catalog_trouble = 0;
@@ -1426,14 +1464,16 @@ static enum dm_status flush(struct eng *g)
 			       g->last.cls, g->last.msg);
 		g->catalog_trouble = 0;
 		for (size_t i = 0; i < g->n; i++) {
-			r = commit(g, &g->batch[i], 1, &created);
+			r = commit(g, &g->batch[i], 1, &created, &added);
 			if (r == 0) {
 				g->st->datasets += created;
+				count(g, 1, added);
 				acknowledge(g, &g->batch[i]);
 			} else if (r > 0) {
 				char reason[1200];
+				struct entry *x = &g->batch[i];
 				snprintf(reason, sizeof reason, "%s: %s", g->last.cls, g->last.msg);
-				set_aside(g, g->batch[i].dir, g->batch[i].data, g->batch[i].trigger, reason);
+				fail_file(g, x->dir, x->scope, x->name, x->data, x->trigger, reason);
 			} else {
 				dm_log(DM_LOG_ERROR, WHO, "%s: not registered now, retried later: %s: %s",
 				       g->batch[i].data, g->last.cls, g->last.msg);
@@ -1530,7 +1570,12 @@ static enum dm_status scan_dir(struct eng *g, size_t dir, struct dm_buf *path)
 		path->len = base;
 		path->s[base] = 0;
 		dm_buf_addf(path, "/%s", de->d_name);
-		if (lstat(path->s, &sb))
+		/* the directory says what an entry is; stat only when it does not */
+		if (de->d_type == DT_REG)
+			sb.st_mode = S_IFREG;
+		else if (de->d_type == DT_DIR)
+			sb.st_mode = S_IFDIR;
+		else if (de->d_type != DT_UNKNOWN || lstat(path->s, &sb))
 			continue;
 		if (S_ISDIR(sb.st_mode)) {
 			int nested = 0;
