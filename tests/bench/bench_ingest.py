@@ -7,8 +7,8 @@
     interface directory of a non-deterministic file:// RSE, registered by one
     `didfs ingest --once` (each file read, verified against its trigger,
     registered with its metadata, attached to its dataset, the trigger
-    removed).  The peer measured in the same run: `add-replicas --walk` of an
-    identical tree without triggers on a second RSE (each file read and
+    removed).  The peer measured in the same run: `add-replicas --walk` of
+    identical trees without triggers on other RSEs (each file read and
     hashed, registered in batches).  Prints both rates and the ratio
     ingest/walk (aim >= 0.5).
 (b) audit: an RSE with BENCH_AUDIT_FILES replicas (registered with
@@ -16,6 +16,9 @@
     missing and 10 unknown ones; `didfs audit --list` must find exactly
     those.  Prints the seconds and the peak RSS of didfs and of its sort(1)
     children against the 64 MiB limit.
+
+The ingest part runs in BENCH_ROUNDS (5) rounds, ingest and walk alternating,
+so that load changes on a shared machine hit both alike.
 
 Sizes (env): BENCH_INGEST_FILES (100000), BENCH_AUDIT_FILES (1000000);
 BENCH_DIR (default /tmp) for the trees.  The didfs binary: $DIDFS_BUILD/tools/didfs
@@ -66,12 +69,11 @@ def timed_rusage(cmd, out_path):
     return dt, open(out_path).read(), ru.ru_maxrss * 1024
 
 
-def make_tree(top, n, triggers, seed):
+def make_tree(top, first, n, triggers, seed):
     rnd = random.Random(seed)
-    for i in range(n):
+    for i in range(first, first + n):
         d = os.path.join(top, f"d{i // 1000:04d}")
-        if i % 1000 == 0:
-            os.makedirs(d, exist_ok=True)
+        os.makedirs(d, exist_ok=True)
         data = rnd.randbytes(rnd.randint(64, 1024))
         p = os.path.join(d, f"f{i:07d}.dat")
         with open(p, "wb") as f:
@@ -82,39 +84,59 @@ def make_tree(top, n, triggers, seed):
                         f"run={i % 10}\n")
 
 
-def bench_ingest(work, n):
+def bench_ingest(work, n, rounds):
+    """rounds of n/rounds files, ingest and walk alternating (first one, then
+    the other), so that a load change on a shared machine hits both alike."""
     cat = os.path.join(work, "ingest.db")
     run(cat, "init")
     run(cat, "add-scope", "bench", "--account", "root")
-    for rse in ("ING", "WALK"):
-        root = os.path.join(work, rse)
-        os.makedirs(root)
-        run(cat, "add-rse", rse, "--non-deterministic")
-        run(cat, "add-protocol", "--rse", rse, "--scheme", "file", "--prefix", root)
-    say(f"making 2 x {n} files ({n} with trigger files)")
-    make_tree(os.path.join(work, "ING", "in"), n, True, 1)
-    make_tree(os.path.join(work, "WALK", "in"), n, False, 1)
-    subprocess.run(["sync"])
-    cfg = os.path.join(work, "ingest.conf")
-    with open(cfg, "w") as f:
-        f.write(f"rse = ING\nroot = {os.path.join(work, 'ING')}\ndir = in\nscope = bench\n"
-                "dataset = bench_run{run}\n")
-    t0 = time.time()
-    p = run(cat, "--json", "ingest", "--config", cfg, "--once")
-    t_ing = time.time() - t0
-    st = json.loads(p.stdout)
-    if st["registered"] != n or st["failed"]:
-        raise SystemExit(f"{NAME}: ingest registered {st['registered']} of {n}: {p.stdout}")
-    t0 = time.time()
-    p = run(cat, "--json", "add-replicas", "--rse", "WALK", "--scope", "bench", "--walk",
-            os.path.join(work, "WALK"))
-    t_walk = time.time() - t0
-    w = json.loads(p.stdout)
-    if w["new_replicas"] != n:
-        raise SystemExit(f"{NAME}: the walk registered {w['new_replicas']} of {n}")
+    ing_root = os.path.join(work, "ING")
+    os.makedirs(ing_root)
+    run(cat, "add-rse", "ING", "--non-deterministic")
+    run(cat, "add-protocol", "--rse", "ING", "--scheme", "file", "--prefix", ing_root)
+    per = n // rounds
+    t_ing = t_walk = 0.0
+    say(f"{rounds} rounds of {per} files with trigger files (ingest) and without (walk)")
+    for r in range(rounds):
+        walk_root = os.path.join(work, f"WALK{r}")
+        os.makedirs(walk_root)
+        run(cat, "add-rse", f"WALK{r}", "--non-deterministic")
+        run(cat, "add-protocol", "--rse", f"WALK{r}", "--scheme", "file", "--prefix", walk_root)
+        make_tree(os.path.join(ing_root, f"in{r}"), r * per, per, True, r)
+        make_tree(walk_root, r * per, per, False, r)
+        subprocess.run(["sync"])
+        cfg = os.path.join(work, f"ingest{r}.conf")
+        with open(cfg, "w") as f:
+            f.write(f"rse = ING\nroot = {ing_root}\ndir = in{r}\nscope = bench\n"
+                    "dataset = bench_run{run}\n")
+
+        def ingest():
+            t0 = time.time()
+            p = run(cat, "--json", "ingest", "--config", cfg, "--once")
+            st = json.loads(p.stdout)
+            if st["registered"] != per or st["failed"]:
+                raise SystemExit(f"{NAME}: ingest registered {st['registered']} of {per}: {p.stdout}")
+            return time.time() - t0
+
+        def walk():
+            t0 = time.time()
+            p = run(cat, "--json", "add-replicas", "--rse", f"WALK{r}", "--scope", "bench",
+                    "--walk", walk_root)
+            w = json.loads(p.stdout)
+            if w["new_replicas"] != per:
+                raise SystemExit(f"{NAME}: the walk registered {w['new_replicas']} of {per}")
+            return time.time() - t0
+
+        if r % 2:
+            t_walk += walk()
+            t_ing += ingest()
+        else:
+            t_ing += ingest()
+            t_walk += walk()
+    n = per * rounds
     r_ing, r_walk = n / t_ing, n / t_walk
     say(f"ingest {n} files with triggers: {t_ing:.2f} s, {r_ing:.0f} files/s")
-    say(f"add-replicas --walk of the same tree: {t_walk:.2f} s, {r_walk:.0f} files/s")
+    say(f"add-replicas --walk of the same trees: {t_walk:.2f} s, {r_walk:.0f} files/s")
     say(f"ratio ingest/walk: {r_ing / r_walk:.2f} (aim >= 0.5)")
 
 
@@ -160,10 +182,11 @@ def main():
         raise SystemExit(f"{NAME}: {DIDFS} not found: build first (DIDFS_BUILD)")
     n_ing = int(os.environ.get("BENCH_INGEST_FILES", "100000"))
     n_aud = int(os.environ.get("BENCH_AUDIT_FILES", "1000000"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     work = tempfile.mkdtemp(prefix="bench-ingest-", dir=os.environ.get("BENCH_DIR", "/tmp"))
     try:
         if n_ing:
-            bench_ingest(work, n_ing)
+            bench_ingest(work, n_ing, rounds)
         if n_aud:
             bench_audit(work, n_aud)
     finally:
