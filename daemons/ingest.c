@@ -923,6 +923,10 @@ struct eng {
 	int catalog_trouble; /* the last commit failed for the catalog's reasons */
 	struct dm_err last;  /* why the last commit failed */
 	struct ackq ack;     /* trigger removals */
+	/* datasets seen to exist by a committed batch: no lookup per batch
+	 * (cat_did_get sums a collection's files); forgotten on any failure */
+	char *known[64];
+	size_t nknown;
 };
 
 static void entry_free(struct entry *e)
@@ -1321,12 +1325,40 @@ static int did_exists(void *ud, const struct cat_did *d)
 	return 0;
 }
 
+static void forget_datasets(struct eng *g)
+{
+	for (size_t i = 0; i < g->nknown; i++)
+		free(g->known[i]);
+	g->nknown = 0;
+}
+
+static int known_dataset(struct eng *g, const char *scope, const char *name, int add)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	int found = 0;
+
+	dm_buf_addf(&b, "%s:%s", scope, name);
+	for (size_t i = 0; i < g->nknown && !found; i++)
+		found = !strcmp(g->known[i], b.s);
+	if (!found && add) {
+		if (g->nknown == DM_ARRAY_SIZE(g->known))
+			forget_datasets(g);
+		g->known[g->nknown++] = dm_buf_detach(&b);
+	}
+	dm_buf_release(&b);
+	return found;
+}
+
 static enum dm_status ensure_dataset(struct eng *g, const char *scope, const char *name,
 				     int *created)
 {
 	int found = 0;
-	enum dm_status rc = cat_did_get(g->db, scope, name, did_exists, &found);
+	enum dm_status rc;
+
 	*created = 0;
+	if (known_dataset(g, scope, name, 0))
+		return DM_OK;
+	rc = cat_did_get(g->db, scope, name, did_exists, &found);
 	if (rc != DM_ENOENT)
 		return rc;
 	rc = cat_did_add(g->db, scope, name, CAT_DID_DATASET, 0);
@@ -1418,10 +1450,19 @@ static int commit(struct eng *g, struct entry *en, size_t n, uint64_t *created,
 		if (!perm || !g->last.code)
 			g->last = *cat_error(g->db);
 		cat_batch_end(g->db, rc); /* rolls everything back */
+		forget_datasets(g);
 		return perm ? 1 : -1;
 	}
 	rc = cat_batch_end(g->db, DM_OK);
-	return rc ? -1 : 0;
+	if (rc) {
+		g->last = *cat_error(g->db);
+		forget_datasets(g);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (en[i].ds_name[0])
+			known_dataset(g, en[i].ds_scope, en[i].ds_name, 1);
+	return 0;
 }
 
 static void acknowledge(struct eng *g, struct entry *e)
@@ -1750,6 +1791,7 @@ enum dm_status ing_run(struct cat_db *db, struct ing_config *c, int once, volati
 			       "some files were not registered: %s", g.last.msg);
 	ack_drain(&g.ack);
 	ack_fini(&g.ack);
+	forget_datasets(&g);
 	for (size_t i = 0; i < g.n; i++)
 		entry_free(&g.batch[i]);
 	free(g.batch);
