@@ -69,6 +69,7 @@
  *   meta_keys        comma-separated keys kept from the extractor (default all)
  *   dataset          pattern: [SCOPE:]NAME with {KEY} from the metadata and
  *                    {date} {year} {month} {day} (the file's mtime, UTC), {dir}
+ *                    (its directory under root, '/' as '.'), {scope}
  *   rule             COPIES RSE_EXPRESSION [lifetime=S] [grouping=G]
  *                    [activity=A] [comment=C] [purge_replicas=true] (repeatable)
  *   batch            files per transaction (1000)
@@ -1040,6 +1041,7 @@ static void set_aside(struct eng *g, size_t dir, const char *data, const char *t
 struct lookup_ud {
 	const struct entry *e;
 	const struct stat *sb;
+	const char *rel; /* the file's path under root */
 	char tmp[CAT_NAME_MAX + 1];
 };
 
@@ -1064,13 +1066,13 @@ static const char *pattern_lookup(void *ud, const char *key)
 	else if (!strcmp(key, "scope"))
 		dm_strlcpy(u->tmp, u->e->scope, sizeof u->tmp);
 	else if (!strcmp(key, "dir")) {
-		const char *slash = strrchr(u->e->name, '/');
-		size_t n = slash ? (size_t)(slash - u->e->name) : 0;
+		const char *slash = strrchr(u->rel, '/');
+		size_t n = slash ? (size_t)(slash - u->rel) : 0;
 		if (!n)
 			return "root";
 		if (n >= sizeof u->tmp)
 			n = sizeof u->tmp - 1;
-		memcpy(u->tmp, u->e->name, n);
+		memcpy(u->tmp, u->rel, n);
 		u->tmp[n] = 0;
 		for (char *p = u->tmp; *p; p++)
 			if (*p == '/')
@@ -1279,7 +1281,7 @@ static enum dm_status take(struct eng *g, size_t dir, const char *data, const ch
 		ing_meta_set(&e.meta, t.meta.key[i], t.meta.value[i], NULL);
 	ing_trigger_free(&t);
 	if (c->dataset) {
-		struct lookup_ud u = { &e, &sb, "" };
+		struct lookup_ud u = { &e, &sb, rel, "" };
 		const char *colon;
 		rc = ing_pattern_expand(c->dataset, pattern_lookup, &u, &ds, &err);
 		colon = strchr(ds.s, ':');

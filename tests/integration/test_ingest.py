@@ -437,3 +437,30 @@ def test_ingest_watch_and_quiet_mode(ing, tmp_path):
     assert d["md5"] == hashlib.md5(b"old" * 10).hexdigest()
     out, _ = run_once(didfs, qcfg)
     assert out["registered"] == 0 and out["already_registered"] == 1
+
+
+def test_ingest_names_and_patterns(ing, tmp_path):
+    """name = basename; {dir} and {date} (the file's mtime, UTC) in the pattern;
+    a pattern naming another scope; a dataset name Rucio refuses sets the file
+    aside."""
+    didfs = ing
+    didfs("add-scope", "raw", "--account", "root")
+    root = local_rse(didfs, tmp_path)
+    inbox = root / "in"
+    p = drop(inbox / "lst1" / "night", "a.dat", b"a" * 10, "")
+    t = 1764547200  # 2025-12-01 00:00:00 UTC
+    os.utime(p, (t, t))
+    cfg = write_config(tmp_path / "n.conf", rse="ONSITE", root=root, dir="in", scope="ctao",
+                       name="basename", dataset="raw:{dir}_{date}")
+    out, err = run_once(didfs, cfg)
+    assert out["registered"] == 1, (out, err)
+    content = didfs.json("list-content", "raw:in.lst1.night_20251201")
+    assert [c["did"] for c in content] == ["ctao:a.dat"]
+    reps = didfs.json("list-file-replicas", "ctao:a.dat", "--pfns")
+    assert any(str(inbox / "lst1" / "night" / "a.dat") in json.dumps(r) for r in reps), reps
+    drop(inbox, "b.dat", b"b" * 10, "run=bad name!\n")
+    cfg = write_config(tmp_path / "m.conf", rse="ONSITE", root=root, dir="in", scope="ctao",
+                       dataset="ds_{run}")
+    out, err = run_once(didfs, cfg)
+    assert out["failed"] == 1 and out["registered"] == 0, (out, err)
+    assert "dataset name" in (inbox / ".failed" / "b.dat.reason").read_text()
