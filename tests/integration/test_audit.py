@@ -8,8 +8,10 @@
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import time
+import uuid
 import zlib
 
 import pytest
@@ -28,6 +30,13 @@ def put(path, data):
         f.write(data)
 
 
+def chown_tree(root, owner):
+    """What the test planted belongs to the server's user, as its uploads do."""
+    for d, dirs, files in os.walk(root):
+        for x in dirs + files:
+            os.chown(os.path.join(d, x), *owner)
+
+
 def audit(didfs, *args):
     p = didfs.run("--json", "audit", *args)
     assert p.returncode == 0, p.stderr
@@ -37,23 +46,39 @@ def audit(didfs, *args):
 def test_audit_dark_and_lost(lake, tmp_path):
     didfs = lake
     srv = didfs.rses["XRD1"]
-    root = srv.local_path("/rucio")
+    # an RSE of its own on XRD1, under a private prefix: what the test plants
+    # never meets the session server's other RSEs
+    prefix = f"/audit-{uuid.uuid4().hex[:12]}"
+    root = srv.local_path(prefix)
+    st = os.stat(srv.data_dir)
+    os.makedirs(root)
+    os.chown(root, st.st_uid, st.st_gid)
+    try:
+        audit_dark_and_lost(didfs, srv, prefix, root, (st.st_uid, st.st_gid), tmp_path)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def audit_dark_and_lost(didfs, srv, prefix, root, owner, tmp_path):
+    didfs("add-rse", "AUDITED")
+    didfs("add-protocol", "--rse", "AUDITED", "--scheme", "root", "--hostname", srv.host,
+          "--port", srv.port, "--prefix", prefix, "--read", 1, "--write", 1, "--delete", 1)
     scope = "user.root"
     names = [f"audit_{i}.dat" for i in range(20)]
     walkdir = tmp_path / "walk"
     for n in names:
         put(layout(str(walkdir), "user.root", n), os.urandom(300))
     didfs("add-dataset", "user.root:audited")
-    didfs("add-replicas", "--rse", "XRD1", "--walk", walkdir, "--dataset", "user.root:audited")
-    # the walked tree is XRD1's storage: copy it in place
+    didfs("add-replicas", "--rse", "AUDITED", "--walk", walkdir, "--dataset", "user.root:audited")
+    # the walked tree is the RSE's storage: copy it in place
     for n in names:
         src = layout(str(walkdir), "user.root", n)
         put(layout(root, "user.root", n), open(src, "rb").read())
-    # the server's storage may hold other tests' files: audit those names only
-    # through a clean baseline first
-    base = audit(didfs, "--rse", "XRD1", "--dir", root, "--grace", "0")
-    base_dark = set(base["dark"])
-    assert base["lost_count"] == 0, base
+    chown_tree(root, owner)
+    base = audit(didfs, "--rse", "AUDITED", "--dir", root, "--grace", "0")
+    assert base["dark_count"] == 0 and base["lost_count"] == 0, base
+    assert base["catalog_replicas"] == 20 and base["storage_files"] == 20
+    base_dark = set()
 
     lost = names[3]
     os.unlink(layout(root, scope, lost))
@@ -66,14 +91,15 @@ def test_audit_dark_and_lost(lake, tmp_path):
     os.utime(os.path.join(root, old_upload), (long_ago, long_ago))
     fresh_upload = f"user/root/{names[6]}.rucio.upload"
     put(os.path.join(root, fresh_upload), b"an upload in flight")
+    chown_tree(root, owner)
 
-    out = audit(didfs, "--rse", "XRD1", "--dir", root)
+    out = audit(didfs, "--rse", "AUDITED", "--dir", root)
     assert set(out["dark"]) - base_dark == {dark, old_upload}
     lost_path = os.path.relpath(layout(root, scope, lost), root)
     assert out["lost"] == [{"scope": scope, "name": lost, "path": lost_path}]
     assert out["lost_count"] == 1
     # the text form names both
-    text = didfs("audit", "--rse", "XRD1", "--dir", root)
+    text = didfs("audit", "--rse", "AUDITED", "--dir", root)
     assert f"DARK {dark}" in text and f"LOST {scope}:{lost} {lost_path}" in text
 
     # from a storage dump instead of a walk (no times: every path counts)
@@ -83,15 +109,15 @@ def test_audit_dark_and_lost(lake, tmp_path):
         for dirpath, _, files in os.walk(root):
             for fn in files:
                 f.write("/" + os.path.relpath(os.path.join(dirpath, fn), root) + "\n")
-    out = audit(didfs, "--rse", "XRD1", "--list", listing)
+    out = audit(didfs, "--rse", "AUDITED", "--list", listing)
     assert set(out["dark"]) - base_dark == {dark, old_upload, fresh_upload}
     assert [x["name"] for x in out["lost"]] == [lost]
 
     # declared bad: the replica BAD, one SUSPICIOUS declaration, not lost twice
-    out = audit(didfs, "--rse", "XRD1", "--dir", root, "--declare-bad")
+    out = audit(didfs, "--rse", "AUDITED", "--dir", root, "--declare-bad")
     assert out["declared_bad"] == 1
     reps = didfs.json("list-file-replicas", f"{scope}:{lost}", "--all-states")
-    assert [r.get("state") for r in reps if r.get("rse") == "XRD1"] == ["BAD"], reps
+    assert [r.get("state") for r in reps if r.get("rse") == "AUDITED"] == ["BAD"], reps
     con = sqlite3.connect(didfs.catalog)
     try:
         n = con.execute("SELECT count(*) FROM bad_replicas b JOIN dids d ON d.id=b.did_id"
@@ -99,17 +125,14 @@ def test_audit_dark_and_lost(lake, tmp_path):
     finally:
         con.close()
     assert n == 1
-    out = audit(didfs, "--rse", "XRD1", "--dir", root)
+    out = audit(didfs, "--rse", "AUDITED", "--dir", root)
     assert out["lost_count"] == 0  # a BAD replica is the repairer's now
 
     # bad input
     didfs.fails("audit", "--rse", "NOPE", "--dir", root, cls="RSENotFound")
-    didfs.fails("audit", "--rse", "XRD1", "--dir", tmp_path / "nowhere",
+    didfs.fails("audit", "--rse", "AUDITED", "--dir", tmp_path / "nowhere",
                 cls="InputValidationError", contains="is not a directory")
-    didfs.fails("audit", "--rse", "XRD1", status=2)
-    os.unlink(os.path.join(root, dark))
-    os.unlink(os.path.join(root, old_upload))
-    os.unlink(os.path.join(root, fresh_upload))
+    didfs.fails("audit", "--rse", "AUDITED", status=2)
 
 
 def test_audit_non_deterministic_rse(didfs, tmp_path):

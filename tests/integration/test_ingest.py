@@ -9,11 +9,13 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import struct
 import subprocess
 import time
+import uuid
 import zlib
 
 import pytest
@@ -84,15 +86,23 @@ def run_once(didfs, config, **kw):
 # 1,000 files on a real XRootD RSE, the service killed twice on the way
 
 def test_ingest_1000_files_killed_twice(rses, ing, tmp_path):
-    didfs = ing
     srv = rses.servers[0]
     # the interface directory is part of XRD1's storage: a non-deterministic
-    # RSE on the same server whose prefix is /rucio/onsite
-    root = srv.local_path("/rucio/onsite")
-    os.makedirs(root, exist_ok=True)
+    # RSE on the same server under a private prefix (removed afterwards, so
+    # the session server's other RSEs never see it)
+    prefix = f"/ingest-{uuid.uuid4().hex[:12]}"
+    root = srv.local_path(prefix)
+    os.makedirs(root)
+    try:
+        ingest_1000_files_killed_twice(ing, srv, prefix, root, tmp_path)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def ingest_1000_files_killed_twice(didfs, srv, prefix, root, tmp_path):
     didfs("add-rse", "ONSITE", "--non-deterministic")
     didfs("add-protocol", "--rse", "ONSITE", "--scheme", "root", "--hostname", srv.host,
-          "--port", srv.port, "--prefix", "/rucio/onsite", "--read", 1, "--write", 1,
+          "--port", srv.port, "--prefix", prefix, "--read", 1, "--write", 1,
           "--delete", 1)
     didfs("add-rse", "DC1")
     didfs("set-rse-attribute", "--rse", "DC1", "--key", "type", "--value", "DC")
