@@ -888,5 +888,11 @@ struct cat_cache_stats {
 	struct dm_err last_error; /* the last failed call's error (code 0: none) */
 };
 enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out);
+/* ==== the auditor's dump (audit.c; for didfs audit) ====
+ * Every replica on an RSE, whatever its state (path set on
+ * non-deterministic RSEs only), in no particular order, streamed in
+ * constant memory.  RSENotFound for an unknown RSE. */
+enum dm_status cat_rse_replica_dump(struct cat_db *db, const char *rse, cat_replica_cb cb,
+				    void *ud);
 
 #endif

@@ -141,5 +141,7 @@ int cli_list_subscriptions(struct cli *c, int argc, char **argv);
 int cli_update_subscription(struct cli *c, int argc, char **argv);
 int cli_delete_subscription(struct cli *c, int argc, char **argv);
 int cli_declare_bad_replicas(struct cli *c, int argc, char **argv);
+int cli_ingest(struct cli *c, int argc, char **argv);
+int cli_audit(struct cli *c, int argc, char **argv);
 
 #endif

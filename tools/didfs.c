@@ -81,6 +81,8 @@ static const struct cli_command commands[] = {
 	{ "daemon", cli_daemon, "[all | NAME...] [--once] [--sleep SECONDS] [--threads N] [--config FILE] [--log-level L] [--metrics ADDR:PORT]", "run the replication service: judge-evaluator, judge-injector, judge-repairer, judge-cleaner, conveyor, reaper, undertaker, abacus, transmogrifier, hermes, necromancer" },
 	{ "mount", cli_mount, "MOUNTPOINT [--cache-dir D] [--cache-size 10G] [--block-size 4M] [--timeout S] [--threads N] [--io-threads N] [--foreground|-f] [--site SITE] [--allow-other] [--ca-path D] [--debug] [--log FILE] [--read-ahead KB] [--dir-ttl S] [--metrics ADDR:PORT] [--uid-map FILE] [--server URL]", "show the catalog as a directory tree (FUSE): data on demand, rules through extended attributes" },
 	{ "serve", cli_serve, "[--listen ADDR:PORT] [--tls-cert F --tls-key F] [--ca-path P] [--config FILE] [--access-log F|-|off] [--max-connections N] [--threads N] [--token-lifetime S] [--timeout S] [--max-body N] [--legacy-dn] [--metrics-allow off|any|ADDR[/BITS],...]", "serve Rucio's REST API over the catalog (Rucio's clients work unchanged)" },
+	{ "ingest", cli_ingest, "--config FILE [--once] [--log-level L]", "watch-folder ingest: verify, describe and register files dropped (with their trigger files) into an RSE's interface directories" },
+	{ "audit", cli_audit, "--rse RSE (--dir LOCALVIEW | --list FILE) [--grace SECONDS] [--declare-bad] [--tmp-dir D]", "compare an RSE's storage with the catalog: dark data and lost files (Rucio's auditor)" },
 };
 
 static const struct cli_command *current;

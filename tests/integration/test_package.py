@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-UNITS = ["didfs-serve.service", "didfs-daemon@.service", "didfs-mount@.service"]
+UNITS = ["didfs-serve.service", "didfs-daemon@.service", "didfs-mount@.service",
+         "didfs-ingest@.service"]
 UNITDIR = "/lib/systemd/system"
 
 
