@@ -30,9 +30,7 @@ struct rest_client {
 	int depth;
 	char *token;
 	char *auth_account;  /* X-Rucio-Auth-Account, or set by whoami */
-	double down_until;   /* fail fast until then */
-	double backoff;      /* current back-off, seconds */
-	int down;
+	struct rest_health *health; /* shared by the process's clients of this host */
 	uint64_t requests;
 	struct dm_err last;
 };
@@ -48,6 +46,40 @@ static double now_mono(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Whether a server is reachable is one fact per process, not per handle:
+ * the mount's threads and per-user handles each hold a client, and once one
+ * of them found the server down the others fail fast too (and report it in
+ * cat_cache_stats), until one succeeds after the back-off. */
+#define REST_HOSTS_MAX 16
+struct rest_health {
+	char host[512];
+	double down_until; /* fail fast until then */
+	double backoff;    /* current back-off, seconds */
+	int down;
+};
+static struct rest_health health_table[REST_HOSTS_MAX + 1]; /* the last: overflow, shared */
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct rest_health *health_of(const char *host)
+{
+	struct rest_health *h = &health_table[REST_HOSTS_MAX];
+
+	pthread_mutex_lock(&health_lock);
+	for (int i = 0; i < REST_HOSTS_MAX; i++) {
+		if (!health_table[i].host[0]) {
+			dm_strlcpy(health_table[i].host, host, sizeof health_table[i].host);
+			h = &health_table[i];
+			break;
+		}
+		if (!strcmp(health_table[i].host, host)) {
+			h = &health_table[i];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&health_lock);
+	return h;
 }
 
 struct rest_client *rest_client_new(const struct rest_config *cfg)
@@ -125,7 +157,14 @@ void rest_client_set_account(struct rest_client *c, const char *account)
 
 int rest_client_reachable(const struct rest_client *c)
 {
-	return !c->down;
+	struct rest_health *h = c->health ? c->health
+				  : health_of(c->cfg.rucio_host ? c->cfg.rucio_host : "");
+	int down;
+
+	pthread_mutex_lock(&health_lock);
+	down = h->down;
+	pthread_mutex_unlock(&health_lock);
+	return !down;
 }
 
 const struct dm_err *rest_client_last_error(const struct rest_client *c)
@@ -302,16 +341,49 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static int dead(struct rest_client *c)
+static struct rest_health *health(struct rest_client *c)
 {
-	return c->down && now_mono() < c->down_until;
+	if (!c->health)
+		c->health = health_of(c->cfg.rucio_host ? c->cfg.rucio_host : "");
+	return c->health;
+}
+
+/* Seconds left of the back-off, or 0 when a call may try the server. */
+static double dead(struct rest_client *c)
+{
+	struct rest_health *h = health(c);
+	double left;
+
+	pthread_mutex_lock(&health_lock);
+	left = h->down ? h->down_until - now_mono() : 0;
+	pthread_mutex_unlock(&health_lock);
+	return left > 0 ? left : 0;
 }
 
 static void mark_down(struct rest_client *c)
 {
-	c->backoff = c->down ? fmin(c->backoff * 2, 30) : 1;
-	c->down = 1;
-	c->down_until = now_mono() + c->backoff;
+	struct rest_health *h = health(c);
+	double now = now_mono();
+
+	pthread_mutex_lock(&health_lock);
+	/* calls that started before another one marked the server down do not
+	 * double the back-off again */
+	if (!h->down || now >= h->down_until) {
+		h->backoff = h->down ? fmin(h->backoff * 2, 30) : 1;
+		h->down = 1;
+		h->down_until = now + h->backoff;
+	}
+	pthread_mutex_unlock(&health_lock);
+}
+
+static void mark_up(struct rest_client *c)
+{
+	struct rest_health *h = health(c);
+
+	pthread_mutex_lock(&health_lock);
+	h->down = 0;
+	h->backoff = 0;
+	pthread_mutex_unlock(&health_lock);
 }
 
 static enum dm_status record(struct rest_client *c, struct dm_err *err, enum dm_status st)
@@ -640,8 +712,7 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 		}
 		goto out;
 	}
-	c->down = 0;
-	c->backoff = 0;
+	mark_up(c);
 	if (x.status >= 200 && x.status < 300) {
 		if (is_auth) {
 			if (!x.tok[0]) {
@@ -733,6 +804,7 @@ enum dm_status rest_call(struct rest_client *c, struct rest_req *r, struct dm_er
 	double deadline = now_mono() + c->cfg.timeout;
 	int renewed = 0, tries = 0;
 	enum dm_status rc;
+	double left;
 	struct dm_err tmp;
 
 	if (!err)
@@ -740,11 +812,12 @@ enum dm_status rest_call(struct rest_client *c, struct rest_req *r, struct dm_er
 	if (!c->cfg.rucio_host)
 		return record(c, err, dm_seterr(err, DM_EINVAL, "InputValidationError",
 						"no Rucio server: rucio_host in rucio.cfg or --catalog https://..."));
-	if (dead(c))
+	if ((left = dead(c)) > 0)
 		return record(c, err, dm_seterr(err, DM_EIO, "ServerUnreachable",
 						"%s is unreachable (%s); not trying again for %.0f s",
-						c->cfg.rucio_host, c->last.msg,
-						c->down_until - now_mono() + 0.5));
+						c->cfg.rucio_host,
+						c->last.msg[0] ? c->last.msg : "seen by another call",
+						left + 0.5));
 	if (!c->token && strcmp(auth_type(c), "token"))
 		token_cache_load(c);
 	for (;;) {
