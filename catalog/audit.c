@@ -16,7 +16,7 @@ enum dm_status cat_rse_replica_dump(struct cat_db *db, const char *rse, cat_repl
 {
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r;
 
 	if (rc)
@@ -25,14 +25,14 @@ enum dm_status cat_rse_replica_dump(struct cat_db *db, const char *rse, cat_repl
 			  " FROM replicas rp JOIN dids d ON d.id=rp.did_id WHERE rp.rse_num=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, num);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_replica x = { 0 };
 		const char *s = cat_col_text(st, 6);
 		x.scope = cat_col_text(st, 0);
 		x.name = cat_col_text(st, 1);
 		x.rse = rse;
-		x.bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		x.bytes = (uint64_t)sqldrv_col_int64(st, 2);
 		x.adler32 = cat_col_text(st, 3);
 		x.md5 = cat_col_text(st, 4);
 		x.path = cat_col_text(st, 5);
@@ -43,8 +43,8 @@ enum dm_status cat_rse_replica_dump(struct cat_db *db, const char *rse, cat_repl
 		if (cb(ud, &x))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing the replicas of an RSE");
 	return DM_OK;
 }

@@ -2,7 +2,9 @@
 /*
  * catalog_i.h - internals shared by the files of catalog/ (not exported).
  *
- * The SQLite store keeps Rucio's tables with two departures that do not show
+ * The SQL stores (SQLite: store.c; PostgreSQL: store_pg.c) run the same
+ * queries through the SQL driver (catalog/sql/sqldrv.h): the handle's `sql`
+ * is the connection, cat_stmt() a cached prepared statement of it.  They keep Rucio's tables with two departures that do not show
  * through the API: DIDs and RSEs have integer surrogate keys (dids.id,
  * rses.num) so that replicas and contents rows stay small and bulk inserts
  * fast, and timestamps are integer seconds since the epoch.
@@ -10,16 +12,15 @@
  * Transactions: every public call that changes anything runs inside
  * cat_tx_begin()/cat_tx_end(); cat_tx_end() commits on DM_OK and rolls back
  * otherwise, so a failed call leaves the catalog untouched.  Calls nest: only
- * the outermost begin/end touches SQLite.
+ * the outermost begin/end touches the database.
  */
 #ifndef CAT_CATALOG_I_H
 #define CAT_CATALOG_I_H
 
-#include <sqlite3.h>
+#include "sqldrv.h"
 
 #include "catalog.h"
 
-#define CAT_STMT_CACHE 96
 #define CAT_CACHE_KIB 4096       /* SQLite page cache per handle */
 #define CAT_BULK_CACHE_KIB 16384 /* ... during bulk registration */
 #define DM_STR_(x) #x
@@ -128,13 +129,21 @@ enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call);
 enum dm_status cat_rest_open(const char *uri, unsigned flags, struct cat_db **out,
 			     struct dm_err *err);
 
-/* The SQLite store's open (store.c), reached through cat_open(). */
+/* The SQLite store's open (store_sqlite.c), reached through cat_open(). */
 enum dm_status cat_sqlite_open(const char *path, unsigned flags, struct cat_db **out,
 			       struct dm_err *err);
 
+/* The PostgreSQL store's open (store_pg.c), reached through cat_open(). */
+enum dm_status cat_pg_open(const char *uri, unsigned flags, struct cat_db **out,
+			   struct dm_err *err);
+
+/* Who the process acts as (store.c, "who may act as whom"): called by a
+ * SQL store's open once the schema is there. */
+enum dm_status cat_os_caller(struct cat_db *db);
+
 struct cat_db {
 	const struct cat_store_ops *ops;
-	sqlite3 *db;
+	struct sqldrv *sql; /* the SQL connection; NULL for a remote store */
 	char *path;       /* as given */
 	char *abs_path;   /* realpath once opened, or NULL */
 	struct dm_err err;
@@ -148,11 +157,6 @@ struct cat_db {
 	int os_readonly;  /* neither trusted nor mapped: reads only */
 	unsigned os_uid;
 	char os_user[64]; /* the process's OS user name (or its uid) */
-	struct {
-		const char *sql; /* identity of a static SQL string */
-		sqlite3_stmt *st;
-	} cache[CAT_STMT_CACHE];
-	int ncache;
 };
 
 /* Store the thread's request id (dm_log_request_id) with a new rule
@@ -162,12 +166,14 @@ enum dm_status cat_rule_note_request(struct cat_db *db, const char *rule_id);
 /* Record an error on the handle and return st. */
 enum dm_status cat_fail(struct cat_db *db, enum dm_status st, const char *cls,
 			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Record the SQLite error of the handle (DatabaseException). */
+/* Record the SQL driver's last error of the handle (its status and class:
+ * DM_AGAIN "the catalog is busy", DM_EEXIST Duplicate, ...; a damaged file
+ * marks the handle corrupt). */
 enum dm_status cat_dberr(struct cat_db *db, const char *what);
 
-/* A cached prepared statement for a static SQL string, reset and with
- * bindings cleared.  NULL on error (recorded on the handle). */
-sqlite3_stmt *cat_stmt(struct cat_db *db, const char *sql);
+/* A cached prepared statement (sqldrv_prepare), reset and with bindings
+ * cleared.  NULL on error (recorded on the handle). */
+struct sqldrv_stmt *cat_stmt(struct cat_db *db, const char *sql);
 enum dm_status cat_exec(struct cat_db *db, const char *sql);
 
 enum dm_status cat_tx_begin(struct cat_db *db);
@@ -185,9 +191,9 @@ enum dm_status cat_require_admin(struct cat_db *db, const char *what);
 enum dm_status cat_require_scope_owner(struct cat_db *db, const char *scope, const char *what);
 
 /* Text column or NULL. */
-static inline const char *cat_col_text(sqlite3_stmt *st, int i)
+static inline const char *cat_col_text(struct sqldrv_stmt *st, int i)
 {
-	return (const char *)sqlite3_column_text(st, i);
+	return sqldrv_col_text(st, i);
 }
 
 const char *cat_did_type_code(enum cat_did_type t);
@@ -236,7 +242,7 @@ enum dm_status cat_outbox_deletion(struct cat_db *db, const char *rse, const cha
  * (subscription.c). */
 enum dm_status cat_rule_release_parents(struct cat_db *db, const char *child_rule_id);
 /* Step a (key, value) query to the end, row by row into cb. */
-enum dm_status cat_kv_rows(struct cat_db *db, sqlite3_stmt *st, cat_kv_cb cb, void *ud,
+enum dm_status cat_kv_rows(struct cat_db *db, struct sqldrv_stmt *st, cat_kv_cb cb, void *ud,
 			   const char *what);
 
 #endif

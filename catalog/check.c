@@ -24,7 +24,6 @@
 
 #include <string.h>
 
-#include <sqlite3.h>
 
 struct check_query {
 	const char *kind;
@@ -104,12 +103,12 @@ static const struct check_query checks[] = {
 static enum dm_status run_query(struct cat_db *db, const char *kind, const char *sql,
 				cat_check_cb cb, void *ud, uint64_t *found, int *stop)
 {
-	sqlite3_stmt *st = NULL;
+	struct sqldrv_stmt *st = NULL;
 	int r;
 
-	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sqldrv_prepare(db->sql, sql)))
 		return cat_dberr(db, "checking the catalog");
-	while (!*stop && (r = sqlite3_step(st)) == SQLITE_ROW) {
+	while (!*stop && (r = sqldrv_step(st)) == SQLDRV_ROW) {
 		const char *text = cat_col_text(st, 0);
 
 		/* integrity_check prints a single "ok" when all is well */
@@ -119,16 +118,16 @@ static enum dm_status run_query(struct cat_db *db, const char *kind, const char 
 		if (cb(ud, kind, text ? text : "(null)"))
 			*stop = 1;
 	}
-	if (!*stop && r != SQLITE_DONE) {
+	if (!*stop && r != SQLDRV_DONE) {
 		/* a damaged file may fail the invariant queries themselves:
 		 * that is a finding, not the end of the check */
 		(*found)++;
 		char msg[512];
-		snprintf(msg, sizeof msg, "query failed: %s", sqlite3_errmsg(db->db));
+		snprintf(msg, sizeof msg, "query failed: %.400s", sqldrv_error(db->sql)->msg);
 		if (cb(ud, kind, msg))
 			*stop = 1;
 	}
-	sqlite3_finalize(st);
+	sqldrv_reset(st);
 	return DM_OK;
 }
 
@@ -141,11 +140,11 @@ enum dm_status cat_check(struct cat_db *db, cat_check_cb cb, void *ud, uint64_t 
 	if (db->tx_depth)
 		return cat_fail(db, DM_EINTERNAL, "RucioException", "cat_check inside a transaction");
 	/* one read snapshot for every query: findings are about one state */
-	if (sqlite3_exec(db->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+	if (sqldrv_exec(db->sql, "BEGIN") != DM_OK)
 		return cat_dberr(db, "starting the check");
 	rc = run_query(db, "integrity", "PRAGMA integrity_check(100)", cb, ud, found, &stop);
 	for (size_t i = 0; !rc && !stop && i < sizeof checks / sizeof checks[0]; i++)
 		rc = run_query(db, checks[i].kind, checks[i].sql, cb, ud, found, &stop);
-	sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	sqldrv_exec(db->sql, "ROLLBACK");
 	return rc;
 }

@@ -53,46 +53,46 @@ int cat_did_type_from_code(const char *code, enum cat_did_type *t)
 		 " d.bytes, d.length, d.adler32, d.md5, d.created_at, d.updated_at," \
 		 " d.expired_at, d.closed_at, d.availability"
 
-static void did_from_row(sqlite3_stmt *st, struct cat_did *d)
+static void did_from_row(struct sqldrv_stmt *st, struct cat_did *d)
 {
 	const char *av;
 
 	memset(d, 0, sizeof *d);
-	d->id = sqlite3_column_int64(st, 0);
+	d->id = sqldrv_col_int64(st, 0);
 	d->scope = cat_col_text(st, 1);
 	d->name = cat_col_text(st, 2);
 	d->account = cat_col_text(st, 3);
 	if (cat_did_type_from_code(cat_col_text(st, 4), &d->type))
 		d->type = CAT_DID_FILE;
-	d->is_open = sqlite3_column_int(st, 5);
-	d->monotonic = sqlite3_column_int(st, 6);
-	d->bytes = (uint64_t)sqlite3_column_int64(st, 7);
-	d->length = (uint64_t)sqlite3_column_int64(st, 8);
+	d->is_open = (int)sqldrv_col_int64(st, 5);
+	d->monotonic = (int)sqldrv_col_int64(st, 6);
+	d->bytes = (uint64_t)sqldrv_col_int64(st, 7);
+	d->length = (uint64_t)sqldrv_col_int64(st, 8);
 	d->adler32 = cat_col_text(st, 9);
 	d->md5 = cat_col_text(st, 10);
-	d->created_at = sqlite3_column_int64(st, 11);
-	d->updated_at = sqlite3_column_int64(st, 12);
-	d->expired_at = sqlite3_column_int64(st, 13);
-	d->closed_at = sqlite3_column_int64(st, 14);
+	d->created_at = sqldrv_col_int64(st, 11);
+	d->updated_at = sqldrv_col_int64(st, 12);
+	d->expired_at = sqldrv_col_int64(st, 13);
+	d->closed_at = sqldrv_col_int64(st, 14);
 	av = cat_col_text(st, 15);
 	d->availability = !av ? "AVAILABLE" : *av == 'L' ? "LOST" : *av == 'D' ? "DELETED" : "AVAILABLE";
 	if (d->type == CAT_DID_FILE)
 		d->length = 1;
 }
 
-static enum dm_status did_rows(struct cat_db *db, sqlite3_stmt *st, cat_did_cb cb, void *ud,
+static enum dm_status did_rows(struct cat_db *db, struct sqldrv_stmt *st, cat_did_cb cb, void *ud,
 			       const char *what)
 {
 	int r;
 	struct cat_did d;
 
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		did_from_row(st, &d);
 		if (cb(ud, &d))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, what);
 	return DM_OK;
 }
@@ -100,24 +100,24 @@ static enum dm_status did_rows(struct cat_db *db, sqlite3_stmt *st, cat_did_cb c
 enum dm_status cat_did_id(struct cat_db *db, const char *scope, const char *name, int64_t *id,
 			  enum cat_did_type *type)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT id, did_type FROM dids WHERE scope=? AND name=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT id, did_type FROM dids WHERE scope=? AND name=?");
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
 		if (id)
-			*id = sqlite3_column_int64(st, 0);
+			*id = sqldrv_col_int64(st, 0);
 		if (type && cat_did_type_from_code(cat_col_text(st, 1), type))
 			*type = CAT_DID_FILE;
 	}
-	sqlite3_reset(st);
-	if (r == SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r == SQLDRV_ROW)
 		return DM_OK;
-	if (r != SQLITE_DONE)
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "looking up a DID");
 	if (cat_scope_check(db, scope, NULL) != DM_OK)
 		return db->err.code;
@@ -152,7 +152,7 @@ enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *nam
 {
 	CAT_REMOTE(db, did_add, scope, name, type, lifetime);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t now = dm_now();
 
 	if (rc)
@@ -175,17 +175,17 @@ enum dm_status cat_did_add(struct cat_db *db, const char *scope, const char *nam
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, db->issuer, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, cat_did_type_code(type), -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	sqldrv_bind_text(st, 3, db->issuer, -1);
+	sqldrv_bind_text(st, 4, cat_did_type_code(type), -1);
 	if (lifetime)
-		sqlite3_bind_int64(st, 5, dm_time_add(now, lifetime));
-	sqlite3_bind_int64(st, 6, now);
-	sqlite3_bind_int64(st, 7, now);
-	if (sqlite3_step(st) != SQLITE_DONE)
+		sqldrv_bind_int64(st, 5, dm_time_add(now, lifetime));
+	sqldrv_bind_int64(st, 6, now);
+	sqldrv_bind_int64(st, 7, now);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "adding a DID");
-	else if (sqlite3_changes(db->db) == 0)
+	else if (sqldrv_changes(db->sql) == 0)
 		rc = cat_fail(db, DM_EEXIST, "DataIdentifierAlreadyExists",
 			      "Data Identifier '%s:%s' already exists", scope, name);
 	else /* CREATE_DTS / CREATE_CNT (catalog/outbox.c) */
@@ -198,14 +198,14 @@ out:
 static void collection_totals(struct cat_db *db, int64_t id, enum cat_did_type type,
 			      uint64_t *bytes, uint64_t *length)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	st = cat_stmt(db, "SELECT count(*) FROM contents WHERE parent_id=?");
 	if (st) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			*length = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		sqldrv_bind_int64(st, 1, id);
+		if (sqldrv_step(st) == SQLDRV_ROW)
+			*length = (uint64_t)sqldrv_col_int64(st, 0);
+		sqldrv_reset(st);
 	}
 	if (type == CAT_DID_DATASET)
 		st = cat_stmt(db, "SELECT coalesce(sum(d.bytes),0) FROM contents c JOIN dids d"
@@ -217,10 +217,10 @@ static void collection_totals(struct cat_db *db, int64_t id, enum cat_did_type t
 				  " SELECT coalesce(sum(d.bytes),0) FROM tree t JOIN contents c"
 				  " ON c.parent_id=t.id JOIN dids d ON d.id=c.child_id AND d.did_type='F'");
 	if (st) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			*bytes = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		sqldrv_bind_int64(st, 1, id);
+		if (sqldrv_step(st) == SQLDRV_ROW)
+			*bytes = (uint64_t)sqldrv_col_int64(st, 0);
+		sqldrv_reset(st);
 	}
 }
 
@@ -229,7 +229,7 @@ enum dm_status cat_did_get(struct cat_db *db, const char *scope, const char *nam
 {
 	CAT_REMOTE(db, did_get, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct cat_did d;
 	int r;
 
@@ -238,12 +238,12 @@ enum dm_status cat_did_get(struct cat_db *db, const char *scope, const char *nam
 	st = cat_stmt(db, "SELECT " DID_COLS " FROM dids d WHERE d.scope=? AND d.name=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r != SQLITE_ROW) {
-		sqlite3_reset(st);
-		if (r != SQLITE_DONE)
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	r = sqldrv_step(st);
+	if (r != SQLDRV_ROW) {
+		sqldrv_reset(st);
+		if (r != SQLDRV_DONE)
 			return cat_dberr(db, "reading a DID");
 		return cat_did_id(db, scope, name, NULL, NULL);
 	}
@@ -258,7 +258,7 @@ enum dm_status cat_did_get(struct cat_db *db, const char *scope, const char *nam
 		d.account = s_acc;
 		d.adler32 = s_ad;
 		d.md5 = s_md5;
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		if (d.type != CAT_DID_FILE && (d.is_open || d.closed_at == 0))
 			collection_totals(db, d.id, d.type, &d.bytes, &d.length);
 		cb(ud, &d);
@@ -274,7 +274,7 @@ enum dm_status cat_did_get(struct cat_db *db, const char *scope, const char *nam
 /* Is `anc` an ancestor of (or equal to) `id`? */
 static int is_ancestor(struct cat_db *db, int64_t anc, int64_t id)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int found = 0;
 
 	if (anc == id)
@@ -284,10 +284,10 @@ static int is_ancestor(struct cat_db *db, int64_t anc, int64_t id)
 			  " SELECT 1 FROM up WHERE id=?2 LIMIT 1");
 	if (!st)
 		return 1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, anc);
-	found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 2, anc);
+	found = sqldrv_step(st) == SQLDRV_ROW;
+	sqldrv_reset(st);
 	return found;
 }
 
@@ -300,7 +300,7 @@ struct parent_info {
 static enum dm_status load_parent(struct cat_db *db, const char *scope, const char *name,
 				  struct parent_info *p, const char *what)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = cat_did_id(db, scope, name, &p->id, &p->type);
 
 	if (rc)
@@ -308,9 +308,9 @@ static enum dm_status load_parent(struct cat_db *db, const char *scope, const ch
 	st = cat_stmt(db, "SELECT is_open FROM dids WHERE id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, p->id);
-	p->is_open = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, p->id);
+	p->is_open = sqldrv_step(st) == SQLDRV_ROW ? (int)sqldrv_col_int64(st, 0) : 0;
+	sqldrv_reset(st);
 	if (p->type == CAT_DID_FILE)
 		return cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
 				"Cannot %s '%s:%s': it is a file, not a dataset or container",
@@ -320,14 +320,14 @@ static enum dm_status load_parent(struct cat_db *db, const char *scope, const ch
 
 enum dm_status cat_queue_updated_did(struct cat_db *db, int64_t id, const char *action)
 {
-	sqlite3_stmt *st = cat_stmt(db, "INSERT INTO updated_dids(did_id, rule_evaluation_action,"
+	struct sqldrv_stmt *st = cat_stmt(db, "INSERT INTO updated_dids(did_id, rule_evaluation_action,"
 				       " created_at) VALUES (?,?,?)");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, dm_now());
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_text(st, 2, action, -1);
+	sqldrv_bind_int64(st, 3, dm_now());
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		return cat_dberr(db, "queueing a DID for rule evaluation");
 	return DM_OK;
 }
@@ -338,7 +338,7 @@ enum dm_status cat_did_attach(struct cat_db *db, const char *scope, const char *
 	CAT_REMOTE(db, did_attach, scope, name, children, n, flags);
 	enum dm_status rc = check_did_args(db, scope, name);
 	struct parent_info p;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	size_t i, added = 0;
 	int64_t now = dm_now();
 
@@ -392,14 +392,14 @@ enum dm_status cat_did_attach(struct cat_db *db, const char *scope, const char *
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, p.id);
-		sqlite3_bind_int64(st, 2, cid);
-		sqlite3_bind_int64(st, 3, now);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		sqldrv_bind_int64(st, 1, p.id);
+		sqldrv_bind_int64(st, 2, cid);
+		sqldrv_bind_int64(st, 3, now);
+		if (sqldrv_step(st) != SQLDRV_DONE) {
 			rc = cat_dberr(db, "attaching");
 			goto out;
 		}
-		if (sqlite3_changes(db->db) == 0) {
+		if (sqldrv_changes(db->sql) == 0) {
 			if (flags & CAT_IGNORE_DUPLICATE)
 				continue;
 			rc = cat_fail(db, DM_EEXIST,
@@ -413,9 +413,9 @@ enum dm_status cat_did_attach(struct cat_db *db, const char *scope, const char *
 	if (added) {
 		st = cat_stmt(db, "UPDATE dids SET updated_at=? WHERE id=?");
 		if (st) {
-			sqlite3_bind_int64(st, 1, now);
-			sqlite3_bind_int64(st, 2, p.id);
-			sqlite3_step(st);
+			sqldrv_bind_int64(st, 1, now);
+			sqldrv_bind_int64(st, 2, p.id);
+			sqldrv_step(st);
 		}
 		rc = cat_queue_updated_did(db, p.id, "A");
 	}
@@ -428,7 +428,7 @@ enum dm_status cat_did_detach(struct cat_db *db, const char *scope, const char *
 {
 	enum dm_status rc = check_did_args(db, scope, name);
 	struct parent_info p;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	size_t i;
 
 	if (rc)
@@ -459,13 +459,13 @@ enum dm_status cat_did_detach(struct cat_db *db, const char *scope, const char *
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, p.id);
-		sqlite3_bind_int64(st, 2, cid);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		sqldrv_bind_int64(st, 1, p.id);
+		sqldrv_bind_int64(st, 2, cid);
+		if (sqldrv_step(st) != SQLDRV_DONE) {
 			rc = cat_dberr(db, "detaching");
 			goto out;
 		}
-		if (sqlite3_changes(db->db) == 0) {
+		if (sqldrv_changes(db->sql) == 0) {
 			rc = cat_fail(db, DM_ENOENT, "DataIdentifierNotFound",
 				      "Data identifier '%s:%s' is not attached to '%s:%s'",
 				      children[i].scope, children[i].name, scope, name);
@@ -482,7 +482,7 @@ enum dm_status cat_did_set_open(struct cat_db *db, const char *scope, const char
 	CAT_REMOTE(db, did_set_open, scope, name, open);
 	enum dm_status rc = check_did_args(db, scope, name);
 	struct parent_info p;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	uint64_t bytes = 0, length = 0;
 	int64_t now = dm_now();
 
@@ -516,14 +516,14 @@ enum dm_status cat_did_set_open(struct cat_db *db, const char *scope, const char
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int(st, 1, open ? 1 : 0);
-	sqlite3_bind_int64(st, 2, (int64_t)bytes);
-	sqlite3_bind_int64(st, 3, (int64_t)length);
+	sqldrv_bind_int64(st, 1, open ? 1 : 0);
+	sqldrv_bind_int64(st, 2, (int64_t)bytes);
+	sqldrv_bind_int64(st, 3, (int64_t)length);
 	if (!open)
-		sqlite3_bind_int64(st, 4, now);
-	sqlite3_bind_int64(st, 5, now);
-	sqlite3_bind_int64(st, 6, p.id);
-	if (sqlite3_step(st) != SQLITE_DONE)
+		sqldrv_bind_int64(st, 4, now);
+	sqldrv_bind_int64(st, 5, now);
+	sqldrv_bind_int64(st, 6, p.id);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "changing the status");
 out:
 	return cat_tx_end(db, rc);
@@ -534,7 +534,7 @@ enum dm_status cat_did_set_lifetime(struct cat_db *db, const char *scope, const 
 {
 	CAT_REMOTE(db, did_set_lifetime, scope, name, lifetime);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 
 	if (rc)
@@ -555,10 +555,10 @@ enum dm_status cat_did_set_lifetime(struct cat_db *db, const char *scope, const 
 		goto out;
 	}
 	if (lifetime)
-		sqlite3_bind_int64(st, 1, dm_time_add(dm_now(), lifetime));
-	sqlite3_bind_int64(st, 2, dm_now());
-	sqlite3_bind_int64(st, 3, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
+		sqldrv_bind_int64(st, 1, dm_time_add(dm_now(), lifetime));
+	sqldrv_bind_int64(st, 2, dm_now());
+	sqldrv_bind_int64(st, 3, id);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "setting a lifetime");
 out:
 	return cat_tx_end(db, rc);
@@ -569,7 +569,7 @@ enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pa
 {
 	CAT_REMOTE(db, did_list, scope, pattern, type_mask, cb, ud);
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char types[4] = "";
 	int nt = 0;
 
@@ -595,9 +595,9 @@ enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pa
 			  " AND instr(?3, d.did_type) > 0 ORDER BY d.name");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, pattern && *pattern ? pattern : "*", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, types, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, pattern && *pattern ? pattern : "*", -1);
+	sqldrv_bind_text(st, 3, types, -1);
 	return did_rows(db, st, cb, ud, "listing DIDs");
 }
 
@@ -605,7 +605,7 @@ enum dm_status cat_did_list_roots(struct cat_db *db, const char *scope, cat_did_
 {
 	CAT_REMOTE(db, did_list_roots, scope, cb, ud);
 	enum dm_status rc = cat_scope_check(db, scope, NULL);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
@@ -613,7 +613,7 @@ enum dm_status cat_did_list_roots(struct cat_db *db, const char *scope, cat_did_
 			  " (SELECT 1 FROM contents c WHERE c.child_id=d.id) ORDER BY d.name");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, scope, -1);
 	return did_rows(db, st, cb, ud, "listing the top of a scope");
 }
 
@@ -621,13 +621,13 @@ enum dm_status cat_did_list_content_from(struct cat_db *db, int64_t parent_id, i
 					 cat_did_cb cb, void *ud)
 {
 	CAT_REMOTE(db, did_list_content_from, parent_id, after_id, cb, ud);
-	sqlite3_stmt *st = cat_stmt(db, "SELECT " DID_COLS " FROM contents c JOIN dids d"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT " DID_COLS " FROM contents c JOIN dids d"
 				       " ON d.id=c.child_id WHERE c.parent_id=? AND c.child_id>?"
 				       " ORDER BY c.child_id");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, parent_id);
-	sqlite3_bind_int64(st, 2, after_id);
+	sqldrv_bind_int64(st, 1, parent_id);
+	sqldrv_bind_int64(st, 2, after_id);
 	return did_rows(db, st, cb, ud, "listing content");
 }
 
@@ -653,7 +653,7 @@ enum dm_status cat_did_list_files(struct cat_db *db, const char *scope, const ch
 	enum dm_status rc = check_did_args(db, scope, name);
 	enum cat_did_type type;
 	int64_t id;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
@@ -673,7 +673,7 @@ enum dm_status cat_did_list_files(struct cat_db *db, const char *scope, const ch
 				  " JOIN dids d ON d.id=c.child_id AND d.did_type='F'");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 1, id);
 	return did_rows(db, st, cb, ud, "listing files");
 }
 
@@ -682,7 +682,7 @@ enum dm_status cat_did_list_parents(struct cat_db *db, const char *scope, const 
 {
 	CAT_REMOTE(db, did_list_parents, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 
 	if (rc)
@@ -694,7 +694,7 @@ enum dm_status cat_did_list_parents(struct cat_db *db, const char *scope, const 
 			  " WHERE c.child_id=? ORDER BY d.scope, d.name");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 1, id);
 	return did_rows(db, st, cb, ud, "listing parents");
 }
 
@@ -732,7 +732,7 @@ enum dm_status cat_did_meta_set(struct cat_db *db, const char *scope, const char
 {
 	CAT_REMOTE(db, did_meta_set, scope, name, key, value);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 
 	if (rc)
@@ -770,10 +770,10 @@ enum dm_status cat_did_meta_set(struct cat_db *db, const char *scope, const char
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_text(st, 2, key, -1);
+	sqldrv_bind_text(st, 3, value, -1);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "setting metadata");
 out:
 	return cat_tx_end(db, rc);
@@ -784,7 +784,7 @@ enum dm_status cat_did_meta_del(struct cat_db *db, const char *scope, const char
 {
 	CAT_REMOTE(db, did_meta_del, scope, name, key);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 
 	if (rc)
@@ -802,11 +802,11 @@ enum dm_status cat_did_meta_del(struct cat_db *db, const char *scope, const char
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_text(st, 2, key, -1);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "deleting metadata");
-	else if (sqlite3_changes(db->db) == 0)
+	else if (sqldrv_changes(db->sql) == 0)
 		rc = cat_fail(db, DM_ENOENT, "KeyNotFound", "No metadata key '%s' on '%s:%s'", key,
 			      scope, name);
 out:
@@ -818,7 +818,7 @@ enum dm_status cat_did_meta_list(struct cat_db *db, const char *scope, const cha
 {
 	CAT_REMOTE(db, did_meta_list, scope, name, cb, ud);
 	enum dm_status rc = check_did_args(db, scope, name);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 
 	if (rc)
@@ -829,6 +829,6 @@ enum dm_status cat_did_meta_list(struct cat_db *db, const char *scope, const cha
 	st = cat_stmt(db, "SELECT key, value FROM did_meta WHERE did_id=? ORDER BY key");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 1, id);
 	return cat_kv_rows(db, st, cb, ud, "listing metadata");
 }

@@ -20,20 +20,20 @@ enum dm_status cat_identity_add_x509(struct cat_db *db, const char *account, con
 enum dm_status cat_identity_x509_account(struct cat_db *db, const char *dn, const char *want,
 					 char *account)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT account FROM account_map WHERE identity=?1 AND"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT account FROM account_map WHERE identity=?1 AND"
 				       " identity_type='X509' AND (?2 IS NULL OR account=?2)"
 				       " ORDER BY is_default DESC, account LIMIT 1");
 	enum dm_status rc = DM_OK;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, dn, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, dn, -1);
 	if (want)
-		sqlite3_bind_text(st, 2, want, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW)
+		sqldrv_bind_text(st, 2, want, -1);
+	if (sqldrv_step(st) != SQLDRV_ROW)
 		rc = cat_fail(db, DM_EPERM, "CannotAuthenticate", "Cannot authenticate with given credentials");
 	else
 		dm_strlcpy(account, cat_col_text(st, 0), CAT_ACCOUNT_MAX + 1);
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return rc;
 }

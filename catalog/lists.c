@@ -12,7 +12,7 @@
 enum dm_status cat_identity_list(struct cat_db *db, const char *account, cat_identity_cb cb, void *ud)
 {
 	enum dm_status rc = cat_account_check(db, account);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r;
 
 	if (rc)
@@ -22,13 +22,13 @@ enum dm_status cat_identity_list(struct cat_db *db, const char *account, cat_ide
 			  " WHERE m.account=? ORDER BY m.identity_type, m.identity");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+	sqldrv_bind_text(st, 1, account, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW)
 		if (cb(ud, cat_col_text(st, 0), cat_col_text(st, 1), cat_col_text(st, 2)))
 			break;
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		rc = cat_dberr(db, "listing identities");
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return rc;
 }
 
@@ -45,7 +45,7 @@ enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const c
 				     const char *name, cat_dataset_lock_cb cb, void *ud)
 {
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t key;
 	int r;
 
@@ -71,23 +71,23 @@ enum dm_status cat_dataset_lock_list(struct cat_db *db, const char *rse, const c
 	}
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, key);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, key);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_dataset_lock l = {
 			.rse_id = cat_col_text(st, 0), .rse = cat_col_text(st, 1),
 			.scope = cat_col_text(st, 2), .name = cat_col_text(st, 3),
 			.rule_id = cat_col_text(st, 4), .account = cat_col_text(st, 5),
 			.state = lock_state(cat_col_text(st, 6)),
-			.length = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7),
-			.bytes = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 8),
+			.length = sqldrv_col_is_null(st, 7) ? -1 : sqldrv_col_int64(st, 7),
+			.bytes = sqldrv_col_is_null(st, 8) ? -1 : sqldrv_col_int64(st, 8),
 		};
 		if (cb(ud, &l))
 			break;
 	}
 	rc = DM_OK;
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		rc = cat_dberr(db, "listing dataset locks");
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return rc;
 }
 
@@ -101,7 +101,7 @@ enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *
 {
 	static const char *const codes = "FDC";
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char types[4] = "";
 	int nt = 0, r;
 	struct dm_err e;
@@ -127,38 +127,38 @@ enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *
 				  " AND d.name GLOB ?2 AND instr(?3, d.did_type) > 0 ORDER BY d.name");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, pattern && *pattern ? pattern : "*", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, types, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, pattern && *pattern ? pattern : "*", -1);
+	sqldrv_bind_text(st, 3, types, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_did d;
 		const char *av = cat_col_text(st, 15);
 
 		memset(&d, 0, sizeof(d));
-		d.id = sqlite3_column_int64(st, 0);
+		d.id = sqldrv_col_int64(st, 0);
 		d.scope = cat_col_text(st, 1);
 		d.name = cat_col_text(st, 2);
 		d.account = cat_col_text(st, 3);
 		if (cat_did_type_from_code(cat_col_text(st, 4), &d.type))
 			d.type = CAT_DID_FILE;
-		d.is_open = sqlite3_column_int(st, 5);
-		d.monotonic = sqlite3_column_int(st, 6);
-		d.bytes = (uint64_t)sqlite3_column_int64(st, 7);
-		d.length = d.type == CAT_DID_FILE ? 1 : (uint64_t)sqlite3_column_int64(st, 8);
+		d.is_open = (int)sqldrv_col_int64(st, 5);
+		d.monotonic = (int)sqldrv_col_int64(st, 6);
+		d.bytes = (uint64_t)sqldrv_col_int64(st, 7);
+		d.length = d.type == CAT_DID_FILE ? 1 : (uint64_t)sqldrv_col_int64(st, 8);
 		d.adler32 = cat_col_text(st, 9);
 		d.md5 = cat_col_text(st, 10);
-		d.created_at = sqlite3_column_int64(st, 11);
-		d.updated_at = sqlite3_column_int64(st, 12);
-		d.expired_at = sqlite3_column_int64(st, 13);
-		d.closed_at = sqlite3_column_int64(st, 14);
+		d.created_at = sqldrv_col_int64(st, 11);
+		d.updated_at = sqldrv_col_int64(st, 12);
+		d.expired_at = sqldrv_col_int64(st, 13);
+		d.closed_at = sqldrv_col_int64(st, 14);
 		d.availability = !av ? "AVAILABLE" : *av == 'L' ? "LOST" : *av == 'D' ? "DELETED" : "AVAILABLE";
 		if (cb(ud, &d, cat_col_text(st, 16)))
 			break;
 	}
 	rc = DM_OK;
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		rc = cat_dberr(db, "searching DIDs");
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return rc;
 }
 
@@ -167,7 +167,7 @@ enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const cha
 {
 	enum cat_did_type t;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 	int r;
 
@@ -176,13 +176,13 @@ enum dm_status cat_file_rule_ids(struct cat_db *db, const char *scope, const cha
 	st = cat_stmt(db, "SELECT DISTINCT rule_id FROM locks WHERE did_id=? ORDER BY rule_id");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, id);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+	sqldrv_bind_int64(st, 1, id);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW)
 		if (cb(ud, cat_col_text(st, 0)))
 			break;
 	rc = DM_OK;
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		rc = cat_dberr(db, "listing the rules of a file's locks");
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return rc;
 }

@@ -162,24 +162,24 @@ enum dm_status cat_manifest_check(const struct cat_manifest *m, uint64_t bytes, 
 static enum dm_status file_row(struct cat_db *db, const char *scope, const char *name, int64_t *id,
 			       uint64_t *bytes, char adler[9])
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT id, bytes, adler32 FROM dids WHERE scope=? AND name=?"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT id, bytes, adler32 FROM dids WHERE scope=? AND name=?"
 					" AND did_type='F'");
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		*bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		*id = sqldrv_col_int64(st, 0);
+		*bytes = (uint64_t)sqldrv_col_int64(st, 1);
 		dm_strlcpy(adler, cat_col_text(st, 2) ? cat_col_text(st, 2) : "", 9);
 	}
-	sqlite3_reset(st);
-	if (r == SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r == SQLDRV_ROW)
 		return DM_OK;
-	if (r != SQLITE_DONE)
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "looking up a file");
 	return cat_fail(db, DM_ENOENT, "DataIdentifierNotFound", "File '%s:%s' not found", scope,
 			name);
@@ -192,7 +192,7 @@ enum dm_status cat_manifest_set(struct cat_db *db, const char *scope, const char
 	unsigned char *blob = NULL;
 	uint64_t bytes = 0;
 	int64_t id = 0;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char adler[9];
 	struct dm_err e = { 0 };
 
@@ -218,14 +218,14 @@ enum dm_status cat_manifest_set(struct cat_db *db, const char *scope, const char
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, m->chunk);
-	sqlite3_bind_int64(st, 3, (int64_t)m->bytes);
-	sqlite3_bind_blob(st, 4, blob, (int)(m->n * 4), SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, dm_now());
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 2, m->chunk);
+	sqldrv_bind_int64(st, 3, (int64_t)m->bytes);
+	sqldrv_bind_blob(st, 4, blob, (int)(m->n * 4));
+	sqldrv_bind_int64(st, 5, dm_now());
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "recording a manifest");
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 out:
 	free(blob);
 	return cat_tx_end(db, rc);
@@ -234,7 +234,7 @@ out:
 enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char *name,
 				struct cat_manifest *out, int *found)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT m.chunk_size, m.bytes, m.sums FROM file_manifests m"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT m.chunk_size, m.bytes, m.sums FROM file_manifests m"
 					" JOIN dids d ON d.id=m.did_id WHERE d.scope=? AND d.name=?");
 	enum dm_status rc = DM_OK;
 	int r;
@@ -243,15 +243,15 @@ enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char
 	*found = 0;
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		const unsigned char *b = sqlite3_column_blob(st, 2);
-		size_t nb = (size_t)sqlite3_column_bytes(st, 2);
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		size_t nb = 0;
+		const unsigned char *b = sqldrv_col_blob(st, 2, &nb);
 
-		out->chunk = (uint32_t)sqlite3_column_int64(st, 0);
-		out->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		out->chunk = (uint32_t)sqldrv_col_int64(st, 0);
+		out->bytes = (uint64_t)sqldrv_col_int64(st, 1);
 		out->n = nb / 4;
 		if (out->chunk != CAT_MANIFEST_CHUNK || nb % 4 ||
 		    out->n != cat_manifest_count(out->bytes)) {
@@ -264,10 +264,10 @@ enum dm_status cat_manifest_get(struct cat_db *db, const char *scope, const char
 					       (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
 			*found = 1;
 		}
-	} else if (r != SQLITE_DONE) {
+	} else if (r != SQLDRV_DONE) {
 		rc = cat_dberr(db, "reading a manifest");
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return rc;
 }
 
@@ -278,7 +278,7 @@ enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse
 	enum dm_status rc = cat_tx_begin(db);
 	uint64_t bytes;
 	int64_t id = 0, num = 0;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char adler[9];
 
 	if (rc)
@@ -294,28 +294,28 @@ enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, dm_now());
-	sqlite3_bind_int64(st, 2, id);
-	sqlite3_bind_int64(st, 3, num);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, dm_now());
+	sqldrv_bind_int64(st, 2, id);
+	sqldrv_bind_int64(st, 3, num);
+	if (sqldrv_step(st) != SQLDRV_DONE) {
+		sqldrv_reset(st);
 		rc = cat_dberr(db, "declaring a replica suspicious");
 		goto out;
 	}
-	sqlite3_reset(st);
-	if (sqlite3_changes(db->db) == 0) {
+	sqldrv_reset(st);
+	if (sqldrv_changes(db->sql) == 0) {
 		/* not AVAILABLE (already BAD, or gone): nothing to declare */
 		st = cat_stmt(db, "SELECT 1 FROM replicas WHERE did_id=? AND rse_num=?");
 		if (!st) {
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, num);
-		if (sqlite3_step(st) != SQLITE_ROW)
+		sqldrv_bind_int64(st, 1, id);
+		sqldrv_bind_int64(st, 2, num);
+		if (sqldrv_step(st) != SQLDRV_ROW)
 			rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound",
 				      "No replica of '%s:%s' on RSE '%s'", scope, name, rse);
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		goto out;
 	}
 	st = cat_stmt(db, "INSERT INTO bad_replicas(did_id, rse_num, reason, state, account, created_at)"
@@ -324,14 +324,14 @@ enum dm_status cat_replica_declare_suspicious(struct cat_db *db, const char *rse
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, num);
-	sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, cat_issuer(db), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, dm_now());
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 2, num);
+	sqldrv_bind_text(st, 3, reason ? reason : "", -1);
+	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
+	sqldrv_bind_int64(st, 5, dm_now());
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "declaring a replica suspicious");
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	/* its locks go STUCK, as for an UNAVAILABLE replica: the judge-repairer
 	 * then queues a new copy from a good replica (Rucio's necromancer) */
 	if (rc == DM_OK)
@@ -343,7 +343,7 @@ out:
 enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, const char *scope,
 					    const char *name, int64_t *count)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT count(*) FROM bad_replicas b JOIN dids d ON d.id=b.did_id"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT count(*) FROM bad_replicas b JOIN dids d ON d.id=b.did_id"
 					" JOIN rses r ON r.num=b.rse_num WHERE d.scope=? AND d.name=?"
 					" AND r.rse=? AND b.state='S'");
 	int r;
@@ -351,12 +351,12 @@ enum dm_status cat_replica_suspicious_count(struct cat_db *db, const char *rse, 
 	*count = 0;
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, rse, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		*count = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return r == SQLITE_ROW ? DM_OK : cat_dberr(db, "counting suspicious declarations");
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	sqldrv_bind_text(st, 3, rse, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW)
+		*count = sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
+	return r == SQLDRV_ROW ? DM_OK : cat_dberr(db, "counting suspicious declarations");
 }

@@ -31,12 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum dm_status step_done(struct cat_db *db, sqlite3_stmt *st, const char *what)
+static enum dm_status step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what)
 {
-	int r = sqlite3_step(st);
+	int r = sqldrv_step(st);
 
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE && r != SQLDRV_ROW)
 		return cat_dberr(db, what);
 	return DM_OK;
 }
@@ -45,7 +45,7 @@ enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, cons
 					const char *name, const char *reason)
 {
 	int64_t did, num;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc;
 
 	if (!reason || !*reason)
@@ -62,12 +62,12 @@ enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, cons
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, dm_now());
-	sqlite3_bind_int64(st, 2, did);
-	sqlite3_bind_int64(st, 3, num);
+	sqldrv_bind_int64(st, 1, dm_now());
+	sqldrv_bind_int64(st, 2, did);
+	sqldrv_bind_int64(st, 3, num);
 	if ((rc = step_done(db, st, "declaring a bad replica")))
 		goto out;
-	if (sqlite3_changes(db->db) == 0) {
+	if (sqldrv_changes(db->sql) == 0) {
 		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'",
 			      scope, name, rse);
 		goto out;
@@ -78,11 +78,11 @@ enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, cons
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, num);
-	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, cat_issuer(db), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, dm_now());
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, num);
+	sqldrv_bind_text(st, 3, reason, -1);
+	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
+	sqldrv_bind_int64(st, 5, dm_now());
 	if ((rc = step_done(db, st, "declaring a bad replica")))
 		goto out;
 	rc = cat_locks_on_replica_state(db, did, num, CAT_REPLICA_UNAVAILABLE);
@@ -92,7 +92,7 @@ out:
 
 static enum dm_status lost_messages(struct cat_db *db, int64_t did)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT f.scope, f.name, p.scope, p.name FROM dids f"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT f.scope, f.name, p.scope, p.name FROM dids f"
 				       " LEFT JOIN contents c ON c.child_id=f.id"
 				       " LEFT JOIN dids p ON p.id=c.parent_id AND p.did_type='D'"
 				       " WHERE f.id=?");
@@ -105,8 +105,8 @@ static enum dm_status lost_messages(struct cat_db *db, int64_t did)
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, did);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		rows = dm_xrealloc(rows, (n + 1) * sizeof *rows);
 		rows[n].scope = dm_xstrdup(cat_col_text(st, 0));
 		rows[n].name = dm_xstrdup(cat_col_text(st, 1));
@@ -115,8 +115,8 @@ static enum dm_status lost_messages(struct cat_db *db, int64_t did)
 		any_ds |= rows[n].ds_name != NULL;
 		n++;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE)
 		rc = cat_dberr(db, "finding a lost file's datasets");
 	for (size_t i = 0; i < n && rc == DM_OK; i++) {
 		json_t *p;
@@ -149,7 +149,7 @@ static enum dm_status lost_messages(struct cat_db *db, int64_t did)
 enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int nworkers,
 				   int *done, int *lost)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct {
 		int64_t did, rse;
 	} *v = NULL;
@@ -167,17 +167,17 @@ enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int(st, 1, limit > 0 ? limit : 100);
-	sqlite3_bind_int(st, 2, nworkers);
-	sqlite3_bind_int(st, 3, worker);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, limit > 0 ? limit : 100);
+	sqldrv_bind_int64(st, 2, nworkers);
+	sqldrv_bind_int64(st, 3, worker);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		v = dm_xrealloc(v, (n + 1) * sizeof *v);
-		v[n].did = sqlite3_column_int64(st, 0);
-		v[n].rse = sqlite3_column_int64(st, 1);
+		v[n].did = sqldrv_col_int64(st, 0);
+		v[n].rse = sqldrv_col_int64(st, 1);
 		n++;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE) {
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE) {
 		rc = cat_dberr(db, "listing bad replicas");
 		goto out;
 	}
@@ -192,14 +192,14 @@ enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(st, 1, v[i].did);
-		sqlite3_bind_int64(st, 2, v[i].rse);
-		if (sqlite3_step(st) == SQLITE_ROW) {
+		sqldrv_bind_int64(st, 1, v[i].did);
+		sqldrv_bind_int64(st, 2, v[i].rse);
+		if (sqldrv_step(st) == SQLDRV_ROW) {
 			state = cat_col_text(st, 0);
 			next = state && state[0] == 'A' ? 'R' : 0;
-			good = sqlite3_column_int64(st, 1);
+			good = sqldrv_col_int64(st, 1);
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		if (!next && good == 0)
 			next = 'L';
 		if (!next)
@@ -210,9 +210,9 @@ enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_text(st, 1, (char[]){ next, 0 }, 1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 2, v[i].did);
-		sqlite3_bind_int64(st, 3, v[i].rse);
+		sqldrv_bind_text(st, 1, (char[]){ next, 0 }, 1);
+		sqldrv_bind_int64(st, 2, v[i].did);
+		sqldrv_bind_int64(st, 3, v[i].rse);
 		if ((rc = step_done(db, st, "settling a bad replica")))
 			break;
 		(*done)++;
@@ -222,8 +222,8 @@ enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_int64(st, 1, dm_now());
-			sqlite3_bind_int64(st, 2, v[i].did);
+			sqldrv_bind_int64(st, 1, dm_now());
+			sqldrv_bind_int64(st, 2, v[i].did);
 			if ((rc = step_done(db, st, "marking a file lost")))
 				break;
 			rc = lost_messages(db, v[i].did);

@@ -36,12 +36,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum dm_status step_done(struct cat_db *db, sqlite3_stmt *st, const char *what)
+static enum dm_status step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what)
 {
-	int r = sqlite3_step(st);
+	int r = sqldrv_step(st);
 
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE && r != SQLDRV_ROW)
 		return cat_dberr(db, what);
 	return DM_OK;
 }
@@ -50,7 +50,7 @@ static enum dm_status step_done(struct cat_db *db, sqlite3_stmt *st, const char 
 static enum dm_status add(struct cat_db *db, const char *event, json_t *payload)
 {
 	char *text = json_dumps(payload, JSON_COMPACT);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc;
 
 	json_decref(payload);
@@ -61,9 +61,9 @@ static enum dm_status add(struct cat_db *db, const char *event, json_t *payload)
 		free(text);
 		return db->err.code;
 	}
-	sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, dm_now());
+	sqldrv_bind_text(st, 1, event, -1);
+	sqldrv_bind_text(st, 2, text, -1);
+	sqldrv_bind_int64(st, 3, dm_now());
 	rc = step_done(db, st, "queueing a message");
 	free(text);
 	return rc;
@@ -93,7 +93,7 @@ static json_t *time_or_null(int64_t t)
 enum dm_status cat_outbox_transfer(struct cat_db *db, const char *request_id, const char *event,
 				   const char *reason)
 {
-	sqlite3_stmt *st = cat_stmt(db,
+	struct sqldrv_stmt *st = cat_stmt(db,
 		"SELECT d.scope, d.name, q.activity, coalesce(q.bytes, d.bytes), d.adler32, d.md5,"
 		" src.rse, dst.rse, q.account, q.rule_id, q.created_at, q.submitted_at, q.retry_count,"
 		" dst.rse_type, src.rse_type"
@@ -105,20 +105,20 @@ enum dm_status cat_outbox_transfer(struct cat_db *db, const char *request_id, co
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return r == SQLITE_DONE ? DM_OK : cat_dberr(db, "reading a request for its message");
+	sqldrv_bind_text(st, 1, request_id, -1);
+	r = sqldrv_step(st);
+	if (r != SQLDRV_ROW) {
+		sqldrv_reset(st);
+		return r == SQLDRV_DONE ? DM_OK : cat_dberr(db, "reading a request for its message");
 	}
-	submitted = sqlite3_column_int64(st, 11);
+	submitted = sqldrv_col_int64(st, 11);
 	p = json_object();
 	json_object_set_new(p, "request-id", json_string(request_id));
 	json_object_set_new(p, "activity", str_or_null(cat_col_text(st, 2)));
 	json_object_set_new(p, "scope", json_string(cat_col_text(st, 0)));
 	json_object_set_new(p, "name", json_string(cat_col_text(st, 1)));
-	json_object_set_new(p, "file-size", json_integer(sqlite3_column_int64(st, 3)));
-	json_object_set_new(p, "bytes", json_integer(sqlite3_column_int64(st, 3)));
+	json_object_set_new(p, "file-size", json_integer(sqldrv_col_int64(st, 3)));
+	json_object_set_new(p, "bytes", json_integer(sqldrv_col_int64(st, 3)));
 	json_object_set_new(p, "checksum-adler", str_or_null(cat_col_text(st, 4)));
 	json_object_set_new(p, "checksum-md5", str_or_null(cat_col_text(st, 5)));
 	json_object_set_new(p, "src-rse", str_or_null(cat_col_text(st, 6)));
@@ -127,13 +127,13 @@ enum dm_status cat_outbox_transfer(struct cat_db *db, const char *request_id, co
 	json_object_set_new(p, "dst-type", str_or_null(cat_col_text(st, 13)));
 	json_object_set_new(p, "account", str_or_null(cat_col_text(st, 8)));
 	json_object_set_new(p, "rule-id", str_or_null(cat_col_text(st, 9)));
-	json_object_set_new(p, "retry-count", json_integer(sqlite3_column_int64(st, 12)));
+	json_object_set_new(p, "retry-count", json_integer(sqldrv_col_int64(st, 12)));
 	json_object_set_new(p, "reason", str_or_null(reason));
 	json_object_set_new(p, "transfer-endpoint", json_string("didfs-conveyor"));
 	json_object_set_new(p, "transfer-id", json_string(request_id));
 	json_object_set_new(p, "tool-id", json_string("rucio-conveyor"));
 	json_object_set_new(p, "previous-request-id", json_null());
-	json_object_set_new(p, "created_at", time_or_null(sqlite3_column_int64(st, 10)));
+	json_object_set_new(p, "created_at", time_or_null(sqldrv_col_int64(st, 10)));
 	json_object_set_new(p, "submitted_at", time_or_null(strcmp(event, "transfer-submitted") ? submitted : now));
 	if (!strcmp(event, "transfer-submitted")) {
 		json_object_set_new(p, "transferred_at", json_null());
@@ -142,13 +142,13 @@ enum dm_status cat_outbox_transfer(struct cat_db *db, const char *request_id, co
 		json_object_set_new(p, "transferred_at", json_integer(now));
 		json_object_set_new(p, "duration", submitted ? json_integer(now - submitted) : json_null());
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return add(db, event, p);
 }
 
 enum dm_status cat_outbox_rule_state(struct cat_db *db, const char *rule_id, char state)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	json_t *p;
 	char notif;
 	int open, r;
@@ -159,17 +159,17 @@ enum dm_status cat_outbox_rule_state(struct cat_db *db, const char *rule_id, cha
 			  " FROM rules r JOIN dids d ON d.id=r.did_id WHERE r.id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return r == SQLITE_DONE ? DM_OK : cat_dberr(db, "reading a rule for its message");
+	sqldrv_bind_text(st, 1, rule_id, -1);
+	r = sqldrv_step(st);
+	if (r != SQLDRV_ROW) {
+		sqldrv_reset(st);
+		return r == SQLDRV_DONE ? DM_OK : cat_dberr(db, "reading a rule for its message");
 	}
 	notif = cat_col_text(st, 2) ? cat_col_text(st, 2)[0] : 'N';
-	open = sqlite3_column_int(st, 3);
+	open = (int)sqldrv_col_int64(st, 3);
 	/* Rucio: YES always, CLOSE and PROGRESS once the DID is closed */
 	if (notif == 'N' || ((notif == 'C' || notif == 'P') && open)) {
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		return DM_OK;
 	}
 	p = json_object();
@@ -178,7 +178,7 @@ enum dm_status cat_outbox_rule_state(struct cat_db *db, const char *rule_id, cha
 	json_object_set_new(p, "rule_id", json_string(rule_id));
 	if (state == 'S')
 		json_object_set_new(p, "error", str_or_null(cat_col_text(st, 4)));
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return add(db, state == 'O' ? "RULE_OK" : "RULE_STUCK", p);
 }
 
@@ -236,28 +236,28 @@ enum dm_status cat_reaper_failed(struct cat_db *db, const char *rse, const char 
 enum dm_status cat_messages_pending(struct cat_db *db, const char *sink, int limit,
 				    cat_message_cb cb, void *ud)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT m.id, m.event_type, m.payload, m.created_at FROM messages m"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT m.id, m.event_type, m.payload, m.created_at FROM messages m"
 				       " WHERE NOT EXISTS (SELECT 1 FROM message_deliveries d"
 				       " WHERE d.message_id=m.id AND d.sink=?1) ORDER BY m.id LIMIT ?2");
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, limit > 0 ? limit : 100);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, sink, -1);
+	sqldrv_bind_int64(st, 2, limit > 0 ? limit : 100);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_message m = {
-			.id = sqlite3_column_int64(st, 0),
+			.id = sqldrv_col_int64(st, 0),
 			.event_type = cat_col_text(st, 1),
 			.payload = cat_col_text(st, 2),
-			.created_at = sqlite3_column_int64(st, 3),
+			.created_at = sqldrv_col_int64(st, 3),
 		};
 
 		if (cb(ud, &m))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing messages");
 	return DM_OK;
 }
@@ -266,7 +266,7 @@ enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const
 				      size_t n, const char *sinks_csv, int nsinks, int *deleted)
 {
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *ins, *del, *deld;
+	struct sqldrv_stmt *ins, *del, *deld;
 	int64_t now = dm_now();
 
 	*deleted = 0;
@@ -279,9 +279,9 @@ enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(del, 1, ids[i]);
+		sqldrv_bind_int64(del, 1, ids[i]);
 		if ((rc = step_done(db, del, "deleting a delivered message")) == DM_OK)
-			*deleted += sqlite3_changes(db->db) > 0;
+			*deleted += sqldrv_changes(db->sql) > 0;
 	}
 	for (size_t i = 0; i < n && rc == DM_OK && nsinks > 1; i++) {
 		ins = cat_stmt(db, "INSERT OR IGNORE INTO message_deliveries(message_id, sink, delivered_at)"
@@ -290,9 +290,9 @@ enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(ins, 1, ids[i]);
-		sqlite3_bind_text(ins, 2, sink, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 3, now);
+		sqldrv_bind_int64(ins, 1, ids[i]);
+		sqldrv_bind_text(ins, 2, sink, -1);
+		sqldrv_bind_int64(ins, 3, now);
 		if ((rc = step_done(db, ins, "recording a delivery")))
 			break;
 		del = cat_stmt(db, "DELETE FROM messages WHERE id=?1 AND (SELECT count(*) FROM message_deliveries"
@@ -301,19 +301,19 @@ enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(del, 1, ids[i]);
-		sqlite3_bind_text(del, 2, sinks_csv, -1, SQLITE_STATIC);
-		sqlite3_bind_int(del, 3, nsinks);
+		sqldrv_bind_int64(del, 1, ids[i]);
+		sqldrv_bind_text(del, 2, sinks_csv, -1);
+		sqldrv_bind_int64(del, 3, nsinks);
 		if ((rc = step_done(db, del, "deleting a delivered message")))
 			break;
-		if (sqlite3_changes(db->db) > 0) {
+		if (sqldrv_changes(db->sql) > 0) {
 			(*deleted)++;
 			deld = cat_stmt(db, "DELETE FROM message_deliveries WHERE message_id=?");
 			if (!deld) {
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_int64(deld, 1, ids[i]);
+			sqldrv_bind_int64(deld, 1, ids[i]);
 			rc = step_done(db, deld, "forgetting deliveries");
 		}
 	}
@@ -322,15 +322,15 @@ enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const
 
 enum dm_status cat_messages_count(struct cat_db *db, int64_t *n)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT count(*) FROM messages");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT count(*) FROM messages");
 	int r;
 
 	*n = 0;
 	if (!st)
 		return db->err.code;
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		*n = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return r == SQLITE_ROW ? DM_OK : cat_dberr(db, "counting messages");
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW)
+		*n = sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
+	return r == SQLDRV_ROW ? DM_OK : cat_dberr(db, "counting messages");
 }

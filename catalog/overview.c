@@ -34,10 +34,10 @@ static enum dm_status need_admin(struct cat_db *db)
 	return cat_require_admin(db, "read the monitoring overview");
 }
 
-static enum dm_status step_all(struct cat_db *db, sqlite3_stmt *st, int r, const char *what)
+static enum dm_status step_all(struct cat_db *db, struct sqldrv_stmt *st, int r, const char *what)
 {
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, what);
 	return DM_OK;
 }
@@ -62,7 +62,7 @@ static int letter_index(const char *letters, const char *c)
 enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *f,
 			    cat_ov_rule_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	char state[2] = { 0, 0 };
 	struct cat_ov_rule x;
@@ -93,15 +93,15 @@ enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *
 	if (!st)
 		return db->err.code;
 	/* parameters a variant lacks are ignored (SQLITE_RANGE) */
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, f->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, f->scope && *f->scope ? f->scope : NULL, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, f->before > 0 ? f->before : INT64_MAX);
-	sqlite3_bind_text(st, 5, f->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 6, limit);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, state, -1);
+	sqldrv_bind_text(st, 2, f->account, -1);
+	sqldrv_bind_text(st, 3, f->scope && *f->scope ? f->scope : NULL, -1);
+	sqldrv_bind_int64(st, 4, f->before > 0 ? f->before : INT64_MAX);
+	sqldrv_bind_text(st, 5, f->id, -1);
+	sqldrv_bind_int64(st, 6, limit);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		memset(&x, 0, sizeof x);
-		x.cursor = sqlite3_column_int64(st, 0);
+		x.cursor = sqldrv_col_int64(st, 0);
 		x.id = cat_col_text(st, 1);
 		x.scope = cat_col_text(st, 2);
 		x.name = cat_col_text(st, 3);
@@ -111,14 +111,14 @@ enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *
 		x.state = (enum cat_rule_state)letter_index(rule_letters, cat_col_text(st, 6));
 		x.error = cat_col_text(st, 7);
 		x.rse_expression = cat_col_text(st, 8);
-		x.copies = sqlite3_column_int(st, 9);
-		x.locks_ok = sqlite3_column_int64(st, 10);
-		x.locks_replicating = sqlite3_column_int64(st, 11);
-		x.locks_stuck = sqlite3_column_int64(st, 12);
-		x.created_at = sqlite3_column_int64(st, 13);
-		x.updated_at = sqlite3_column_int64(st, 14);
-		x.stuck_at = sqlite3_column_int64(st, 15);
-		x.expires_at = sqlite3_column_int64(st, 16);
+		x.copies = (int)sqldrv_col_int64(st, 9);
+		x.locks_ok = sqldrv_col_int64(st, 10);
+		x.locks_replicating = sqldrv_col_int64(st, 11);
+		x.locks_stuck = sqldrv_col_int64(st, 12);
+		x.created_at = sqldrv_col_int64(st, 13);
+		x.updated_at = sqldrv_col_int64(st, 14);
+		x.stuck_at = sqldrv_col_int64(st, 15);
+		x.expires_at = sqldrv_col_int64(st, 16);
 		n++;
 		if (cb(ud, &x))
 			break;
@@ -129,7 +129,7 @@ enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *
 enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, int scan,
 				cat_ov_rule_rse_cb cb, void *ud, int *capped)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	struct cat_ov_rule_rse x;
 	int r, seen = 0;
@@ -142,16 +142,16 @@ enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, int scan
 			  " JOIN rses s ON s.num=l.rse_num GROUP BY s.rse ORDER BY s.rse");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, rule_id, -1);
 	if (scan <= 0 || scan > CAT_OV_LOCK_SCAN)
 		scan = CAT_OV_LOCK_SCAN;
-	sqlite3_bind_int(st, 2, scan);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 2, scan);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		x.rse = cat_col_text(st, 0);
-		x.ok = sqlite3_column_int64(st, 1);
-		x.replicating = sqlite3_column_int64(st, 2);
-		x.stuck = sqlite3_column_int64(st, 3);
-		seen += sqlite3_column_int(st, 4);
+		x.ok = sqldrv_col_int64(st, 1);
+		x.replicating = sqldrv_col_int64(st, 2);
+		x.stuck = sqldrv_col_int64(st, 3);
+		seen += (int)sqldrv_col_int64(st, 4);
 		if (cb(ud, &x))
 			break;
 	}
@@ -163,7 +163,7 @@ enum dm_status cat_ov_rule_rses(struct cat_db *db, const char *rule_id, int scan
 enum dm_status cat_ov_stuck_locks(struct cat_db *db, const char *rule_id, int limit,
 				  cat_ov_stuck_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	struct cat_ov_stuck x;
 	int r;
@@ -181,14 +181,14 @@ enum dm_status cat_ov_stuck_locks(struct cat_db *db, const char *rule_id, int li
 			  " WHERE l.rule_id=?1 AND l.state='S' LIMIT ?2");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, clamp_limit(limit));
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, rule_id, -1);
+	sqldrv_bind_int64(st, 2, clamp_limit(limit));
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		x.scope = cat_col_text(st, 0);
 		x.name = cat_col_text(st, 1);
 		x.rse = cat_col_text(st, 2);
-		x.repair_cnt = sqlite3_column_int(st, 3);
-		x.updated_at = sqlite3_column_int64(st, 4);
+		x.repair_cnt = (int)sqldrv_col_int64(st, 3);
+		x.updated_at = sqldrv_col_int64(st, 4);
 		x.reason = cat_col_text(st, 5);
 		if (cb(ud, &x))
 			break;
@@ -200,7 +200,7 @@ enum dm_status cat_ov_stuck_locks(struct cat_db *db, const char *rule_id, int li
 
 enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfer_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	struct cat_ov_transfer x;
 	int r;
@@ -218,17 +218,17 @@ enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfe
 			  " GROUP BY h.source_rse_num, h.dest_rse_num ORDER BY 1, 2 LIMIT ?2");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, since);
-	sqlite3_bind_int(st, 2, CAT_OV_MAX_LIMIT);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, since);
+	sqldrv_bind_int64(st, 2, CAT_OV_MAX_LIMIT);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		x.source = cat_col_text(st, 0);
 		x.dest = cat_col_text(st, 1);
-		x.files = (uint64_t)sqlite3_column_int64(st, 2);
-		x.bytes = (uint64_t)sqlite3_column_int64(st, 3);
-		x.failures = (uint64_t)sqlite3_column_int64(st, 4);
-		x.retries = (uint64_t)sqlite3_column_int64(st, 5);
-		x.busy_seconds = sqlite3_column_int64(st, 6);
-		x.last_at = sqlite3_column_int64(st, 7);
+		x.files = (uint64_t)sqldrv_col_int64(st, 2);
+		x.bytes = (uint64_t)sqldrv_col_int64(st, 3);
+		x.failures = (uint64_t)sqldrv_col_int64(st, 4);
+		x.retries = (uint64_t)sqldrv_col_int64(st, 5);
+		x.busy_seconds = sqldrv_col_int64(st, 6);
+		x.last_at = sqldrv_col_int64(st, 7);
 		if (cb(ud, &x))
 			break;
 	}
@@ -237,7 +237,7 @@ enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfe
 
 enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud, int *capped)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	int64_t seen = 0;
 	int r;
@@ -252,10 +252,10 @@ enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud, i
 			  "  LIMIT ?1) q JOIN rses d ON d.num=q.dest_rse_num GROUP BY d.rse ORDER BY d.rse");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int(st, 1, CAT_OV_QUEUE_SCAN);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		seen += sqlite3_column_int64(st, 3);
-		if (cb(ud, cat_col_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)))
+	sqldrv_bind_int64(st, 1, CAT_OV_QUEUE_SCAN);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
+		seen += sqldrv_col_int64(st, 3);
+		if (cb(ud, cat_col_text(st, 0), sqldrv_col_int64(st, 1), sqldrv_col_int64(st, 2)))
 			break;
 	}
 	if (seen >= CAT_OV_QUEUE_SCAN)
@@ -267,7 +267,7 @@ enum dm_status cat_ov_queued(struct cat_db *db, cat_ov_queued_cb cb, void *ud, i
 
 enum dm_status cat_ov_rses(struct cat_db *db, const char *after, int limit, cat_ov_rse_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	struct cat_ov_rse x;
 	int r;
@@ -286,22 +286,22 @@ enum dm_status cat_ov_rses(struct cat_db *db, const char *after, int limit, cat_
 			  " FROM rses r WHERE r.deleted=0 AND r.rse > ?1 ORDER BY r.rse LIMIT ?2");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, clamp_limit(limit));
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, after ? after : "", -1);
+	sqldrv_bind_int64(st, 2, clamp_limit(limit));
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		memset(&x, 0, sizeof x);
 		x.rse = cat_col_text(st, 0);
 		x.rse_type = cat_col_text(st, 1);
-		x.availability_read = sqlite3_column_int(st, 2);
-		x.availability_write = sqlite3_column_int(st, 3);
-		x.availability_delete = sqlite3_column_int(st, 4);
-		x.used = sqlite3_column_int64(st, 5);
-		x.files = sqlite3_column_int64(st, 6);
-		x.max_space = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
-		x.min_free = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 8);
-		x.storage_free = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 9);
-		x.protocols = sqlite3_column_int(st, 10);
-		x.usage_at = sqlite3_column_int64(st, 11);
+		x.availability_read = (int)sqldrv_col_int64(st, 2);
+		x.availability_write = (int)sqldrv_col_int64(st, 3);
+		x.availability_delete = (int)sqldrv_col_int64(st, 4);
+		x.used = sqldrv_col_int64(st, 5);
+		x.files = sqldrv_col_int64(st, 6);
+		x.max_space = sqldrv_col_is_null(st, 7) ? -1 : sqldrv_col_int64(st, 7);
+		x.min_free = sqldrv_col_is_null(st, 8) ? -1 : sqldrv_col_int64(st, 8);
+		x.storage_free = sqldrv_col_is_null(st, 9) ? -1 : sqldrv_col_int64(st, 9);
+		x.protocols = (int)sqldrv_col_int64(st, 10);
+		x.usage_at = sqldrv_col_int64(st, 11);
 		if (cb(ud, &x))
 			break;
 	}
@@ -311,7 +311,7 @@ enum dm_status cat_ov_rses(struct cat_db *db, const char *after, int limit, cat_
 enum dm_status cat_ov_rse_accounts(struct cat_db *db, const char *rse, int limit,
 				   cat_usage_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	struct cat_usage u;
 	int64_t num;
@@ -328,16 +328,16 @@ enum dm_status cat_ov_rse_accounts(struct cat_db *db, const char *rse, int limit
 			  " ORDER BY a.account LIMIT ?2");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_int(st, 2, clamp_limit(limit));
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_int64(st, 2, clamp_limit(limit));
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		memset(&u, 0, sizeof u);
 		u.account = cat_col_text(st, 0);
 		u.rse = rse;
-		u.files = (uint64_t)sqlite3_column_int64(st, 1);
-		u.bytes = (uint64_t)sqlite3_column_int64(st, 2);
-		u.limit_set = sqlite3_column_type(st, 3) != SQLITE_NULL;
-		u.limit = u.limit_set ? sqlite3_column_int64(st, 3) : 0;
+		u.files = (uint64_t)sqldrv_col_int64(st, 1);
+		u.bytes = (uint64_t)sqldrv_col_int64(st, 2);
+		u.limit_set = !sqldrv_col_is_null(st, 3);
+		u.limit = u.limit_set ? sqldrv_col_int64(st, 3) : 0;
 		if (cb(ud, &u))
 			break;
 	}
@@ -348,7 +348,7 @@ enum dm_status cat_ov_rse_accounts(struct cat_db *db, const char *rse, int limit
 
 enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	struct cat_ov_heartbeat x;
 	int r;
@@ -359,14 +359,14 @@ enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_
 			  " FROM heartbeats ORDER BY executable, hostname, pid, thread_id LIMIT ?1");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int(st, 1, clamp_limit(limit));
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, clamp_limit(limit));
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		x.executable = cat_col_text(st, 0);
 		x.hostname = cat_col_text(st, 1);
-		x.pid = sqlite3_column_int64(st, 2);
-		x.thread = sqlite3_column_int(st, 3);
-		x.created_at = sqlite3_column_int64(st, 4);
-		x.updated_at = sqlite3_column_int64(st, 5);
+		x.pid = sqldrv_col_int64(st, 2);
+		x.thread = (int)sqldrv_col_int64(st, 3);
+		x.created_at = sqldrv_col_int64(st, 4);
+		x.updated_at = sqldrv_col_int64(st, 5);
 		if (cb(ud, &x))
 			break;
 	}
@@ -382,30 +382,30 @@ enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_
 		   "  WHERE c.parent_id=d.id LIMIT ?9)) END, d.is_open, d.created_at, d.adler32, d.md5," \
 		   " d.expired_at FROM dids d "
 
-static enum dm_status ov_did_rows(struct cat_db *db, sqlite3_stmt *st, const char *scope,
+static enum dm_status ov_did_rows(struct cat_db *db, struct sqldrv_stmt *st, const char *scope,
 				  const char *prefix, cat_did_cb cb, void *ud)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;
 	struct cat_did d;
 	int r;
 
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		if (plen && strncmp(cat_col_text(st, 1), prefix, plen))
 			break;
 		memset(&d, 0, sizeof d);
-		d.id = sqlite3_column_int64(st, 0);
+		d.id = sqldrv_col_int64(st, 0);
 		d.scope = scope;
 		d.name = cat_col_text(st, 1);
 		d.account = cat_col_text(st, 2);
 		if (cat_did_type_from_code(cat_col_text(st, 3), &d.type))
 			d.type = CAT_DID_FILE;
-		d.bytes = d.type == CAT_DID_FILE ? (uint64_t)sqlite3_column_int64(st, 4) : 0;
-		d.length = (uint64_t)sqlite3_column_int64(st, 5);
-		d.is_open = sqlite3_column_int(st, 6);
-		d.created_at = sqlite3_column_int64(st, 7);
+		d.bytes = d.type == CAT_DID_FILE ? (uint64_t)sqldrv_col_int64(st, 4) : 0;
+		d.length = (uint64_t)sqldrv_col_int64(st, 5);
+		d.is_open = (int)sqldrv_col_int64(st, 6);
+		d.created_at = sqldrv_col_int64(st, 7);
 		d.adler32 = cat_col_text(st, 8);
 		d.md5 = cat_col_text(st, 9);
-		d.expired_at = sqlite3_column_int64(st, 10);
+		d.expired_at = sqldrv_col_int64(st, 10);
 		d.availability = "AVAILABLE";
 		if (cb(ud, &d))
 			break;
@@ -416,7 +416,7 @@ static enum dm_status ov_did_rows(struct cat_db *db, sqlite3_stmt *st, const cha
 enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *prefix,
 			   const char *after, int limit, cat_did_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 
 	if (rc || (rc = cat_scope_check(db, scope, NULL)))
@@ -433,18 +433,18 @@ enum dm_status cat_ov_dids(struct cat_db *db, const char *scope, const char *pre
 		prefix = "";
 	if (!after)
 		after = "";
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, strcmp(after, prefix) > 0 ? after : prefix, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, after, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, clamp_limit(limit));
-	sqlite3_bind_int(st, 9, CAT_OV_CHILD_COUNT_LIST + 1);
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, strcmp(after, prefix) > 0 ? after : prefix, -1);
+	sqldrv_bind_text(st, 3, after, -1);
+	sqldrv_bind_int64(st, 4, clamp_limit(limit));
+	sqldrv_bind_int64(st, 9, CAT_OV_CHILD_COUNT_LIST + 1);
 	return ov_did_rows(db, st, scope, prefix, cb, ud);
 }
 
 enum dm_status cat_ov_did(struct cat_db *db, const char *scope, const char *name, cat_did_cb cb,
 			  void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = need_admin(db);
 	int found = 0;
 
@@ -453,12 +453,12 @@ enum dm_status cat_ov_did(struct cat_db *db, const char *scope, const char *name
 	st = cat_stmt(db, OV_DID_SEL "WHERE d.scope=?1 AND d.name=?2");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 9, CAT_OV_CHILD_COUNT + 1);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	sqldrv_bind_text(st, 1, scope, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	sqldrv_bind_int64(st, 9, CAT_OV_CHILD_COUNT + 1);
+	if (sqldrv_step(st) == SQLDRV_ROW)
 		found = 1;
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	if (!found)
 		return cat_did_id(db, scope, name, NULL, NULL); /* DataIdentifierNotFound, or the scope's error */
 	return ov_did_rows(db, st, scope, NULL, cb, ud);

@@ -51,17 +51,17 @@ int cat_replica_state_from_code(const char *code, enum cat_replica_state *s)
 
 enum dm_status cat_counter_rse(struct cat_db *db, int64_t rse_num, int64_t files, int64_t bytes)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (!files && !bytes)
 		return DM_OK;
 	st = cat_stmt(db, "INSERT INTO updated_rse_counters(rse_num, files, bytes) VALUES (?,?,?)");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, rse_num);
-	sqlite3_bind_int64(st, 2, files);
-	sqlite3_bind_int64(st, 3, bytes);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, rse_num);
+	sqldrv_bind_int64(st, 2, files);
+	sqldrv_bind_int64(st, 3, bytes);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		return cat_dberr(db, "queueing an RSE counter");
 	return DM_OK;
 }
@@ -69,7 +69,7 @@ enum dm_status cat_counter_rse(struct cat_db *db, int64_t rse_num, int64_t files
 enum dm_status cat_counter_account(struct cat_db *db, const char *account, int64_t rse_num,
 				   int64_t files, int64_t bytes)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (!files && !bytes)
 		return DM_OK;
@@ -77,11 +77,11 @@ enum dm_status cat_counter_account(struct cat_db *db, const char *account, int64
 			  " VALUES (?,?,?,?)");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, rse_num);
-	sqlite3_bind_int64(st, 3, files);
-	sqlite3_bind_int64(st, 4, bytes);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_text(st, 1, account, -1);
+	sqldrv_bind_int64(st, 2, rse_num);
+	sqldrv_bind_int64(st, 3, files);
+	sqldrv_bind_int64(st, 4, bytes);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		return cat_dberr(db, "queueing an account counter");
 	return DM_OK;
 }
@@ -93,7 +93,7 @@ enum { B_DID, B_DID_GET, B_REPLICA, B_CONTENT, B_NSTMT };
 
 struct cat_bulk {
 	struct cat_db *db;
-	sqlite3_stmt *st[B_NSTMT];
+	struct sqldrv_stmt *st[B_NSTMT];
 	int64_t rse_num;
 	int deterministic;
 	int64_t tombstone;    /* 0: NULL */
@@ -146,15 +146,16 @@ static int keep_proto(void *ud, const struct cat_protocol *p)
 static void bulk_restore_fk(struct cat_bulk *b)
 {
 	if (b->fk_off)
-		sqlite3_exec(b->db->db, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-"
-					DM_STR(CAT_CACHE_KIB), NULL, NULL, NULL);
+		sqldrv_exec(b->db->sql, "PRAGMA foreign_keys=ON; PRAGMA cache_size=-"
+					DM_STR(CAT_CACHE_KIB));
 	b->fk_off = 0;
 }
 
 static void bulk_free(struct cat_bulk *b)
 {
 	for (int i = 0; i < B_NSTMT; i++)
-		sqlite3_finalize(b->st[i]);
+		if (b->st[i])
+			sqldrv_reset(b->st[i]);
 	for (size_t i = 0; i < 3 * b->nprotos; i++)
 		free(b->proto_strs[i]);
 	free(b->proto_strs);
@@ -168,7 +169,7 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 {
 	struct cat_bulk *b;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int avail_write = 1, is_volatile = 0;
 	char delay[32];
 
@@ -180,10 +181,11 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 	/* Every reference a bulk row makes is checked or created by this code
 	 * (scope checked per distinct scope, DID ids taken from the insert, the
 	 * RSE and dataset looked up once), so SQLite's per-row foreign-key
-	 * lookups are switched off for the outermost bulk transaction. */
-	if (db->tx_depth == 0) {
-		sqlite3_exec(db->db, "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-"
-				     DM_STR(CAT_BULK_CACHE_KIB), NULL, NULL, NULL);
+	 * lookups are switched off for the outermost bulk transaction (SQLite;
+	 * PostgreSQL keeps its foreign keys). */
+	if (db->tx_depth == 0 && db->sql && sqldrv_dialect(db->sql) == SQLDRV_SQLITE) {
+		sqldrv_exec(db->sql, "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-"
+				     DM_STR(CAT_BULK_CACHE_KIB));
 		b->fk_off = 1;
 	}
 	rc = cat_tx_begin(db);
@@ -201,13 +203,13 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 		rc = db->err.code;
 		goto fail;
 	}
-	sqlite3_bind_int64(st, 1, b->rse_num);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		b->deterministic = sqlite3_column_int(st, 0);
-		avail_write = sqlite3_column_int(st, 1);
-		is_volatile = sqlite3_column_int(st, 2);
+	sqldrv_bind_int64(st, 1, b->rse_num);
+	if (sqldrv_step(st) == SQLDRV_ROW) {
+		b->deterministic = (int)sqldrv_col_int64(st, 0);
+		avail_write = (int)sqldrv_col_int64(st, 1);
+		is_volatile = (int)sqldrv_col_int64(st, 2);
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	if (is_volatile) {
 		rc = cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
 			      "RSE '%s' is volatile: replicas cannot be registered on it", rse);
@@ -247,19 +249,18 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 			rc = db->err.code;
 			goto fail;
 		}
-		sqlite3_bind_int64(st, 1, b->ds_id);
-		if (sqlite3_step(st) == SQLITE_ROW && !sqlite3_column_int(st, 0)) {
-			sqlite3_reset(st);
+		sqldrv_bind_int64(st, 1, b->ds_id);
+		if (sqldrv_step(st) == SQLDRV_ROW && !(int)sqldrv_col_int64(st, 0)) {
+			sqldrv_reset(st);
 			rc = cat_fail(db, DM_ECONFLICT, "UnsupportedOperation",
 				      "Data identifier '%s:%s' is closed: cannot attach to it",
 				      ds_scope, ds_name);
 			goto fail;
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 	}
 	for (int i = 0; i < B_NSTMT; i++) {
-		if (sqlite3_prepare_v3(db->db, bulk_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &b->st[i],
-				       NULL) != SQLITE_OK) {
+		if (!(b->st[i] = cat_stmt(db, bulk_sql[i]))) {
 			rc = cat_dberr(db, "preparing bulk registration");
 			goto fail;
 		}
@@ -329,7 +330,7 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 	struct cat_db *db = b->db;
 	struct dm_err e;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t id;
 	const char *path = NULL;
 	int state = f->state < 0 ? CAT_REPLICA_AVAILABLE : f->state;
@@ -358,44 +359,45 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 		return bulk_fail(b, rc);
 
 	st = b->st[B_DID];
-	sqlite3_bind_text(st, 1, f->scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, db->issuer, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (int64_t)f->bytes);
-	sqlite3_bind_text(st, 5, f->adler32, 8, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, f->scope, -1);
+	sqldrv_bind_text(st, 2, f->name, -1);
+	sqldrv_bind_text(st, 3, db->issuer, -1);
+	sqldrv_bind_int64(st, 4, (int64_t)f->bytes);
+	sqldrv_bind_text(st, 5, f->adler32, 8);
 	if (f->md5 && *f->md5)
-		sqlite3_bind_text(st, 6, f->md5, 32, SQLITE_STATIC);
+		sqldrv_bind_text(st, 6, f->md5, 32);
 	else
-		sqlite3_bind_null(st, 6);
-	sqlite3_bind_int64(st, 7, b->now);
-	sqlite3_bind_int64(st, 8, b->now);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_reset(st);
+		sqldrv_bind_null(st, 6);
+	sqldrv_bind_int64(st, 7, b->now);
+	sqldrv_bind_int64(st, 8, b->now);
+	if (sqldrv_step(st) != SQLDRV_DONE) {
+		sqldrv_reset(st);
 		return bulk_fail(b, cat_dberr(db, "registering a file"));
 	}
-	sqlite3_reset(st);
-	if (sqlite3_changes(db->db)) {
-		id = sqlite3_last_insert_rowid(db->db);
+	sqldrv_reset(st);
+	if (sqldrv_changes(db->sql)) {
+		if (sqldrv_last_id(db->sql, &id) != DM_OK)
+			return bulk_fail(b, cat_dberr(db, "registering a file"));
 		b->files_added++;
 	} else {
 		/* The file exists: it must be a file with the same size and checksum. */
 		const char *ad, *md;
 		int64_t by;
 		st = b->st[B_DID_GET];
-		sqlite3_bind_text(st, 1, f->scope, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
+		sqldrv_bind_text(st, 1, f->scope, -1);
+		sqldrv_bind_text(st, 2, f->name, -1);
+		if (sqldrv_step(st) != SQLDRV_ROW) {
+			sqldrv_reset(st);
 			return bulk_fail(b, cat_dberr(db, "reading a file"));
 		}
-		id = sqlite3_column_int64(st, 0);
+		id = sqldrv_col_int64(st, 0);
 		if (strcmp(cat_col_text(st, 1), "F") != 0) {
 			rc = cat_fail(db, DM_ECONFLICT, "UnsupportedOperation",
 				      "'%s:%s' exists and is not a file", f->scope, f->name);
-			sqlite3_reset(st);
+			sqldrv_reset(st);
 			return bulk_fail(b, rc);
 		}
-		by = sqlite3_column_int64(st, 2);
+		by = sqldrv_col_int64(st, 2);
 		ad = cat_col_text(st, 3);
 		md = cat_col_text(st, 4);
 		if (by != (int64_t)f->bytes || (ad && strcasecmp(ad, f->adler32)) ||
@@ -404,48 +406,48 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 				      "'%s:%s' is registered with %lld bytes, adler32 %s; the new replica has %llu bytes, adler32 %s",
 				      f->scope, f->name, (long long)by, ad ? ad : "?",
 				      (unsigned long long)f->bytes, f->adler32);
-			sqlite3_reset(st);
+			sqldrv_reset(st);
 			return bulk_fail(b, rc);
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 	}
 
 	st = b->st[B_REPLICA];
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, b->rse_num);
-	sqlite3_bind_int64(st, 3, (int64_t)f->bytes);
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_int64(st, 2, b->rse_num);
+	sqldrv_bind_int64(st, 3, (int64_t)f->bytes);
 	if (path)
-		sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 4, path, -1);
 	else
-		sqlite3_bind_null(st, 4);
-	sqlite3_bind_text(st, 5, state_codes[state], 1, SQLITE_STATIC);
+		sqldrv_bind_null(st, 4);
+	sqldrv_bind_text(st, 5, state_codes[state], 1);
 	if (b->tombstone)
-		sqlite3_bind_int64(st, 6, b->tombstone);
+		sqldrv_bind_int64(st, 6, b->tombstone);
 	else
-		sqlite3_bind_null(st, 6);
-	sqlite3_bind_int64(st, 7, b->now);
-	sqlite3_bind_int64(st, 8, b->now);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_reset(st);
+		sqldrv_bind_null(st, 6);
+	sqldrv_bind_int64(st, 7, b->now);
+	sqldrv_bind_int64(st, 8, b->now);
+	if (sqldrv_step(st) != SQLDRV_DONE) {
+		sqldrv_reset(st);
 		return bulk_fail(b, cat_dberr(db, "registering a replica"));
 	}
-	sqlite3_reset(st);
-	if (sqlite3_changes(db->db)) {
+	sqldrv_reset(st);
+	if (sqldrv_changes(db->sql)) {
 		b->replicas_added++;
 		b->bytes_added += f->bytes;
 	}
 
 	if (b->ds_id) {
 		st = b->st[B_CONTENT];
-		sqlite3_bind_int64(st, 1, b->ds_id);
-		sqlite3_bind_int64(st, 2, id);
-		sqlite3_bind_int64(st, 3, b->now);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_reset(st);
+		sqldrv_bind_int64(st, 1, b->ds_id);
+		sqldrv_bind_int64(st, 2, id);
+		sqldrv_bind_int64(st, 3, b->now);
+		if (sqldrv_step(st) != SQLDRV_DONE) {
+			sqldrv_reset(st);
 			return bulk_fail(b, cat_dberr(db, "attaching a file"));
 		}
-		sqlite3_reset(st);
-		b->attached += (uint64_t)sqlite3_changes(db->db);
+		sqldrv_reset(st);
+		b->attached += (uint64_t)sqldrv_changes(db->sql);
 	}
 	return DM_OK;
 }
@@ -464,7 +466,8 @@ enum dm_status cat_bulk_commit(struct cat_bulk *b, uint64_t *files_added)
 	if (files_added)
 		*files_added = rc == DM_OK ? b->replicas_added : 0;
 	for (int i = 0; i < B_NSTMT; i++) {
-		sqlite3_finalize(b->st[i]);
+		if (b->st[i])
+			sqldrv_reset(b->st[i]);
 		b->st[i] = NULL;
 	}
 	rc = cat_tx_end(db, rc);
@@ -478,7 +481,8 @@ void cat_bulk_abort(struct cat_bulk *b)
 	if (!b)
 		return;
 	for (int i = 0; i < B_NSTMT; i++) {
-		sqlite3_finalize(b->st[i]);
+		if (b->st[i])
+			sqldrv_reset(b->st[i]);
 		b->st[i] = NULL;
 	}
 	cat_tx_end(b->db, DM_EINVAL);
@@ -512,17 +516,17 @@ enum dm_status cat_replicas_add(struct cat_db *db, const char *rse, const struct
 
 enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes)
 {
-	sqlite3_stmt *st = cat_stmt(db, "DELETE FROM replicas WHERE did_id=? AND rse_num=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "DELETE FROM replicas WHERE did_id=? AND rse_num=?");
 	enum dm_status rc;
 	int64_t left = 1;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, num);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, num);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		return cat_dberr(db, "deleting a replica");
-	if (sqlite3_changes(db->db) == 0)
+	if (sqldrv_changes(db->sql) == 0)
 		return DM_OK;
 	rc = cat_counter_rse(db, num, -1, -bytes);
 	if (rc)
@@ -532,18 +536,18 @@ enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t nu
 	st = cat_stmt(db, "SELECT count(*) FROM replicas WHERE did_id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		left = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, did);
+	if (sqldrv_step(st) == SQLDRV_ROW)
+		left = sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
 	if (left)
 		return DM_OK;
 	st = cat_stmt(db, "SELECT 1 FROM dids WHERE id=? AND did_type='F' AND availability!='L'");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	left = sqlite3_step(st) != SQLITE_ROW;
-	sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, did);
+	left = sqldrv_step(st) != SQLDRV_ROW;
+	sqldrv_reset(st);
 	if (left)
 		return DM_OK;
 	{
@@ -559,8 +563,8 @@ enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t nu
 			st = cat_stmt(db, cleanup[i]);
 			if (!st)
 				return db->err.code;
-			sqlite3_bind_int64(st, 1, did);
-			if (sqlite3_step(st) != SQLITE_DONE)
+			sqldrv_bind_int64(st, 1, did);
+			if (sqldrv_step(st) != SQLDRV_DONE)
 				return cat_dberr(db, "deleting a file without replicas");
 		}
 	}
@@ -582,7 +586,7 @@ enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const c
 {
 	CAT_REMOTE(db, replica_set_state, rse, scope, name, state);
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t did, num;
 
 	if (rc)
@@ -601,13 +605,13 @@ enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const c
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, state_codes[state], 1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, dm_now());
-	sqlite3_bind_int64(st, 3, did);
-	sqlite3_bind_int64(st, 4, num);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_text(st, 1, state_codes[state], 1);
+	sqldrv_bind_int64(st, 2, dm_now());
+	sqldrv_bind_int64(st, 3, did);
+	sqldrv_bind_int64(st, 4, num);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "updating a replica");
-	else if (sqlite3_changes(db->db) == 0)
+	else if (sqldrv_changes(db->sql) == 0)
 		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'",
 			      scope, name, rse);
 	if (rc == DM_OK)
@@ -621,7 +625,7 @@ enum dm_status cat_replica_del(struct cat_db *db, const char *rse, const char *s
 {
 	CAT_REMOTE(db, replica_del, rse, scope, name);
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t did, num, bytes = 0, locks = 0;
 	int r;
 
@@ -637,15 +641,15 @@ enum dm_status cat_replica_del(struct cat_db *db, const char *rse, const char *s
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, num);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		bytes = sqlite3_column_int64(st, 0);
-		locks = sqlite3_column_int64(st, 1);
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, num);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		bytes = sqldrv_col_int64(st, 0);
+		locks = sqldrv_col_int64(st, 1);
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW) {
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW) {
 		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'",
 			      scope, name, rse);
 		goto out;
@@ -671,7 +675,7 @@ enum dm_status cat_replica_list(struct cat_db *db, const char *scope, const char
 	enum cat_did_type type;
 	int64_t id, num = 0;
 	enum dm_status rc = cat_did_id(db, scope, name, &id, &type);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char states[8] = "";
 	int ns = 0, r;
 
@@ -703,30 +707,30 @@ enum dm_status cat_replica_list(struct cat_db *db, const char *scope, const char
 #undef REP_WHERE
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, states, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, num);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, id);
+	sqldrv_bind_text(st, 2, states, -1);
+	sqldrv_bind_int64(st, 3, num);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_replica x = { 0 };
 		x.scope = cat_col_text(st, 0);
 		x.name = cat_col_text(st, 1);
 		x.rse = cat_col_text(st, 2);
 		x.rse_id = cat_col_text(st, 3);
-		x.bytes = (uint64_t)sqlite3_column_int64(st, 4);
+		x.bytes = (uint64_t)sqldrv_col_int64(st, 4);
 		x.adler32 = cat_col_text(st, 5);
 		x.md5 = cat_col_text(st, 6);
 		x.path = cat_col_text(st, 7);
 		if (cat_replica_state_parse(cat_col_text(st, 8), &x.state))
 			x.state = CAT_REPLICA_UNAVAILABLE;
-		x.lock_cnt = sqlite3_column_int64(st, 9);
-		x.tombstone = sqlite3_column_int64(st, 10);
-		x.created_at = sqlite3_column_int64(st, 11);
-		x.accessed_at = sqlite3_column_int64(st, 12);
+		x.lock_cnt = sqldrv_col_int64(st, 9);
+		x.tombstone = sqldrv_col_int64(st, 10);
+		x.created_at = sqldrv_col_int64(st, 11);
+		x.accessed_at = sqldrv_col_int64(st, 12);
 		if (cb(ud, &x))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing replicas");
 	return DM_OK;
 }
@@ -738,7 +742,7 @@ enum dm_status cat_account_limit_set(struct cat_db *db, const char *account, con
 				     int64_t bytes)
 {
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t num;
 
 	if (bytes < -1)
@@ -760,10 +764,10 @@ enum dm_status cat_account_limit_set(struct cat_db *db, const char *account, con
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, num);
-	sqlite3_bind_int64(st, 3, bytes);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_text(st, 1, account, -1);
+	sqldrv_bind_int64(st, 2, num);
+	sqldrv_bind_int64(st, 3, bytes);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "setting an account limit");
 out:
 	return cat_tx_end(db, rc);
@@ -773,7 +777,7 @@ enum dm_status cat_account_limit_get(struct cat_db *db, const char *account, con
 				     int64_t *bytes, int *is_set)
 {
 	enum dm_status rc = cat_account_check(db, account);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t num;
 	int r;
 
@@ -784,13 +788,13 @@ enum dm_status cat_account_limit_get(struct cat_db *db, const char *account, con
 	st = cat_stmt(db, "SELECT bytes FROM account_limits WHERE account=? AND rse_num=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, num);
-	r = sqlite3_step(st);
-	*is_set = r == SQLITE_ROW;
-	*bytes = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_bind_text(st, 1, account, -1);
+	sqldrv_bind_int64(st, 2, num);
+	r = sqldrv_step(st);
+	*is_set = r == SQLDRV_ROW;
+	*bytes = r == SQLDRV_ROW ? sqldrv_col_int64(st, 0) : 0;
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "reading an account limit");
 	return DM_OK;
 }
@@ -800,7 +804,7 @@ enum dm_status cat_usage_refresh(struct cat_db *db)
 	CAT_REMOTE0(db, usage_refresh);
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t now = dm_now();
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
@@ -809,7 +813,7 @@ enum dm_status cat_usage_refresh(struct cat_db *db)
 			  " WHERE true GROUP BY rse_num"
 			  " ON CONFLICT(rse_num, source) DO UPDATE SET used=used+excluded.used,"
 			  " files=files+excluded.files, updated_at=excluded.updated_at");
-	if (!st || (sqlite3_bind_int64(st, 1, now), sqlite3_step(st)) != SQLITE_DONE) {
+	if (!st || (sqldrv_bind_int64(st, 1, now), sqldrv_step(st)) != SQLDRV_DONE) {
 		rc = st ? cat_dberr(db, "folding RSE counters") : db->err.code;
 		goto out;
 	}
@@ -821,7 +825,7 @@ enum dm_status cat_usage_refresh(struct cat_db *db)
 			  " WHERE true GROUP BY account, rse_num"
 			  " ON CONFLICT(account, rse_num) DO UPDATE SET files=files+excluded.files,"
 			  " bytes=bytes+excluded.bytes, updated_at=excluded.updated_at");
-	if (!st || (sqlite3_bind_int64(st, 1, now), sqlite3_step(st)) != SQLITE_DONE) {
+	if (!st || (sqldrv_bind_int64(st, 1, now), sqldrv_step(st)) != SQLDRV_DONE) {
 		rc = st ? cat_dberr(db, "folding account counters") : db->err.code;
 		goto out;
 	}
@@ -835,7 +839,7 @@ enum dm_status cat_account_usage_list(struct cat_db *db, const char *account, ca
 {
 	CAT_REMOTE(db, account_usage_list, account, cb, ud);
 	enum dm_status rc = cat_account_check(db, account);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r;
 
 	if (rc)
@@ -847,20 +851,20 @@ enum dm_status cat_account_usage_list(struct cat_db *db, const char *account, ca
 			  " ORDER BY r.rse");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, account, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_usage u = { 0 };
 		u.account = account;
 		u.rse = cat_col_text(st, 0);
-		u.files = (uint64_t)sqlite3_column_int64(st, 1);
-		u.bytes = (uint64_t)sqlite3_column_int64(st, 2);
-		u.limit_set = sqlite3_column_type(st, 3) != SQLITE_NULL;
-		u.limit = u.limit_set ? sqlite3_column_int64(st, 3) : 0;
+		u.files = (uint64_t)sqldrv_col_int64(st, 1);
+		u.bytes = (uint64_t)sqldrv_col_int64(st, 2);
+		u.limit_set = !sqldrv_col_is_null(st, 3);
+		u.limit = u.limit_set ? sqldrv_col_int64(st, 3) : 0;
 		if (cb(ud, &u))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing account usage");
 	return DM_OK;
 }
@@ -869,7 +873,7 @@ enum dm_status cat_rse_usage_list(struct cat_db *db, const char *rse, cat_usage_
 {
 	int64_t num = 0;
 	enum dm_status rc = rse ? cat_rse_num(db, rse, &num) : DM_OK;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r;
 
 	if (rc)
@@ -879,19 +883,19 @@ enum dm_status cat_rse_usage_list(struct cat_db *db, const char *rse, cat_usage_
 			  " ORDER BY r.rse, u.source");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, num);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_usage u = { 0 };
 		u.rse = cat_col_text(st, 0);
 		u.account = cat_col_text(st, 1); /* the source, for RSE usage */
-		u.files = (uint64_t)sqlite3_column_int64(st, 2);
-		u.bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		u.files = (uint64_t)sqldrv_col_int64(st, 2);
+		u.bytes = (uint64_t)sqldrv_col_int64(st, 3);
 		u.limit = -1;
 		if (cb(ud, &u))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing RSE usage");
 	return DM_OK;
 }

@@ -38,33 +38,33 @@ static int parse_bool(const char *s, int *out)
 
 enum dm_status cat_rse_num(struct cat_db *db, const char *rse, int64_t *num)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT num FROM rses WHERE rse=? AND deleted=0");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT num FROM rses WHERE rse=? AND deleted=0");
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rse, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW && num)
-		*num = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (r == SQLITE_ROW)
+	sqldrv_bind_text(st, 1, rse, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW && num)
+		*num = sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
+	if (r == SQLDRV_ROW)
 		return DM_OK;
-	if (r != SQLITE_DONE)
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "looking up an RSE");
 	return cat_fail(db, DM_ENOENT, "RSENotFound", "RSE '%s' cannot be found", rse);
 }
 
 static enum dm_status set_attr(struct cat_db *db, int64_t num, const char *key, const char *value)
 {
-	sqlite3_stmt *st = cat_stmt(db, "INSERT INTO rse_attr_map(rse_num, key, value) VALUES (?,?,?)"
+	struct sqldrv_stmt *st = cat_stmt(db, "INSERT INTO rse_attr_map(rse_num, key, value) VALUES (?,?,?)"
 				       " ON CONFLICT(rse_num, key) DO UPDATE SET value=excluded.value");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_text(st, 2, key, -1);
+	sqldrv_bind_text(st, 3, value, -1);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		return cat_dberr(db, "setting an RSE attribute");
 	return DM_OK;
 }
@@ -74,7 +74,7 @@ enum dm_status cat_rse_add(struct cat_db *db, const char *rse, const struct cat_
 	static const struct cat_rse_opts none;
 	struct dm_err e;
 	enum dm_status rc = cat_validate_rse(rse, &e);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char id[33];
 	int64_t now = dm_now(), num;
 	const char *type;
@@ -103,30 +103,33 @@ enum dm_status cat_rse_add(struct cat_db *db, const char *rse, const struct cat_
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rse, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, !o->non_deterministic);
-	sqlite3_bind_int(st, 5, !!o->volatile_);
-	sqlite3_bind_int(st, 6, !!o->staging_area);
-	sqlite3_bind_text(st, 7, o->city, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, o->country_name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, o->continent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, o->region_code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, o->time_zone, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 12, o->isp, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 13, o->asn, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 14, now);
-	sqlite3_bind_int64(st, 15, now);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	sqldrv_bind_text(st, 1, id, -1);
+	sqldrv_bind_text(st, 2, rse, -1);
+	sqldrv_bind_text(st, 3, type, -1);
+	sqldrv_bind_int64(st, 4, !o->non_deterministic);
+	sqldrv_bind_int64(st, 5, !!o->volatile_);
+	sqldrv_bind_int64(st, 6, !!o->staging_area);
+	sqldrv_bind_text(st, 7, o->city, -1);
+	sqldrv_bind_text(st, 8, o->country_name, -1);
+	sqldrv_bind_text(st, 9, o->continent, -1);
+	sqldrv_bind_text(st, 10, o->region_code, -1);
+	sqldrv_bind_text(st, 11, o->time_zone, -1);
+	sqldrv_bind_text(st, 12, o->isp, -1);
+	sqldrv_bind_text(st, 13, o->asn, -1);
+	sqldrv_bind_int64(st, 14, now);
+	sqldrv_bind_int64(st, 15, now);
+	if (sqldrv_step(st) != SQLDRV_DONE) {
 		rc = cat_dberr(db, "adding an RSE");
 		goto out;
 	}
-	if (sqlite3_changes(db->db) == 0) {
+	if (sqldrv_changes(db->sql) == 0) {
 		rc = cat_fail(db, DM_EEXIST, "Duplicate", "RSE '%s' already exists", rse);
 		goto out;
 	}
-	num = sqlite3_last_insert_rowid(db->db);
+	if (sqldrv_last_id(db->sql, &num) != DM_OK) {
+		rc = cat_dberr(db, "adding an RSE");
+		goto out;
+	}
 	rc = set_attr(db, num, rse, "true");
 	{
 		const char *keys[] = { "continent", "city", "region_code", "country_name",
@@ -145,9 +148,9 @@ enum dm_status cat_rse_add(struct cat_db *db, const char *rse, const struct cat_
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_int64(st, 2, now);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_int64(st, 2, now);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "adding RSE usage");
 out:
 	return cat_tx_end(db, rc);
@@ -157,17 +160,17 @@ out:
 		 " availability_write, availability_delete, city, country_name, continent," \
 		 " region_code, time_zone, ISP, ASN, latitude, longitude, qos_class"
 
-static void rse_from_row(sqlite3_stmt *st, struct cat_rse *r)
+static void rse_from_row(struct sqldrv_stmt *st, struct cat_rse *r)
 {
 	r->id = cat_col_text(st, 0);
 	r->rse = cat_col_text(st, 1);
 	r->rse_type = cat_col_text(st, 2);
-	r->deterministic = sqlite3_column_int(st, 3);
-	r->volatile_ = sqlite3_column_int(st, 4);
-	r->staging_area = sqlite3_column_int(st, 5);
-	r->availability_read = sqlite3_column_int(st, 6);
-	r->availability_write = sqlite3_column_int(st, 7);
-	r->availability_delete = sqlite3_column_int(st, 8);
+	r->deterministic = (int)sqldrv_col_int64(st, 3);
+	r->volatile_ = (int)sqldrv_col_int64(st, 4);
+	r->staging_area = (int)sqldrv_col_int64(st, 5);
+	r->availability_read = (int)sqldrv_col_int64(st, 6);
+	r->availability_write = (int)sqldrv_col_int64(st, 7);
+	r->availability_delete = (int)sqldrv_col_int64(st, 8);
 	r->city = cat_col_text(st, 9);
 	r->country_name = cat_col_text(st, 10);
 	r->continent = cat_col_text(st, 11);
@@ -175,30 +178,30 @@ static void rse_from_row(sqlite3_stmt *st, struct cat_rse *r)
 	r->time_zone = cat_col_text(st, 13);
 	r->isp = cat_col_text(st, 14);
 	r->asn = cat_col_text(st, 15);
-	r->latitude = sqlite3_column_double(st, 16);
-	r->longitude = sqlite3_column_double(st, 17);
+	r->latitude = sqldrv_col_double(st, 16);
+	r->longitude = sqldrv_col_double(st, 17);
 	r->qos_class = cat_col_text(st, 18);
 }
 
 enum dm_status cat_rse_get(struct cat_db *db, const char *rse, cat_rse_cb cb, void *ud)
 {
 	CAT_REMOTE(db, rse_get, rse, cb, ud);
-	sqlite3_stmt *st = cat_stmt(db, "SELECT " RSE_COLS " FROM rses WHERE rse=? AND deleted=0");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT " RSE_COLS " FROM rses WHERE rse=? AND deleted=0");
 	struct cat_rse r;
 	int s;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rse, -1, SQLITE_STATIC);
-	s = sqlite3_step(st);
-	if (s == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, rse, -1);
+	s = sqldrv_step(st);
+	if (s == SQLDRV_ROW) {
 		rse_from_row(st, &r);
 		cb(ud, &r);
 	}
-	sqlite3_reset(st);
-	if (s == SQLITE_ROW)
+	sqldrv_reset(st);
+	if (s == SQLDRV_ROW)
 		return DM_OK;
-	if (s != SQLITE_DONE)
+	if (s != SQLDRV_DONE)
 		return cat_dberr(db, "reading an RSE");
 	return cat_fail(db, DM_ENOENT, "RSENotFound", "RSE '%s' cannot be found", rse);
 }
@@ -206,19 +209,19 @@ enum dm_status cat_rse_get(struct cat_db *db, const char *rse, cat_rse_cb cb, vo
 enum dm_status cat_rse_list(struct cat_db *db, cat_rse_cb cb, void *ud)
 {
 	CAT_REMOTE(db, rse_list, cb, ud);
-	sqlite3_stmt *st = cat_stmt(db, "SELECT " RSE_COLS " FROM rses WHERE deleted=0 ORDER BY rse");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT " RSE_COLS " FROM rses WHERE deleted=0 ORDER BY rse");
 	struct cat_rse r;
 	int s;
 
 	if (!st)
 		return db->err.code;
-	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((s = sqldrv_step(st)) == SQLDRV_ROW) {
 		rse_from_row(st, &r);
 		if (cb(ud, &r))
 			break;
 	}
-	sqlite3_reset(st);
-	if (s != SQLITE_ROW && s != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (s != SQLDRV_ROW && s != SQLDRV_DONE)
 		return cat_dberr(db, "listing RSEs");
 	return DM_OK;
 }
@@ -235,7 +238,7 @@ enum dm_status cat_rse_update(struct cat_db *db, const char *rse, const char *ke
 	enum dm_status rc;
 	int64_t num;
 	char sql[128];
-	sqlite3_stmt *st = NULL;
+	struct sqldrv_stmt *st = NULL;
 	int b = 0, kind = -1;
 	double d = 0;
 
@@ -275,21 +278,21 @@ enum dm_status cat_rse_update(struct cat_db *db, const char *rse, const char *ke
 		goto out;
 	/* key is one of the fixed names above, so formatting it in is safe. */
 	snprintf(sql, sizeof sql, "UPDATE rses SET %s=?, updated_at=? WHERE num=?", key);
-	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (!(st = sqldrv_prepare(db->sql, sql))) {
 		rc = cat_dberr(db, "updating an RSE");
 		goto out;
 	}
 	if (kind == 0)
-		sqlite3_bind_int(st, 1, b);
+		sqldrv_bind_int64(st, 1, b);
 	else if (kind == 1)
-		sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, value, -1);
 	else
-		sqlite3_bind_double(st, 1, d);
-	sqlite3_bind_int64(st, 2, dm_now());
-	sqlite3_bind_int64(st, 3, num);
-	if (sqlite3_step(st) != SQLITE_DONE)
+		sqldrv_bind_double(st, 1, d);
+	sqldrv_bind_int64(st, 2, dm_now());
+	sqldrv_bind_int64(st, 3, num);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "updating an RSE");
-	sqlite3_finalize(st);
+	sqldrv_reset(st);
 	/* location settings are mirrored as attributes, as add_rse does */
 	if (rc == DM_OK && kind == 1 && strcmp(key, "rse_type") && strcmp(key, "qos_class") && value && *value)
 		rc = set_attr(db, num, key, value);
@@ -339,7 +342,7 @@ enum dm_status cat_rse_attr_set(struct cat_db *db, const char *rse, const char *
 enum dm_status cat_rse_attr_del(struct cat_db *db, const char *rse, const char *key)
 {
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t num;
 
 	if (rc)
@@ -354,11 +357,11 @@ enum dm_status cat_rse_attr_del(struct cat_db *db, const char *rse, const char *
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_text(st, 2, key, -1);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "deleting an RSE attribute");
-	else if (sqlite3_changes(db->db) == 0)
+	else if (sqldrv_changes(db->sql) == 0)
 		rc = cat_fail(db, DM_ENOENT, "RSEAttributeNotFound",
 			      "RSE '%s' has no attribute '%s'", rse, key);
 out:
@@ -370,14 +373,14 @@ enum dm_status cat_rse_attr_list(struct cat_db *db, const char *rse, cat_kv_cb c
 	CAT_REMOTE(db, rse_attr_list, rse, cb, ud);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
 	st = cat_stmt(db, "SELECT key, value FROM rse_attr_map WHERE rse_num=? ORDER BY key");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
+	sqldrv_bind_int64(st, 1, num);
 	return cat_kv_rows(db, st, cb, ud, "listing RSE attributes");
 }
 
@@ -387,7 +390,7 @@ enum dm_status cat_rse_attr_get(struct cat_db *db, const char *rse, const char *
 	CAT_REMOTE(db, rse_attr_get, rse, key, out, n);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r;
 
 	if (rc)
@@ -395,15 +398,15 @@ enum dm_status cat_rse_attr_get(struct cat_db *db, const char *rse, const char *
 	st = cat_stmt(db, "SELECT value FROM rse_attr_map WHERE rse_num=? AND key=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_text(st, 2, key, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW)
 		dm_strlcpy(out, cat_col_text(st, 0) ? cat_col_text(st, 0) : "", n);
-	sqlite3_reset(st);
-	if (r == SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r == SQLDRV_ROW)
 		return DM_OK;
-	if (r != SQLITE_DONE)
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "reading an RSE attribute");
 	return cat_fail(db, DM_ENOENT, "RSEAttributeNotFound", "RSE '%s' has no attribute '%s'", rse, key);
 }
@@ -459,7 +462,7 @@ static const int col_is_bool[] = { 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 
 
 static enum dm_status universe_load(struct cat_db *db, struct universe *u, int64_t **nums)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT num, " RSE_COLS " FROM rses WHERE deleted=0 ORDER BY rse");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT num, " RSE_COLS " FROM rses WHERE deleted=0 ORDER BY rse");
 	size_t cap = 0, *kv_start = NULL;
 	int r;
 
@@ -467,28 +470,28 @@ static enum dm_status universe_load(struct cat_db *db, struct universe *u, int64
 	*nums = NULL;
 	if (!st)
 		return db->err.code;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		if (u->n == cap) {
 			cap = cap ? 2 * cap : 16;
 			u->rses = dm_xrealloc(u->rses, cap * sizeof *u->rses);
 			*nums = dm_xrealloc(*nums, cap * sizeof **nums);
 			kv_start = dm_xrealloc(kv_start, cap * sizeof *kv_start);
 		}
-		(*nums)[u->n] = sqlite3_column_int64(st, 0);
+		(*nums)[u->n] = sqldrv_col_int64(st, 0);
 		kv_start[u->n] = u->nkv;
 		memset(&u->rses[u->n], 0, sizeof u->rses[u->n]);
 		u->rses[u->n].name = keep(u, cat_col_text(st, 2));
 		for (unsigned c = 0; c < DM_ARRAY_SIZE(col_names); c++) {
 			const char *v = cat_col_text(st, (int)c + 1);
 			if (col_is_bool[c])
-				v = sqlite3_column_int(st, (int)c + 1) ? "true" : "false";
+				v = (int)sqldrv_col_int64(st, (int)c + 1) ? "true" : "false";
 			add_kv(u, col_names[c], v);
 		}
 		u->rses[u->n].ncolumns = DM_ARRAY_SIZE(col_names);
 		u->n++;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE) {
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE) {
 		free(kv_start);
 		return cat_dberr(db, "loading RSEs");
 	}
@@ -499,10 +502,10 @@ static enum dm_status universe_load(struct cat_db *db, struct universe *u, int64
 			free(kv_start);
 			return db->err.code;
 		}
-		sqlite3_bind_int64(st, 1, (*nums)[i]);
-		while (sqlite3_step(st) == SQLITE_ROW)
+		sqldrv_bind_int64(st, 1, (*nums)[i]);
+		while (sqldrv_step(st) == SQLDRV_ROW)
 			add_kv(u, cat_col_text(st, 0), cat_col_text(st, 1));
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		u->rses[i].nattrs = u->nkv - before;
 		/* attribute block starts right after... fixed up below */
 		kv_start = dm_xrealloc(kv_start, (u->n + i + 1) * sizeof *kv_start);
@@ -558,7 +561,7 @@ enum dm_status cat_rse_expr_list(struct cat_db *db, const char *expression, cat_
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < n && rc == DM_OK; i++) {
-		sqlite3_stmt *st;
+		struct sqldrv_stmt *st;
 		struct cat_rse r;
 		int stop = 0;
 
@@ -569,12 +572,12 @@ enum dm_status cat_rse_expr_list(struct cat_db *db, const char *expression, cat_
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(st, 1, nums[i]);
-		if (sqlite3_step(st) == SQLITE_ROW) {
+		sqldrv_bind_int64(st, 1, nums[i]);
+		if (sqldrv_step(st) == SQLDRV_ROW) {
 			rse_from_row(st, &r);
 			stop = cb(ud, &r);
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		if (stop)
 			break;
 	}
@@ -611,7 +614,7 @@ static const char *default_impl(const char *scheme)
 enum dm_status cat_protocol_add(struct cat_db *db, const char *rse, const struct cat_protocol *p)
 {
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t num;
 	struct dm_buf prefix = DM_BUF_INIT;
 
@@ -654,12 +657,12 @@ enum dm_status cat_protocol_add(struct cat_db *db, const char *rse, const struct
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_text(st, 2, p->scheme, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->hostname && *p->hostname ? p->hostname : "localhost", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, p->port);
-	sqlite3_bind_text(st, 5, prefix.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, p->impl && *p->impl ? p->impl : default_impl(p->scheme), -1, SQLITE_STATIC);
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_text(st, 2, p->scheme, -1);
+	sqldrv_bind_text(st, 3, p->hostname && *p->hostname ? p->hostname : "localhost", -1);
+	sqldrv_bind_int64(st, 4, p->port);
+	sqldrv_bind_text(st, 5, prefix.s, -1);
+	sqldrv_bind_text(st, 6, p->impl && *p->impl ? p->impl : default_impl(p->scheme), -1);
 	{
 		int col = 7;
 		const int map[][2] = { { CAT_LAN, CAT_OP_READ }, { CAT_LAN, CAT_OP_WRITE },
@@ -669,13 +672,13 @@ enum dm_status cat_protocol_add(struct cat_db *db, const char *rse, const struct
 		for (unsigned i = 0; i < DM_ARRAY_SIZE(map); i++, col++) {
 			int v = p->prio[map[i][0]][map[i][1]];
 			if (v >= 0)
-				sqlite3_bind_int(st, col, v);
+				sqldrv_bind_int64(st, col, v);
 		}
 	}
-	sqlite3_bind_text(st, 15, p->extended_attributes, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_text(st, 15, p->extended_attributes, -1);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "adding a protocol");
-	else if (sqlite3_changes(db->db) == 0)
+	else if (sqldrv_changes(db->sql) == 0)
 		rc = cat_fail(db, DM_EEXIST, "Duplicate",
 			      "RSE '%s' already has a %s protocol on %s:%d", rse, p->scheme,
 			      p->hostname && *p->hostname ? p->hostname : "localhost", p->port);
@@ -688,7 +691,7 @@ enum dm_status cat_protocol_del(struct cat_db *db, const char *rse, const char *
 				const char *hostname, int port)
 {
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t num;
 
 	if (rc)
@@ -704,20 +707,20 @@ enum dm_status cat_protocol_del(struct cat_db *db, const char *rse, const char *
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_text(st, 2, scheme, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, hostname, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, port);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_text(st, 2, scheme, -1);
+	sqldrv_bind_text(st, 3, hostname, -1);
+	sqldrv_bind_int64(st, 4, port);
+	if (sqldrv_step(st) != SQLDRV_DONE)
 		rc = cat_dberr(db, "deleting a protocol");
-	else if (sqlite3_changes(db->db) == 0)
+	else if (sqldrv_changes(db->sql) == 0)
 		rc = cat_fail(db, DM_ENOENT, "RSEProtocolNotSupported",
 			      "RSE '%s' has no %s protocol to delete", rse, scheme);
 out:
 	return cat_tx_end(db, rc);
 }
 
-static void proto_from_row(sqlite3_stmt *st, struct cat_protocol *p)
+static void proto_from_row(struct sqldrv_stmt *st, struct cat_protocol *p)
 {
 	int col = 5;
 	const int map[][2] = { { CAT_LAN, CAT_OP_READ }, { CAT_LAN, CAT_OP_WRITE },
@@ -731,12 +734,12 @@ static void proto_from_row(sqlite3_stmt *st, struct cat_protocol *p)
 			p->prio[d][o] = -1;
 	p->scheme = cat_col_text(st, 0);
 	p->hostname = cat_col_text(st, 1);
-	p->port = sqlite3_column_int(st, 2);
+	p->port = (int)sqldrv_col_int64(st, 2);
 	p->prefix = cat_col_text(st, 3);
 	p->impl = cat_col_text(st, 4);
 	for (unsigned i = 0; i < DM_ARRAY_SIZE(map); i++, col++)
-		if (sqlite3_column_type(st, col) != SQLITE_NULL)
-			p->prio[map[i][0]][map[i][1]] = sqlite3_column_int(st, col);
+		if (!sqldrv_col_is_null(st, col))
+			p->prio[map[i][0]][map[i][1]] = (int)sqldrv_col_int64(st, col);
 	p->extended_attributes = cat_col_text(st, 13);
 }
 
@@ -749,7 +752,7 @@ enum dm_status cat_protocol_list(struct cat_db *db, const char *rse, cat_protoco
 	CAT_REMOTE(db, protocol_list, rse, cb, ud);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct cat_protocol p;
 	int r;
 
@@ -759,14 +762,14 @@ enum dm_status cat_protocol_list(struct cat_db *db, const char *rse, cat_protoco
 			  " ORDER BY hostname, scheme, port");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, num);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		proto_from_row(st, &p);
 		if (cb(ud, &p))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing protocols");
 	return DM_OK;
 }
@@ -904,7 +907,7 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 	CAT_REMOTE(db, lfn2pfn, rse, scope, name, scheme, op, out);
 	int64_t num;
 	enum dm_status rc = cat_rse_num(db, rse, &num);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct cat_protocol best;
 	int found = 0, deterministic = 1;
 	char algo[64] = "hash";
@@ -916,10 +919,10 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 	st = cat_stmt(db, "SELECT deterministic FROM rses WHERE num=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, num);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		deterministic = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, num);
+	if (sqldrv_step(st) == SQLDRV_ROW)
+		deterministic = (int)sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
 	if (cat_rse_attr_get(db, rse, "lfn2pfn_algorithm", algo, sizeof algo) != DM_OK)
 		dm_strlcpy(algo, "hash", sizeof algo);
 	rc = proto_best(db, rse, op, scheme, &best, &strs, &found);
@@ -943,11 +946,11 @@ enum dm_status cat_lfn2pfn(struct cat_db *db, const char *rse, const char *scope
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, num);
-		if (sqlite3_step(st) == SQLITE_ROW && cat_col_text(st, 0))
+		sqldrv_bind_int64(st, 1, id);
+		sqldrv_bind_int64(st, 2, num);
+		if (sqldrv_step(st) == SQLDRV_ROW && cat_col_text(st, 0))
 			dm_buf_adds(&path, cat_col_text(st, 0));
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		if (!path.len) {
 			rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound",
 				      "no path for '%s:%s' on non-deterministic RSE '%s'", scope, name, rse);

@@ -115,27 +115,27 @@ void cat_rule_opts_init(struct cat_rule_opts *o)
 /* ------------------------------------------------------------------ */
 /* small SQL helpers                                                   */
 
-static enum dm_status step_done(struct cat_db *db, sqlite3_stmt *st, const char *what)
+static enum dm_status step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what)
 {
-	int r = sqlite3_step(st);
+	int r = sqldrv_step(st);
 
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE && r != SQLDRV_ROW)
 		return cat_dberr(db, what);
 	return DM_OK;
 }
 
 /* Run a one-int64-result query; *out untouched if no row. */
-static enum dm_status query_i64(struct cat_db *db, sqlite3_stmt *st, int64_t *out, int *found)
+static enum dm_status query_i64(struct cat_db *db, struct sqldrv_stmt *st, int64_t *out, int *found)
 {
-	int r = sqlite3_step(st);
+	int r = sqldrv_step(st);
 
 	if (found)
-		*found = r == SQLITE_ROW;
-	if (r == SQLITE_ROW && out)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		*found = r == SQLDRV_ROW;
+	if (r == SQLDRV_ROW && out)
+		*out = sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "query");
 	return DM_OK;
 }
@@ -209,7 +209,7 @@ static void acct_add(struct rule_ctx *x, int64_t num, int64_t files, int64_t byt
 static enum dm_status ctx_flush(struct rule_ctx *x)
 {
 	struct cat_db *db = x->db;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = DM_OK;
 
 	if (x->d_ok || x->d_repl || x->d_stuck) {
@@ -218,11 +218,11 @@ static enum dm_status ctx_flush(struct rule_ctx *x)
 				  " WHERE id=?");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, x->d_ok);
-		sqlite3_bind_int64(st, 2, x->d_repl);
-		sqlite3_bind_int64(st, 3, x->d_stuck);
-		sqlite3_bind_int64(st, 4, now_s());
-		sqlite3_bind_text(st, 5, x->id, -1, SQLITE_STATIC);
+		sqldrv_bind_int64(st, 1, x->d_ok);
+		sqldrv_bind_int64(st, 2, x->d_repl);
+		sqldrv_bind_int64(st, 3, x->d_stuck);
+		sqldrv_bind_int64(st, 4, now_s());
+		sqldrv_bind_text(st, 5, x->id, -1);
 		rc = step_done(db, st, "updating rule counters");
 		x->d_ok = x->d_repl = x->d_stuck = 0;
 	}
@@ -265,7 +265,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 	uint8_t *match = NULL;
 	size_t n = 0, count = 0, writable = 0;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int admin;
 
 	rc = cat_rse_expr_match(db, x->expr, 0, &nums, &match, &n, &count);
@@ -284,7 +284,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, nums[i]);
+		sqldrv_bind_int64(st, 1, nums[i]);
 		query_i64(db, st, &aw, NULL);
 		if (aw)
 			writable++;
@@ -304,11 +304,11 @@ static enum dm_status build_selector(struct rule_ctx *x)
 				rc = db->err.code;
 				goto out;
 			}
-			sqlite3_bind_int64(st, 1, nums[i]);
-			sqlite3_bind_text(st, 2, x->weight, -1, SQLITE_STATIC);
-			r = sqlite3_step(st);
-			if (r != SQLITE_ROW) {
-				sqlite3_reset(st);
+			sqldrv_bind_int64(st, 1, nums[i]);
+			sqldrv_bind_text(st, 2, x->weight, -1);
+			r = sqldrv_step(st);
+			if (r != SQLDRV_ROW) {
+				sqldrv_reset(st);
 				continue; /* RSEs without the weight attribute are not candidates */
 			}
 			v = cat_col_text(st, 0);
@@ -317,10 +317,10 @@ static enum dm_status build_selector(struct rule_ctx *x)
 				rc = cat_fail(db, DM_EINVAL, "InvalidRuleWeight",
 					      "The RSE attribute '%s' (weight) of an RSE is not a number: '%s'",
 					      x->weight, v ? v : "");
-				sqlite3_reset(st);
+				sqldrv_reset(st);
 				goto out;
 			}
-			sqlite3_reset(st);
+			sqldrv_reset(st);
 		}
 		x->nc++;
 	}
@@ -346,8 +346,8 @@ static enum dm_status build_selector(struct rule_ctx *x)
 				rc = db->err.code;
 				goto out;
 			}
-			sqlite3_bind_text(st, 1, x->account, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, x->c[i].id);
+			sqldrv_bind_text(st, 1, x->account, -1);
+			sqldrv_bind_int64(st, 2, x->c[i].id);
 			query_i64(db, st, &limit, &has);
 			if (!has)
 				continue; /* no limit is no quota (Rucio) */
@@ -359,8 +359,8 @@ static enum dm_status build_selector(struct rule_ctx *x)
 					rc = db->err.code;
 					goto out;
 				}
-				sqlite3_bind_text(st, 1, x->account, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(st, 2, x->c[i].id);
+				sqldrv_bind_text(st, 1, x->account, -1);
+				sqldrv_bind_int64(st, 2, x->c[i].id);
 				query_i64(db, st, &used, NULL);
 				(void)pend;
 				if (limit - used <= 0)
@@ -386,7 +386,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, x->c[i].id);
+		sqldrv_bind_int64(st, 1, x->c[i].id);
 		query_i64(db, st, &maxs, &has);
 		if (!has || maxs < 0)
 			continue;
@@ -397,7 +397,7 @@ static enum dm_status build_selector(struct rule_ctx *x)
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, x->c[i].id);
+		sqldrv_bind_int64(st, 1, x->c[i].id);
 		query_i64(db, st, &used, NULL);
 		x->c[i].space_left = maxs - used > 0 ? maxs - used : 0;
 	}
@@ -439,14 +439,14 @@ static enum dm_status select_rses(struct rule_ctx *x, int64_t size, const int64_
 			"Target RSE set not sufficient for number of copies");
 }
 
-static void ctx_fill_from_row(struct rule_ctx *x, sqlite3_stmt *st)
+static void ctx_fill_from_row(struct rule_ctx *x, struct sqldrv_stmt *st)
 {
 	const char *s;
 
 	dm_strlcpy(x->id, cat_col_text(st, 0), sizeof x->id);
-	x->did_id = sqlite3_column_int64(st, 1);
+	x->did_id = sqldrv_col_int64(st, 1);
 	dm_strlcpy(x->account, cat_col_text(st, 2), sizeof x->account);
-	x->copies = sqlite3_column_int(st, 3);
+	x->copies = (int)sqldrv_col_int64(st, 3);
 	x->grouping = (enum cat_grouping)code_index(grouping_codes, cat_col_text(st, 4));
 	x->expr = dm_xstrdup(cat_col_text(st, 5));
 	s = cat_col_text(st, 6);
@@ -454,11 +454,11 @@ static void ctx_fill_from_row(struct rule_ctx *x, sqlite3_stmt *st)
 	s = cat_col_text(st, 7);
 	x->src_expr = s ? dm_xstrdup(s) : NULL;
 	x->activity = dm_xstrdup(cat_col_text(st, 8));
-	x->priority = sqlite3_column_int(st, 9);
-	x->ignore_availability = sqlite3_column_int(st, 10);
-	x->ignore_account_limit = sqlite3_column_int(st, 11);
-	x->purge = sqlite3_column_int(st, 12);
-	x->expires_at = sqlite3_column_int64(st, 13);
+	x->priority = (int)sqldrv_col_int64(st, 9);
+	x->ignore_availability = (int)sqldrv_col_int64(st, 10);
+	x->ignore_account_limit = (int)sqldrv_col_int64(st, 11);
+	x->purge = (int)sqldrv_col_int64(st, 12);
+	x->expires_at = sqldrv_col_int64(st, 13);
 	cat_did_type_from_code(cat_col_text(st, 14), &x->did_type);
 }
 
@@ -471,7 +471,7 @@ static void ctx_fill_from_row(struct rule_ctx *x, sqlite3_stmt *st)
 static enum dm_status ctx_load(struct cat_db *db, const char *id, struct rule_ctx *x,
 			       int with_selector)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT " CTX_COLS " FROM rules r JOIN dids d ON d.id=r.did_id"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT " CTX_COLS " FROM rules r JOIN dids d ON d.id=r.did_id"
 				       " WHERE r.id=?");
 	int r;
 	enum dm_status rc;
@@ -481,13 +481,13 @@ static enum dm_status ctx_load(struct cat_db *db, const char *id, struct rule_ct
 	x->now = now_s();
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
+	sqldrv_bind_text(st, 1, id, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW)
 		ctx_fill_from_row(x, st);
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW)
-		return r == SQLITE_DONE ? cat_fail(db, DM_ENOENT, "RuleNotFound", "No replication rule found with id '%s'", id)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW)
+		return r == SQLDRV_DONE ? cat_fail(db, DM_ENOENT, "RuleNotFound", "No replication rule found with id '%s'", id)
 					: cat_dberr(db, "reading a rule");
 	rc = load_source_set(x);
 	if (rc == DM_OK && with_selector)
@@ -518,24 +518,24 @@ static int src_allowed(struct rule_ctx *x, int64_t num)
 /* Is there an AVAILABLE copy elsewhere, on a readable RSE, allowed as source? */
 static int has_source(struct rule_ctx *x, int64_t did, int64_t dest)
 {
-	sqlite3_stmt *st = cat_stmt(x->db, "SELECT rp.rse_num FROM replicas rp JOIN rses s ON s.num=rp.rse_num"
+	struct sqldrv_stmt *st = cat_stmt(x->db, "SELECT rp.rse_num FROM replicas rp JOIN rses s ON s.num=rp.rse_num"
 					   " WHERE rp.did_id=? AND rp.rse_num!=? AND rp.state='A'"
 					   " AND s.availability_read=1 AND s.deleted=0");
 	int found = 0;
 
 	if (!st)
 		return 0;
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, dest);
-	while (!found && sqlite3_step(st) == SQLITE_ROW)
-		found = src_allowed(x, sqlite3_column_int64(st, 0));
-	sqlite3_reset(st);
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, dest);
+	while (!found && sqldrv_step(st) == SQLDRV_ROW)
+		found = src_allowed(x, sqldrv_col_int64(st, 0));
+	sqldrv_reset(st);
 	return found;
 }
 
 static enum dm_status queue_request(struct rule_ctx *x, const struct file_row *f, int64_t dest)
 {
-	sqlite3_stmt *st = cat_stmt(x->db, "INSERT INTO requests(id, did_id, dest_rse_num, rule_id, activity,"
+	struct sqldrv_stmt *st = cat_stmt(x->db, "INSERT INTO requests(id, did_id, dest_rse_num, rule_id, activity,"
 					   " state, bytes, adler32, md5, account, priority, requested_at,"
 					   " created_at, updated_at) VALUES (?,?,?,?,?,'Q',?,?,?,?,?,?,?,?)"
 					   " ON CONFLICT(did_id, dest_rse_num) DO NOTHING");
@@ -544,20 +544,20 @@ static enum dm_status queue_request(struct rule_ctx *x, const struct file_row *f
 	if (!st)
 		return x->db->err.code;
 	dm_uuid32(id);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, f->id);
-	sqlite3_bind_int64(st, 3, dest);
-	sqlite3_bind_text(st, 4, x->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, x->activity, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, f->bytes);
-	sqlite3_bind_text(st, 7, f->adler32, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, id, -1);
+	sqldrv_bind_int64(st, 2, f->id);
+	sqldrv_bind_int64(st, 3, dest);
+	sqldrv_bind_text(st, 4, x->id, -1);
+	sqldrv_bind_text(st, 5, x->activity, -1);
+	sqldrv_bind_int64(st, 6, f->bytes);
+	sqldrv_bind_text(st, 7, f->adler32, -1);
 	if (f->md5[0])
-		sqlite3_bind_text(st, 8, f->md5, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, x->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 10, x->priority);
-	sqlite3_bind_int64(st, 11, x->now);
-	sqlite3_bind_int64(st, 12, x->now);
-	sqlite3_bind_int64(st, 13, x->now);
+		sqldrv_bind_text(st, 8, f->md5, -1);
+	sqldrv_bind_text(st, 9, x->account, -1);
+	sqldrv_bind_int64(st, 10, x->priority);
+	sqldrv_bind_int64(st, 11, x->now);
+	sqldrv_bind_int64(st, 12, x->now);
+	sqldrv_bind_int64(st, 13, x->now);
 	return step_done(x->db, st, "queueing a transfer");
 }
 
@@ -565,7 +565,7 @@ static enum dm_status queue_request(struct rule_ctx *x, const struct file_row *f
 static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, int64_t rse)
 {
 	struct cat_db *db = x->db;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r, exists = 0, need_request;
 	enum cat_replica_state state = CAT_REPLICA_UNAVAILABLE;
 	struct cat_policy_lock d;
@@ -576,15 +576,15 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 	st = cat_stmt(db, "SELECT state FROM replicas WHERE did_id=? AND rse_num=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, f->id);
-	sqlite3_bind_int64(st, 2, rse);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, f->id);
+	sqldrv_bind_int64(st, 2, rse);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
 		exists = 1;
 		if (cat_replica_state_from_code(cat_col_text(st, 0), &state))
 			state = CAT_REPLICA_UNAVAILABLE;
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	/* a source is looked for only when the replica there cannot serve */
 	d = cat_policy_new_lock(exists, state,
 				exists && (state == CAT_REPLICA_AVAILABLE || state == CAT_REPLICA_COPYING ||
@@ -598,12 +598,12 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 				  " updated_at) VALUES (?,?,?,?,0,?,?)");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, f->id);
-		sqlite3_bind_int64(st, 2, rse);
-		sqlite3_bind_int64(st, 3, f->bytes);
-		sqlite3_bind_text(st, 4, new_state ? new_state : "U", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, x->now);
-		sqlite3_bind_int64(st, 6, x->now);
+		sqldrv_bind_int64(st, 1, f->id);
+		sqldrv_bind_int64(st, 2, rse);
+		sqldrv_bind_int64(st, 3, f->bytes);
+		sqldrv_bind_text(st, 4, new_state ? new_state : "U", -1);
+		sqldrv_bind_int64(st, 5, x->now);
+		sqldrv_bind_int64(st, 6, x->now);
 		if ((rc = step_done(db, st, "creating a replica")))
 			return rc;
 		if ((rc = cat_counter_rse(db, rse, 1, f->bytes)))
@@ -615,24 +615,24 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 	if (!st)
 		return db->err.code;
 	if (new_state)
-		sqlite3_bind_text(st, 1, new_state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, x->now);
-	sqlite3_bind_int64(st, 3, f->id);
-	sqlite3_bind_int64(st, 4, rse);
+		sqldrv_bind_text(st, 1, new_state, -1);
+	sqldrv_bind_int64(st, 2, x->now);
+	sqldrv_bind_int64(st, 3, f->id);
+	sqldrv_bind_int64(st, 4, rse);
 	if ((rc = step_done(db, st, "locking a replica")))
 		return rc;
 	st = cat_stmt(db, "INSERT INTO locks(rule_id, did_id, rse_num, account, bytes, state, created_at,"
 			  " updated_at) VALUES (?,?,?,?,?,?,?,?)");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, f->id);
-	sqlite3_bind_int64(st, 3, rse);
-	sqlite3_bind_text(st, 4, x->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, f->bytes);
-	sqlite3_bind_text(st, 6, (char[]){ lock_codes[ls], 0 }, 1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 7, x->now);
-	sqlite3_bind_int64(st, 8, x->now);
+	sqldrv_bind_text(st, 1, x->id, -1);
+	sqldrv_bind_int64(st, 2, f->id);
+	sqldrv_bind_int64(st, 3, rse);
+	sqldrv_bind_text(st, 4, x->account, -1);
+	sqldrv_bind_int64(st, 5, f->bytes);
+	sqldrv_bind_text(st, 6, (char[]){ lock_codes[ls], 0 }, 1);
+	sqldrv_bind_int64(st, 7, x->now);
+	sqldrv_bind_int64(st, 8, x->now);
 	if ((rc = step_done(db, st, "creating a lock")))
 		return rc;
 	if (ls == CAT_LOCK_OK)
@@ -651,18 +651,18 @@ static enum dm_status create_lock(struct rule_ctx *x, const struct file_row *f, 
 static enum dm_status place_file(struct rule_ctx *x, const struct file_row *f, const int64_t *chosen)
 {
 	struct cat_db *db = x->db;
-	sqlite3_stmt *st = cat_stmt(db, "SELECT rse_num FROM locks WHERE rule_id=? AND did_id=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT rse_num FROM locks WHERE rule_id=? AND did_id=?");
 	int64_t have[16];
 	int nhave = 0, need;
 	enum dm_status rc = DM_OK;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, f->id);
-	while (sqlite3_step(st) == SQLITE_ROW && nhave < 16)
-		have[nhave++] = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	sqldrv_bind_text(st, 1, x->id, -1);
+	sqldrv_bind_int64(st, 2, f->id);
+	while (sqldrv_step(st) == SQLDRV_ROW && nhave < 16)
+		have[nhave++] = sqldrv_col_int64(st, 0);
+	sqldrv_reset(st);
 	need = x->copies - nhave;
 	for (int k = 0; k < x->copies && need > 0 && rc == DM_OK; k++) {
 		int dup = 0;
@@ -676,12 +676,12 @@ static enum dm_status place_file(struct rule_ctx *x, const struct file_row *f, c
 	return rc;
 }
 
-static void file_from_row(sqlite3_stmt *st, struct file_row *f)
+static void file_from_row(struct sqldrv_stmt *st, struct file_row *f)
 {
 	const char *a = cat_col_text(st, 2), *m = cat_col_text(st, 3);
 
-	f->id = sqlite3_column_int64(st, 0);
-	f->bytes = sqlite3_column_int64(st, 1);
+	f->id = sqldrv_col_int64(st, 0);
+	f->bytes = sqldrv_col_int64(st, 1);
 	dm_strlcpy(f->adler32, a ? a : "", sizeof f->adler32);
 	dm_strlcpy(f->md5, m ? m : "", sizeof f->md5);
 }
@@ -691,7 +691,7 @@ static void file_from_row(sqlite3_stmt *st, struct file_row *f)
 static size_t preferred_rses(struct rule_ctx *x, int64_t ds, int64_t file, int64_t *out, size_t cap)
 {
 	struct cat_db *db = x->db;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	size_t n = 0;
 
 	if (ds) {
@@ -701,34 +701,34 @@ static size_t preferred_rses(struct rule_ctx *x, int64_t ds, int64_t file, int64
 			     : cat_stmt(db, "SELECT rse_num FROM dataset_locks WHERE rule_id=?1 AND did_id=?2"
 					    " ORDER BY rse_num");
 		if (st) {
-			sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, ds);
-			while (n < cap && sqlite3_step(st) == SQLITE_ROW)
-				out[n++] = sqlite3_column_int64(st, 0);
-			sqlite3_reset(st);
+			sqldrv_bind_text(st, 1, x->id, -1);
+			sqldrv_bind_int64(st, 2, ds);
+			while (n < cap && sqldrv_step(st) == SQLDRV_ROW)
+				out[n++] = sqldrv_col_int64(st, 0);
+			sqldrv_reset(st);
 		}
 		st = cat_stmt(db, "SELECT rp.rse_num, sum(rp.bytes) s FROM contents c JOIN replicas rp"
 				  " ON rp.did_id=c.child_id WHERE c.parent_id=? AND rp.state IN ('A','C','T')"
 				  " GROUP BY rp.rse_num ORDER BY s DESC, rp.rse_num");
 		if (st)
-			sqlite3_bind_int64(st, 1, ds);
+			sqldrv_bind_int64(st, 1, ds);
 	} else {
 		st = cat_stmt(db, "SELECT rse_num FROM replicas WHERE did_id=? AND state IN ('A','C','T')"
 				  " ORDER BY (state='A') DESC, rse_num");
 		if (st)
-			sqlite3_bind_int64(st, 1, file);
+			sqldrv_bind_int64(st, 1, file);
 	}
 	if (!st)
 		return n;
-	while (n < cap && sqlite3_step(st) == SQLITE_ROW) {
-		int64_t num = sqlite3_column_int64(st, 0);
+	while (n < cap && sqldrv_step(st) == SQLDRV_ROW) {
+		int64_t num = sqldrv_col_int64(st, 0);
 		int dup = 0;
 		for (size_t i = 0; i < n; i++)
 			dup |= out[i] == num;
 		if (!dup)
 			out[n++] = num;
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return n;
 }
 
@@ -736,17 +736,17 @@ static size_t preferred_rses(struct rule_ctx *x, int64_t ds, int64_t file, int64
 
 static enum dm_status dataset_lock(struct rule_ctx *x, int64_t ds, int64_t rse)
 {
-	sqlite3_stmt *st = cat_stmt(x->db, "INSERT INTO dataset_locks(rule_id, did_id, rse_num, account, state,"
+	struct sqldrv_stmt *st = cat_stmt(x->db, "INSERT INTO dataset_locks(rule_id, did_id, rse_num, account, state,"
 					   " created_at, updated_at) VALUES (?,?,?,?,'R',?,?)"
 					   " ON CONFLICT DO NOTHING");
 	if (!st)
 		return x->db->err.code;
-	sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, ds);
-	sqlite3_bind_int64(st, 3, rse);
-	sqlite3_bind_text(st, 4, x->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, x->now);
-	sqlite3_bind_int64(st, 6, x->now);
+	sqldrv_bind_text(st, 1, x->id, -1);
+	sqldrv_bind_int64(st, 2, ds);
+	sqldrv_bind_int64(st, 3, rse);
+	sqldrv_bind_text(st, 4, x->account, -1);
+	sqldrv_bind_int64(st, 5, x->now);
+	sqldrv_bind_int64(st, 6, x->now);
 	return step_done(x->db, st, "creating a dataset lock");
 }
 
@@ -766,7 +766,7 @@ static enum dm_status apply_dataset(struct rule_ctx *x, int64_t ds, int only_new
 	const char *sql = only_new ? sql_ds_files_new : sql_ds_files_all;
 	int64_t chosen[16], pref[MAX_PREF];
 	size_t npref;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = DM_OK;
 	int r;
 
@@ -780,7 +780,7 @@ static enum dm_status apply_dataset(struct rule_ctx *x, int64_t ds, int only_new
 					     " ON d.id=c.child_id WHERE c.parent_id=?");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, ds);
+		sqldrv_bind_int64(st, 1, ds);
 		query_i64(db, st, &size, NULL);
 		npref = preferred_rses(x, ds, 0, pref, MAX_PREF);
 		rc = select_rses(x, size, pref, npref, chosen);
@@ -795,10 +795,10 @@ static enum dm_status apply_dataset(struct rule_ctx *x, int64_t ds, int only_new
 		return rc;
 	/* Iterate with a private statement: the per-file work below uses the
 	 * handle's cached statements. */
-	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sqldrv_prepare(db->sql, sql)))
 		return cat_dberr(db, "listing files to place");
-	sqlite3_bind_int64(st, 1, ds);
-	while (rc == DM_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, ds);
+	while (rc == DM_OK && (r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct file_row f;
 		file_from_row(st, &f);
 		if (all_chosen) {
@@ -810,9 +810,9 @@ static enum dm_status apply_dataset(struct rule_ctx *x, int64_t ds, int only_new
 				rc = place_file(x, &f, chosen);
 		}
 	}
-	if (rc == DM_OK && r != SQLITE_DONE)
+	if (rc == DM_OK && r != SQLDRV_DONE)
 		rc = cat_dberr(db, "listing files to place");
-	sqlite3_finalize(st);
+	sqldrv_reset(st);
 	return rc;
 }
 
@@ -820,7 +820,7 @@ static enum dm_status apply_dataset(struct rule_ctx *x, int64_t ds, int only_new
 static enum dm_status datasets_under(struct cat_db *db, int64_t did, enum cat_did_type t,
 				     int64_t **out, size_t *n)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	size_t cap = 0;
 
 	*out = NULL;
@@ -831,21 +831,21 @@ static enum dm_status datasets_under(struct cat_db *db, int64_t did, enum cat_di
 		*n = 1;
 		return DM_OK;
 	}
-	if (sqlite3_prepare_v2(db->db, "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT c.child_id"
+	if (!(st = sqldrv_prepare(db->sql, "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT c.child_id"
 				       " FROM contents c JOIN tree t ON c.parent_id=t.id JOIN dids x"
 				       " ON x.id=c.child_id AND x.did_type!='F')"
 				       " SELECT t.id FROM tree t JOIN dids d ON d.id=t.id AND d.did_type='D'"
-				       " ORDER BY t.id", -1, &st, NULL) != SQLITE_OK)
+				       " ORDER BY t.id")))
 		return cat_dberr(db, "listing datasets");
-	sqlite3_bind_int64(st, 1, did);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, did);
+	while (sqldrv_step(st) == SQLDRV_ROW) {
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 16;
 			*out = dm_xrealloc(*out, cap * sizeof **out);
 		}
-		(*out)[(*n)++] = sqlite3_column_int64(st, 0);
+		(*out)[(*n)++] = sqldrv_col_int64(st, 0);
 	}
-	sqlite3_finalize(st);
+	sqldrv_reset(st);
 	return DM_OK;
 }
 
@@ -857,17 +857,17 @@ static enum dm_status choose_all(struct rule_ctx *x, const int64_t *ds, size_t n
 	struct cat_db *db = x->db;
 	int64_t pref[MAX_PREF], bytes[MAX_PREF], size = 0;
 	size_t npref = 0;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	st = cat_stmt(db, "SELECT DISTINCT rse_num FROM dataset_locks WHERE rule_id=? ORDER BY rse_num");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, x->id, -1, SQLITE_STATIC);
-	while (npref < MAX_PREF && sqlite3_step(st) == SQLITE_ROW) {
-		pref[npref] = sqlite3_column_int64(st, 0);
+	sqldrv_bind_text(st, 1, x->id, -1);
+	while (npref < MAX_PREF && sqldrv_step(st) == SQLDRV_ROW) {
+		pref[npref] = sqldrv_col_int64(st, 0);
 		bytes[npref++] = INT64_MAX;
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	for (size_t i = 0; i < nds; i++) {
 		int64_t s = 0;
 		st = cat_stmt(db, only_new ? "SELECT coalesce(sum(d.bytes),0) FROM contents c JOIN dids d"
@@ -876,7 +876,7 @@ static enum dm_status choose_all(struct rule_ctx *x, const int64_t *ds, size_t n
 					     " ON d.id=c.child_id WHERE c.parent_id=?");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, ds[i]);
+		sqldrv_bind_int64(st, 1, ds[i]);
 		query_i64(db, st, &s, NULL);
 		size += s;
 		st = cat_stmt(db, "SELECT rp.rse_num, sum(rp.bytes) s FROM contents c JOIN replicas rp"
@@ -884,9 +884,9 @@ static enum dm_status choose_all(struct rule_ctx *x, const int64_t *ds, size_t n
 				  " GROUP BY rp.rse_num ORDER BY s DESC, rp.rse_num");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, ds[i]);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			int64_t num = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
+		sqldrv_bind_int64(st, 1, ds[i]);
+		while (sqldrv_step(st) == SQLDRV_ROW) {
+			int64_t num = sqldrv_col_int64(st, 0), b = sqldrv_col_int64(st, 1);
 			size_t j;
 			for (j = 0; j < npref && pref[j] != num; j++)
 				;
@@ -897,7 +897,7 @@ static enum dm_status choose_all(struct rule_ctx *x, const int64_t *ds, size_t n
 			if (j < MAX_PREF && bytes[j] != INT64_MAX)
 				bytes[j] += b;
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 	}
 	/* order by bytes present, descending (insertion sort: few RSEs) */
 	for (size_t i = 1; i < npref; i++)
@@ -926,16 +926,16 @@ static enum dm_status apply_rule(struct rule_ctx *x)
 		struct file_row f;
 		int64_t pref[MAX_PREF];
 		size_t npref;
-		sqlite3_stmt *st = cat_stmt(db, "SELECT id, bytes, adler32, md5 FROM dids WHERE id=?");
+		struct sqldrv_stmt *st = cat_stmt(db, "SELECT id, bytes, adler32, md5 FROM dids WHERE id=?");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, x->did_id);
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
+		sqldrv_bind_int64(st, 1, x->did_id);
+		if (sqldrv_step(st) != SQLDRV_ROW) {
+			sqldrv_reset(st);
 			return cat_fail(db, DM_ENOENT, "DataIdentifierNotFound", "the rule's file is gone");
 		}
 		file_from_row(st, &f);
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		npref = preferred_rses(x, 0, f.id, pref, MAX_PREF);
 		rc = select_rses(x, f.bytes, pref, npref, chosen);
 		if (rc == DM_OK)
@@ -967,7 +967,7 @@ out:
  * transitions); SUSPENDED / WAITING_APPROVAL / INJECT are left alone. */
 static enum dm_status rule_state_update(struct cat_db *db, const char *id, const char *error)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT state, locks_ok_cnt, locks_replicating_cnt, locks_stuck_cnt,"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT state, locks_ok_cnt, locks_replicating_cnt, locks_stuck_cnt,"
 				       " stuck_at FROM rules WHERE id=?");
 	enum cat_rule_state cur, nxt;
 	int64_t ok, repl, stuck, stuck_at;
@@ -976,18 +976,18 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r != SQLITE_ROW) {
-		sqlite3_reset(st);
+	sqldrv_bind_text(st, 1, id, -1);
+	r = sqldrv_step(st);
+	if (r != SQLDRV_ROW) {
+		sqldrv_reset(st);
 		return DM_OK;
 	}
 	cur = (enum cat_rule_state)code_index(rule_codes, cat_col_text(st, 0));
-	ok = sqlite3_column_int64(st, 1);
-	repl = sqlite3_column_int64(st, 2);
-	stuck = sqlite3_column_int64(st, 3);
-	stuck_at = sqlite3_column_int64(st, 4);
-	sqlite3_reset(st);
+	ok = sqldrv_col_int64(st, 1);
+	repl = sqldrv_col_int64(st, 2);
+	stuck = sqldrv_col_int64(st, 3);
+	stuck_at = sqldrv_col_int64(st, 4);
+	sqldrv_reset(st);
 	nxt = cat_policy_rule_state(cur, ok, repl, stuck);
 	if (nxt == cur && (cur == CAT_RULE_SUSPENDED || cur == CAT_RULE_WAITING_APPROVAL ||
 			   cur == CAT_RULE_INJECT))
@@ -1000,11 +1000,11 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 			  " WHEN ?1='O' THEN NULL ELSE error END WHERE id=?4");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, next, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_s());
+	sqldrv_bind_text(st, 1, next, -1);
+	sqldrv_bind_int64(st, 2, now_s());
 	if (error)
-		sqlite3_bind_text(st, 3, error, (int)(strlen(error) > 245 ? 245 : strlen(error)), SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 3, error, (int)(strlen(error) > 245 ? 245 : strlen(error)));
+	sqldrv_bind_text(st, 4, id, -1);
 	(void)stuck_at;
 	if (step_done(db, st, "updating a rule state"))
 		return db->err.code;
@@ -1016,8 +1016,8 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 		st = cat_stmt(db, "UPDATE dataset_locks SET state='O', updated_at=? WHERE rule_id=? AND state!='O'");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_int64(st, 1, now_s());
-		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		sqldrv_bind_int64(st, 1, now_s());
+		sqldrv_bind_text(st, 2, id, -1);
 		return step_done(db, st, "updating dataset locks");
 	}
 	return DM_OK;
@@ -1026,16 +1026,16 @@ static enum dm_status rule_state_update(struct cat_db *db, const char *id, const
 /* Put a rule in STUCK with an error (evaluation failures). */
 static enum dm_status rule_set_stuck(struct cat_db *db, const char *id, const char *error)
 {
-	sqlite3_stmt *st = cat_stmt(db, "UPDATE rules SET state='S', error=?, stuck_at=coalesce(stuck_at, ?),"
+	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE rules SET state='S', error=?, stuck_at=coalesce(stuck_at, ?),"
 				       " updated_at=? WHERE id=? AND state NOT IN ('U','W')");
 	int64_t now = now_s();
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, error, (int)(strlen(error) > 245 ? 245 : strlen(error)), SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, error, (int)(strlen(error) > 245 ? 245 : strlen(error)));
+	sqldrv_bind_int64(st, 2, now);
+	sqldrv_bind_int64(st, 3, now);
+	sqldrv_bind_text(st, 4, id, -1);
 	return step_done(db, st, "marking a rule stuck");
 }
 
@@ -1065,7 +1065,7 @@ enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *na
 	CAT_REMOTE(db, rule_add, scope, name, o, id_out);
 	struct rule_ctx x;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct dm_err e;
 	char notif;
 	int64_t did;
@@ -1136,30 +1136,30 @@ enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *na
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, x.id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, did);
-	sqlite3_bind_text(st, 3, x.account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, o->asynchronous ? "I" : "R", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, x.expr, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 6, x.copies);
-	sqlite3_bind_text(st, 7, (char[]){ grouping_codes[x.grouping], 0 }, 1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 8, x.weight, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 9, !!o->locked);
-	sqlite3_bind_text(st, 10, x.src_expr, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, x.activity, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 12, !!o->purge_replicas);
-	sqlite3_bind_int(st, 13, !!o->ignore_availability);
-	sqlite3_bind_int(st, 14, x.ignore_account_limit);
-	sqlite3_bind_text(st, 15, o->comment, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 16, (char[]){ notif, 0 }, 1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 17, x.priority);
+	sqldrv_bind_text(st, 1, x.id, -1);
+	sqldrv_bind_int64(st, 2, did);
+	sqldrv_bind_text(st, 3, x.account, -1);
+	sqldrv_bind_text(st, 4, o->asynchronous ? "I" : "R", -1);
+	sqldrv_bind_text(st, 5, x.expr, -1);
+	sqldrv_bind_int64(st, 6, x.copies);
+	sqldrv_bind_text(st, 7, (char[]){ grouping_codes[x.grouping], 0 }, 1);
+	sqldrv_bind_text(st, 8, x.weight, -1);
+	sqldrv_bind_int64(st, 9, !!o->locked);
+	sqldrv_bind_text(st, 10, x.src_expr, -1);
+	sqldrv_bind_text(st, 11, x.activity, -1);
+	sqldrv_bind_int64(st, 12, !!o->purge_replicas);
+	sqldrv_bind_int64(st, 13, !!o->ignore_availability);
+	sqldrv_bind_int64(st, 14, x.ignore_account_limit);
+	sqldrv_bind_text(st, 15, o->comment, -1);
+	sqldrv_bind_text(st, 16, (char[]){ notif, 0 }, 1);
+	sqldrv_bind_int64(st, 17, x.priority);
 	if (o->lifetime)
-		sqlite3_bind_int64(st, 18, dm_time_add(x.now, o->lifetime));
-	sqlite3_bind_int64(st, 19, x.now);
-	sqlite3_bind_int64(st, 20, x.now);
+		sqldrv_bind_int64(st, 18, dm_time_add(x.now, o->lifetime));
+	sqldrv_bind_int64(st, 19, x.now);
+	sqldrv_bind_int64(st, 20, x.now);
 	if ((rc = step_done(db, st, "adding a rule")))
 		goto out;
-	if (sqlite3_changes(db->db) == 0) {
+	if (sqldrv_changes(db->sql) == 0) {
 		rc = cat_fail(db, DM_EEXIST, "DuplicateRule",
 			      "A duplicate rule for this account, did, rse_expression, copies already exists (%s:%s, '%s', %d)",
 			      scope, name, x.expr, x.copies);
@@ -1185,7 +1185,7 @@ out:
 		  " r.locks_ok_cnt, r.locks_replicating_cnt, r.locks_stuck_cnt, r.expires_at," \
 		  " r.created_at, r.updated_at, r.stuck_at, r.priority"
 
-static void rule_from_row(sqlite3_stmt *st, struct cat_rule *r)
+static void rule_from_row(struct sqldrv_stmt *st, struct cat_rule *r)
 {
 	static const char *const notif_names[] = { "YES", "NO", "CLOSE", "PROGRESS" };
 	const char *n;
@@ -1199,42 +1199,42 @@ static void rule_from_row(sqlite3_stmt *st, struct cat_rule *r)
 	r->state = (enum cat_rule_state)code_index(rule_codes, cat_col_text(st, 5));
 	r->error = cat_col_text(st, 6);
 	r->rse_expression = cat_col_text(st, 7);
-	r->copies = sqlite3_column_int(st, 8);
+	r->copies = (int)sqldrv_col_int64(st, 8);
 	r->grouping = (enum cat_grouping)code_index(grouping_codes, cat_col_text(st, 9));
 	r->weight = cat_col_text(st, 10);
-	r->locked = sqlite3_column_int(st, 11);
+	r->locked = (int)sqldrv_col_int64(st, 11);
 	r->source_replica_expression = cat_col_text(st, 12);
 	r->activity = cat_col_text(st, 13);
-	r->purge_replicas = sqlite3_column_int(st, 14);
-	r->ignore_availability = sqlite3_column_int(st, 15);
+	r->purge_replicas = (int)sqldrv_col_int64(st, 14);
+	r->ignore_availability = (int)sqldrv_col_int64(st, 15);
 	r->comment = cat_col_text(st, 16);
 	n = cat_col_text(st, 17);
 	r->notification = notif_names[code_index("YNCP", n)];
-	r->locks_ok_cnt = sqlite3_column_int64(st, 18);
-	r->locks_replicating_cnt = sqlite3_column_int64(st, 19);
-	r->locks_stuck_cnt = sqlite3_column_int64(st, 20);
-	r->expires_at = sqlite3_column_int64(st, 21);
-	r->created_at = sqlite3_column_int64(st, 22);
-	r->updated_at = sqlite3_column_int64(st, 23);
-	r->stuck_at = sqlite3_column_int64(st, 24);
-	r->priority = sqlite3_column_int(st, 25);
+	r->locks_ok_cnt = sqldrv_col_int64(st, 18);
+	r->locks_replicating_cnt = sqldrv_col_int64(st, 19);
+	r->locks_stuck_cnt = sqldrv_col_int64(st, 20);
+	r->expires_at = sqldrv_col_int64(st, 21);
+	r->created_at = sqldrv_col_int64(st, 22);
+	r->updated_at = sqldrv_col_int64(st, 23);
+	r->stuck_at = sqldrv_col_int64(st, 24);
+	r->priority = (int)sqldrv_col_int64(st, 25);
 }
 
-static enum dm_status rule_rows(struct cat_db *db, sqlite3_stmt *st, cat_rule_cb cb, void *ud,
+static enum dm_status rule_rows(struct cat_db *db, struct sqldrv_stmt *st, cat_rule_cb cb, void *ud,
 				int *n)
 {
 	int r;
 	struct cat_rule x;
 
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		rule_from_row(st, &x);
 		if (n)
 			(*n)++;
 		if (cb(ud, &x))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing rules");
 	return DM_OK;
 }
@@ -1242,14 +1242,14 @@ static enum dm_status rule_rows(struct cat_db *db, sqlite3_stmt *st, cat_rule_cb
 enum dm_status cat_rule_get(struct cat_db *db, const char *id, cat_rule_cb cb, void *ud)
 {
 	CAT_REMOTE(db, rule_get, id, cb, ud);
-	sqlite3_stmt *st = cat_stmt(db, "SELECT " RULE_COLS " FROM rules r JOIN dids d ON d.id=r.did_id"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT " RULE_COLS " FROM rules r JOIN dids d ON d.id=r.did_id"
 				       " WHERE r.id=?");
 	int n = 0;
 	enum dm_status rc;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, id, -1);
 	rc = rule_rows(db, st, cb, ud, &n);
 	if (rc == DM_OK && n == 0)
 		rc = cat_fail(db, DM_ENOENT, "RuleNotFound", "No replication rule found with id '%s'", id);
@@ -1260,7 +1260,7 @@ enum dm_status cat_rule_list(struct cat_db *db, const char *scope, const char *n
 			     const char *account, cat_rule_cb cb, void *ud)
 {
 	CAT_REMOTE(db, rule_list, scope, name, account, cb, ud);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t did = 0;
 	enum dm_status rc;
 
@@ -1273,8 +1273,8 @@ enum dm_status cat_rule_list(struct cat_db *db, const char *scope, const char *n
 			  " ORDER BY r.created_at, r.id");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_text(st, 2, account, -1);
 	return rule_rows(db, st, cb, ud, NULL);
 }
 
@@ -1290,14 +1290,14 @@ enum dm_status cat_rule_list_for_file(struct cat_db *db, const char *scope, cons
 	CAT_REMOTE(db, rule_list_for_file, scope, name, cb, ud);
 	int64_t did;
 	enum dm_status rc = cat_did_id(db, scope, name, &did, NULL);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
 	st = cat_stmt(db, sql_rules_covering);
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 1, did);
 	return rule_rows(db, st, cb, ud, NULL);
 }
 
@@ -1309,7 +1309,7 @@ static enum dm_status remove_lock(struct cat_db *db, const char *rule_id, const 
 				  int64_t did, int64_t rse, char state, int64_t bytes, int purge,
 				  int update_rule)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc;
 	int64_t lock_cnt = 0, others = 0;
 	char rstate = 0;
@@ -1318,29 +1318,29 @@ static enum dm_status remove_lock(struct cat_db *db, const char *rule_id, const 
 	st = cat_stmt(db, "DELETE FROM locks WHERE rule_id=? AND did_id=? AND rse_num=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, did);
-	sqlite3_bind_int64(st, 3, rse);
+	sqldrv_bind_text(st, 1, rule_id, -1);
+	sqldrv_bind_int64(st, 2, did);
+	sqldrv_bind_int64(st, 3, rse);
 	if ((rc = step_done(db, st, "deleting a lock")))
 		return rc;
 	st = cat_stmt(db, "SELECT lock_cnt, state FROM replicas WHERE did_id=? AND rse_num=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, rse);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		lock_cnt = sqlite3_column_int64(st, 0);
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, rse);
+	if (sqldrv_step(st) == SQLDRV_ROW) {
+		lock_cnt = sqldrv_col_int64(st, 0);
 		rstate = cat_col_text(st, 1)[0];
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	if (rstate) {
 		/* Was this the last lock asking for a copy in flight? */
 		if (state == 'R') {
 			st = cat_stmt(db, "SELECT count(*) FROM locks WHERE did_id=? AND rse_num=? AND state='R'");
 			if (!st)
 				return db->err.code;
-			sqlite3_bind_int64(st, 1, did);
-			sqlite3_bind_int64(st, 2, rse);
+			sqldrv_bind_int64(st, 1, did);
+			sqldrv_bind_int64(st, 2, rse);
 			query_i64(db, st, &others, NULL);
 		}
 		if (state == 'R' && others == 0) {
@@ -1348,8 +1348,8 @@ static enum dm_status remove_lock(struct cat_db *db, const char *rule_id, const 
 			st = cat_stmt(db, "DELETE FROM requests WHERE did_id=? AND dest_rse_num=? AND state='Q'");
 			if (!st)
 				return db->err.code;
-			sqlite3_bind_int64(st, 1, did);
-			sqlite3_bind_int64(st, 2, rse);
+			sqldrv_bind_int64(st, 1, did);
+			sqldrv_bind_int64(st, 2, rse);
 			if ((rc = step_done(db, st, "cancelling a request")))
 				return rc;
 			if (rstate == 'C')
@@ -1361,11 +1361,11 @@ static enum dm_status remove_lock(struct cat_db *db, const char *rule_id, const 
 				  " WHERE did_id=?4 AND rse_num=?5");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_text(st, 1, (char[]){ rstate, 0 }, 1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(st, 2, purge);
-		sqlite3_bind_int64(st, 3, now);
-		sqlite3_bind_int64(st, 4, did);
-		sqlite3_bind_int64(st, 5, rse);
+		sqldrv_bind_text(st, 1, (char[]){ rstate, 0 }, 1);
+		sqldrv_bind_int64(st, 2, purge);
+		sqldrv_bind_int64(st, 3, now);
+		sqldrv_bind_int64(st, 4, did);
+		sqldrv_bind_int64(st, 5, rse);
 		if ((rc = step_done(db, st, "unlocking a replica")))
 			return rc;
 	}
@@ -1377,9 +1377,9 @@ static enum dm_status remove_lock(struct cat_db *db, const char *rule_id, const 
 				  " locks_stuck_cnt=locks_stuck_cnt-(?1='S'), updated_at=?2 WHERE id=?3");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_text(st, 1, (char[]){ state, 0 }, 1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 2, now);
-		sqlite3_bind_text(st, 3, rule_id, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, (char[]){ state, 0 }, 1);
+		sqldrv_bind_int64(st, 2, now);
+		sqldrv_bind_text(st, 3, rule_id, -1);
 		rc = step_done(db, st, "updating rule counters");
 	}
 	return rc;
@@ -1394,7 +1394,7 @@ struct lock_ref {
 
 static enum dm_status delete_rule_locked(struct cat_db *db, const char *id)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = DM_OK;
 	char account[CAT_ACCOUNT_MAX + 1];
 	int purge = 0, r;
@@ -1406,14 +1406,14 @@ static enum dm_status delete_rule_locked(struct cat_db *db, const char *id)
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, id, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
 		dm_strlcpy(account, cat_col_text(st, 0), sizeof account);
-		purge = sqlite3_column_int(st, 1);
+		purge = (int)sqldrv_col_int64(st, 1);
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW) {
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW) {
 		rc = cat_fail(db, DM_ENOENT, "RuleNotFound", "No replication rule found with id '%s'", id);
 		goto out;
 	}
@@ -1423,16 +1423,16 @@ static enum dm_status delete_rule_locked(struct cat_db *db, const char *id)
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, id, -1);
 		n = 0;
-		while (n < LOCK_BATCH && sqlite3_step(st) == SQLITE_ROW) {
-			batch[n].did = sqlite3_column_int64(st, 0);
-			batch[n].rse = sqlite3_column_int64(st, 1);
-			batch[n].bytes = sqlite3_column_int64(st, 2);
+		while (n < LOCK_BATCH && sqldrv_step(st) == SQLDRV_ROW) {
+			batch[n].did = sqldrv_col_int64(st, 0);
+			batch[n].rse = sqldrv_col_int64(st, 1);
+			batch[n].bytes = sqldrv_col_int64(st, 2);
 			batch[n].state = cat_col_text(st, 3)[0];
 			n++;
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		for (size_t i = 0; i < n && rc == DM_OK; i++)
 			rc = remove_lock(db, id, account, batch[i].did, batch[i].rse, batch[i].state,
 					 batch[i].bytes, purge, 0);
@@ -1451,7 +1451,7 @@ static enum dm_status delete_rule_locked(struct cat_db *db, const char *id)
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			sqldrv_bind_text(st, 1, id, -1);
 			rc = step_done(db, st, "deleting a rule");
 		}
 	}
@@ -1473,20 +1473,20 @@ enum dm_status cat_rule_delete_now(struct cat_db *db, const char *id)
 
 static enum dm_status rule_owner_check(struct cat_db *db, const char *id, int *locked)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT account, locked FROM rules WHERE id=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT account, locked FROM rules WHERE id=?");
 	int r, own = 0;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, id, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
 		own = !strcmp(cat_col_text(st, 0), cat_issuer(db));
 		if (locked)
-			*locked = sqlite3_column_int(st, 1);
+			*locked = (int)sqldrv_col_int64(st, 1);
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW)
 		return cat_fail(db, DM_ENOENT, "RuleNotFound", "No replication rule found with id '%s'", id);
 	if (!own && !cat_issuer_is_admin(db))
 		return cat_fail(db, DM_EPERM, "AccessDenied", "Account %s can not change rule %s of another account",
@@ -1498,7 +1498,7 @@ enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int
 {
 	CAT_REMOTE(db, rule_delete, id, purge, delay);
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int locked = 0;
 	int64_t now = now_s();
 
@@ -1525,10 +1525,10 @@ enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, dm_time_add(now, delay));
-	sqlite3_bind_int(st, 2, purge);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+	sqldrv_bind_int64(st, 1, dm_time_add(now, delay));
+	sqldrv_bind_int64(st, 2, purge);
+	sqldrv_bind_int64(st, 3, now);
+	sqldrv_bind_text(st, 4, id, -1);
 	rc = step_done(db, st, "deleting a rule");
 	if (rc == DM_OK && delay <= 0)
 		rc = delete_rule_locked(db, id);
@@ -1540,7 +1540,7 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 {
 	CAT_REMOTE(db, rule_update, id, key, value);
 	enum dm_status rc;
-	sqlite3_stmt *st = NULL;
+	struct sqldrv_stmt *st = NULL;
 	int64_t v = 0;
 	int64_t now = now_s();
 
@@ -1562,10 +1562,10 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 		st = cat_stmt(db, "UPDATE rules SET expires_at=CASE WHEN ?1 < 0 THEN NULL ELSE ?3 END,"
 				  " updated_at=?2 WHERE id=?4");
 		if (st) {
-			sqlite3_bind_int64(st, 1, v);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_int64(st, 3, dm_time_add(now, v));
-			sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+			sqldrv_bind_int64(st, 1, v);
+			sqldrv_bind_int64(st, 2, now);
+			sqldrv_bind_int64(st, 3, dm_time_add(now, v));
+			sqldrv_bind_text(st, 4, id, -1);
 		}
 	} else if (!strcmp(key, "locked") || !strcmp(key, "purge_replicas")) {
 		int b;
@@ -1580,9 +1580,9 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 		st = !strcmp(key, "locked") ? cat_stmt(db, "UPDATE rules SET locked=?1, updated_at=?2 WHERE id=?3")
 					    : cat_stmt(db, "UPDATE rules SET purge_replicas=?1, updated_at=?2 WHERE id=?3");
 		if (st) {
-			sqlite3_bind_int(st, 1, b);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+			sqldrv_bind_int64(st, 1, b);
+			sqldrv_bind_int64(st, 2, now);
+			sqldrv_bind_text(st, 3, id, -1);
 		}
 	} else if (!strcmp(key, "comment") || !strcmp(key, "activity") ||
 		   !strcmp(key, "source_replica_expression")) {
@@ -1599,9 +1599,9 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 		     : !strcmp(key, "activity") ? cat_stmt(db, "UPDATE rules SET activity=?1, updated_at=?2 WHERE id=?3")
 		     : cat_stmt(db, "UPDATE rules SET source_replica_expression=nullif(?1,''), updated_at=?2 WHERE id=?3");
 		if (st) {
-			sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+			sqldrv_bind_text(st, 1, value, -1);
+			sqldrv_bind_int64(st, 2, now);
+			sqldrv_bind_text(st, 3, id, -1);
 		}
 	} else if (!strcmp(key, "priority")) {
 		if (dm_parse_int(value, 0, 5, &v)) {
@@ -1610,9 +1610,9 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 		}
 		st = cat_stmt(db, "UPDATE rules SET priority=?1, updated_at=?2 WHERE id=?3");
 		if (st) {
-			sqlite3_bind_int64(st, 1, v);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+			sqldrv_bind_int64(st, 1, v);
+			sqldrv_bind_int64(st, 2, now);
+			sqldrv_bind_text(st, 3, id, -1);
 		}
 	} else if (!strcmp(key, "state")) {
 		/* STUCK asks the repairer to look at it now; SUSPENDED parks it. */
@@ -1623,9 +1623,9 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 		st = cat_stmt(db, "UPDATE rules SET state=?1, stuck_at=coalesce(stuck_at, ?2),"
 				  " updated_at=0 WHERE id=?3");
 		if (st) {
-			sqlite3_bind_text(st, 1, toupper((unsigned char)value[1]) == 'T' ? "S" : "U", -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+			sqldrv_bind_text(st, 1, toupper((unsigned char)value[1]) == 'T' ? "S" : "U", -1);
+			sqldrv_bind_int64(st, 2, now);
+			sqldrv_bind_text(st, 3, id, -1);
 		}
 	} else {
 		rc = cat_fail(db, DM_EINVAL, "InputValidationError",
@@ -1649,22 +1649,22 @@ struct count_acc {
 enum dm_status cat_rule_lock_counts(struct cat_db *db, const char *id, cat_lock_count_cb cb, void *ud)
 {
 	CAT_REMOTE(db, rule_lock_counts, id, cb, ud);
-	sqlite3_stmt *st = cat_stmt(db, "SELECT s.rse, sum(l.state='O'), sum(l.state='R'), sum(l.state='S')"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT s.rse, sum(l.state='O'), sum(l.state='R'), sum(l.state='S')"
 				       " FROM locks l JOIN rses s ON s.num=l.rse_num WHERE l.rule_id=?"
 				       " GROUP BY s.rse ORDER BY s.rse");
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		struct cat_lock_count c = { cat_col_text(st, 0), sqlite3_column_int64(st, 1),
-					    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3) };
+	sqldrv_bind_text(st, 1, id, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
+		struct cat_lock_count c = { cat_col_text(st, 0), sqldrv_col_int64(st, 1),
+					    sqldrv_col_int64(st, 2), sqldrv_col_int64(st, 3) };
 		if (cb(ud, &c))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "counting locks");
 	return DM_OK;
 }
@@ -1672,23 +1672,23 @@ enum dm_status cat_rule_lock_counts(struct cat_db *db, const char *id, cat_lock_
 enum dm_status cat_rule_list_locks(struct cat_db *db, const char *id, cat_lock_cb cb, void *ud)
 {
 	CAT_REMOTE(db, rule_list_locks, id, cb, ud);
-	sqlite3_stmt *st = cat_stmt(db, "SELECT d.scope, d.name, s.rse, l.state, l.bytes FROM locks l"
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT d.scope, d.name, s.rse, l.state, l.bytes FROM locks l"
 				       " JOIN dids d ON d.id=l.did_id JOIN rses s ON s.num=l.rse_num"
 				       " WHERE l.rule_id=? ORDER BY d.scope, d.name, s.rse");
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, id, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_lock l = { cat_col_text(st, 0), cat_col_text(st, 1), cat_col_text(st, 2), id,
 				      (enum cat_lock_state)code_index(lock_codes, cat_col_text(st, 3)),
-				      (uint64_t)sqlite3_column_int64(st, 4) };
+				      (uint64_t)sqldrv_col_int64(st, 4) };
 		if (cb(ud, &l))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing locks");
 	return DM_OK;
 }
@@ -1709,22 +1709,22 @@ static void id_list_free(struct id_list *l)
 }
 
 /* Collect up to limit rows of (text id or int) from a query. */
-static enum dm_status collect_ids(struct cat_db *db, sqlite3_stmt *st, int limit, struct id_list *l)
+static enum dm_status collect_ids(struct cat_db *db, struct sqldrv_stmt *st, int limit, struct id_list *l)
 {
 	int r;
 
 	memset(l, 0, sizeof *l);
 	l->ids = dm_xcalloc((size_t)limit + 1, sizeof *l->ids);
 	l->nums = dm_xcalloc((size_t)limit + 1, sizeof *l->nums);
-	while (l->n < (size_t)limit && (r = sqlite3_step(st)) == SQLITE_ROW) {
+	while (l->n < (size_t)limit && (r = sqldrv_step(st)) == SQLDRV_ROW) {
 		const char *t = cat_col_text(st, 0);
 		dm_strlcpy(l->ids[l->n], t ? t : "", 33);
-		l->nums[l->n] = sqlite3_column_int64(st, 0);
-		if (sqlite3_column_count(st) > 1)
-			l->nums[l->n] = sqlite3_column_int64(st, 1);
+		l->nums[l->n] = sqldrv_col_int64(st, 0);
+		if (sqldrv_col_count(st) > 1)
+			l->nums[l->n] = sqldrv_col_int64(st, 1);
 		l->n++;
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return DM_OK;
 }
 
@@ -1733,15 +1733,15 @@ static enum dm_status collect_ids(struct cat_db *db, sqlite3_stmt *st, int limit
 static enum dm_status judge_pick(struct cat_db *db, const char *sql, int64_t now, int limit,
 				 int worker, int nworkers, struct id_list *l)
 {
-	sqlite3_stmt *st = cat_stmt(db, sql);
+	struct sqldrv_stmt *st = cat_stmt(db, sql);
 
 	memset(l, 0, sizeof *l);
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, nworkers);
-	sqlite3_bind_int(st, 3, worker);
-	sqlite3_bind_int(st, 4, limit);
+	sqldrv_bind_int64(st, 1, now);
+	sqldrv_bind_int64(st, 2, nworkers);
+	sqldrv_bind_int64(st, 3, worker);
+	sqldrv_bind_int64(st, 4, limit);
 	return collect_ids(db, st, limit, l);
 }
 
@@ -1795,27 +1795,27 @@ static enum dm_status evaluate_attach_rule(struct cat_db *db, const char *rule_i
 		}
 	} else {
 		/* new collections in a container: every dataset under them */
-		sqlite3_stmt *st;
+		struct sqldrv_stmt *st;
 		struct id_list kids;
-		if (sqlite3_prepare_v2(db->db, "SELECT c.child_id, c.child_id FROM contents c WHERE c.parent_id=?"
-					       " AND c.rule_evaluation=1", -1, &st, NULL) != SQLITE_OK) {
+		if (!(st = sqldrv_prepare(db->sql, "SELECT c.child_id, c.child_id FROM contents c WHERE c.parent_id=?"
+					       " AND c.rule_evaluation=1"))) {
 			rc = cat_dberr(db, "listing new content");
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, did);
+		sqldrv_bind_int64(st, 1, did);
 		collect_ids(db, st, 100000, &kids);
-		sqlite3_finalize(st);
+		sqldrv_reset(st);
 		for (size_t k = 0; k < kids.n && rc == DM_OK; k++) {
 			enum cat_did_type t = CAT_DID_DATASET;
-			sqlite3_stmt *q = cat_stmt(db, "SELECT did_type FROM dids WHERE id=?");
+			struct sqldrv_stmt *q = cat_stmt(db, "SELECT did_type FROM dids WHERE id=?");
 			if (!q) {
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_int64(q, 1, kids.nums[k]);
-			if (sqlite3_step(q) == SQLITE_ROW)
+			sqldrv_bind_int64(q, 1, kids.nums[k]);
+			if (sqldrv_step(q) == SQLDRV_ROW)
 				cat_did_type_from_code(cat_col_text(q, 0), &t);
-			sqlite3_reset(q);
+			sqldrv_reset(q);
 			free(ds);
 			ds = NULL;
 			rc = datasets_under(db, kids.nums[k], t, &ds, &nds);
@@ -1851,7 +1851,7 @@ out:
 /* Remove locks of a rule on files no longer under the rule's DID (detach). */
 static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_id)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc;
 	struct lock_ref *batch;
 	char account[CAT_ACCOUNT_MAX + 1] = "";
@@ -1862,13 +1862,13 @@ static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_i
 	st = cat_stmt(db, "SELECT did_id, account, purge_replicas FROM rules WHERE id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		did = sqlite3_column_int64(st, 0);
+	sqldrv_bind_text(st, 1, rule_id, -1);
+	if (sqldrv_step(st) == SQLDRV_ROW) {
+		did = sqldrv_col_int64(st, 0);
 		dm_strlcpy(account, cat_col_text(st, 1), sizeof account);
-		purge = sqlite3_column_int(st, 2);
+		purge = (int)sqldrv_col_int64(st, 2);
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	if (!did)
 		return DM_OK;
 	rc = cat_exec(db, "CREATE TEMP TABLE IF NOT EXISTS judge_cover(id INTEGER PRIMARY KEY);"
@@ -1880,7 +1880,7 @@ static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_i
 			  " SELECT id FROM tree");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 1, did);
 	if ((rc = step_done(db, st, "computing rule coverage")))
 		return rc;
 	batch = dm_xmalloc(LOCK_BATCH * sizeof *batch);
@@ -1891,16 +1891,16 @@ static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_i
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, rule_id, -1);
 		n = 0;
-		while (n < LOCK_BATCH && sqlite3_step(st) == SQLITE_ROW) {
-			batch[n].did = sqlite3_column_int64(st, 0);
-			batch[n].rse = sqlite3_column_int64(st, 1);
-			batch[n].bytes = sqlite3_column_int64(st, 2);
+		while (n < LOCK_BATCH && sqldrv_step(st) == SQLDRV_ROW) {
+			batch[n].did = sqldrv_col_int64(st, 0);
+			batch[n].rse = sqldrv_col_int64(st, 1);
+			batch[n].bytes = sqldrv_col_int64(st, 2);
 			batch[n].state = cat_col_text(st, 3)[0];
 			n++;
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		for (size_t i = 0; i < n && rc == DM_OK; i++)
 			rc = remove_lock(db, rule_id, account, batch[i].did, batch[i].rse, batch[i].state,
 					 batch[i].bytes, purge, 1);
@@ -1911,7 +1911,7 @@ static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_i
 				  " (SELECT 1 FROM judge_cover j WHERE j.id=dataset_locks.did_id)");
 		if (!st)
 			return db->err.code;
-		sqlite3_bind_text(st, 1, rule_id, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, rule_id, -1);
 		rc = step_done(db, st, "deleting dataset locks");
 	}
 	if (rc == DM_OK)
@@ -1921,7 +1921,7 @@ static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_i
 
 enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int nworkers, int *done)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct id_list upd;
 	enum dm_status rc = DM_OK;
 
@@ -1930,9 +1930,9 @@ enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int 
 			  " ORDER BY id LIMIT ?3");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int(st, 1, nworkers);
-	sqlite3_bind_int(st, 2, worker);
-	sqlite3_bind_int(st, 3, limit);
+	sqldrv_bind_int64(st, 1, nworkers);
+	sqldrv_bind_int64(st, 2, worker);
+	sqldrv_bind_int64(st, 3, limit);
 	collect_ids(db, st, limit, &upd);
 	for (size_t i = 0; i < upd.n; i++) {
 		int64_t qid = 0, did = upd.nums[i];
@@ -1949,16 +1949,16 @@ enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int 
 			rc = cat_tx_end(db, db->err.code);
 			break;
 		}
-		sqlite3_bind_int64(st, 1, (int64_t)strtoll(upd.ids[i], NULL, 10));
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			qid = sqlite3_column_int64(st, 0);
+		sqldrv_bind_int64(st, 1, (int64_t)strtoll(upd.ids[i], NULL, 10));
+		if (sqldrv_step(st) == SQLDRV_ROW) {
+			qid = sqldrv_col_int64(st, 0);
 			action = cat_col_text(st, 1)[0];
 			if (cat_col_text(st, 2))
 				cat_did_type_from_code(cat_col_text(st, 2), &dtype);
 			else
 				action = 0; /* the DID is gone: nothing to evaluate */
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		if (!qid) {
 			cat_tx_end(db, DM_OK);
 			continue;
@@ -1971,7 +1971,7 @@ enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int 
 			rc = cat_tx_end(db, db->err.code);
 			break;
 		}
-		sqlite3_bind_int64(st, 1, did);
+		sqldrv_bind_int64(st, 1, did);
 		collect_ids(db, st, 10000, &rules);
 		for (size_t k = 0; k < rules.n && rc == DM_OK; k++) {
 			if (action == 'A')
@@ -1985,7 +1985,7 @@ enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int 
 			if (!st)
 				rc = db->err.code;
 			else {
-				sqlite3_bind_int64(st, 1, did);
+				sqldrv_bind_int64(st, 1, did);
 				rc = step_done(db, st, "clearing rule evaluation flags");
 			}
 		}
@@ -1994,7 +1994,7 @@ enum dm_status cat_judge_evaluate(struct cat_db *db, int limit, int worker, int 
 			if (!st)
 				rc = db->err.code;
 			else {
-				sqlite3_bind_int64(st, 1, qid);
+				sqldrv_bind_int64(st, 1, qid);
 				rc = step_done(db, st, "dequeueing a DID update");
 			}
 		}
@@ -2023,9 +2023,9 @@ enum dm_status cat_judge_inject(struct cat_db *db, int limit, int worker, int nw
 			break;
 		rc = ctx_load(db, l.ids[i], &x, 1);
 		if (rc == DM_OK) {
-			sqlite3_stmt *u = cat_stmt(db, "UPDATE rules SET state='R' WHERE id=? AND state='I'");
+			struct sqldrv_stmt *u = cat_stmt(db, "UPDATE rules SET state='R' WHERE id=? AND state='I'");
 			if (u) {
-				sqlite3_bind_text(u, 1, l.ids[i], -1, SQLITE_STATIC);
+				sqldrv_bind_text(u, 1, l.ids[i], -1);
 				rc = step_done(db, u, "injecting a rule");
 			}
 			if (rc == DM_OK)
@@ -2049,7 +2049,7 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 				int worker, int nworkers, int *done)
 {
 	int64_t now = now_s();
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct id_list l;
 	enum dm_status rc;
 
@@ -2072,20 +2072,20 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 			rc = cat_tx_end(db, db->err.code);
 			break;
 		}
-		sqlite3_bind_text(st, 1, l.ids[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
+		sqldrv_bind_text(st, 1, l.ids[i], -1);
+		if (sqldrv_step(st) != SQLDRV_ROW) {
+			sqldrv_reset(st);
 			cat_tx_end(db, DM_OK);
 			continue;
 		}
-		stuck_at = sqlite3_column_int64(st, 0);
-		total = sqlite3_column_int64(st, 1);
-		sqlite3_reset(st);
+		stuck_at = sqldrv_col_int64(st, 0);
+		total = sqldrv_col_int64(st, 1);
+		sqldrv_reset(st);
 		if (stuck_at && stuck_at < now - suspend_after) {
 			st = cat_stmt(db, "UPDATE rules SET state='U', updated_at=? WHERE id=?");
 			if (st) {
-				sqlite3_bind_int64(st, 1, now);
-				sqlite3_bind_text(st, 2, l.ids[i], -1, SQLITE_STATIC);
+				sqldrv_bind_int64(st, 1, now);
+				sqldrv_bind_text(st, 2, l.ids[i], -1);
 				rc = step_done(db, st, "suspending a rule");
 			}
 			rc = cat_tx_end(db, rc);
@@ -2105,46 +2105,46 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 				  " WHERE l.rule_id=?1 AND l.state='S' AND l.updated_at <= ?2 - ?3");
 		n = 0;
 		if (st) {
-			sqlite3_bind_text(st, 1, l.ids[i], -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, now);
-			sqlite3_bind_int64(st, 3, min_age > 0 ? min_age : 0);
-			while (n < LOCK_BATCH && sqlite3_step(st) == SQLITE_ROW) {
-				if (!cat_policy_repair_due(now, sqlite3_column_int64(st, 3), min_age,
-							   sqlite3_column_int64(st, 4)))
+			sqldrv_bind_text(st, 1, l.ids[i], -1);
+			sqldrv_bind_int64(st, 2, now);
+			sqldrv_bind_int64(st, 3, min_age > 0 ? min_age : 0);
+			while (n < LOCK_BATCH && sqldrv_step(st) == SQLDRV_ROW) {
+				if (!cat_policy_repair_due(now, sqldrv_col_int64(st, 3), min_age,
+							   sqldrv_col_int64(st, 4)))
 					continue; /* its back-off has not passed */
-				batch[n].did = sqlite3_column_int64(st, 0);
-				batch[n].rse = sqlite3_column_int64(st, 1);
-				batch[n].bytes = sqlite3_column_int64(st, 2);
+				batch[n].did = sqldrv_col_int64(st, 0);
+				batch[n].rse = sqldrv_col_int64(st, 1);
+				batch[n].bytes = sqldrv_col_int64(st, 2);
 				n++;
 			}
-			sqlite3_reset(st);
+			sqldrv_reset(st);
 		}
 		for (size_t k = 0; k < n && rc == DM_OK; k++) {
 			struct file_row f;
 			int src = has_source(&x, batch[k].did, batch[k].rse);
-			sqlite3_stmt *q = cat_stmt(db, "SELECT id, bytes, adler32, md5 FROM dids WHERE id=?");
+			struct sqldrv_stmt *q = cat_stmt(db, "SELECT id, bytes, adler32, md5 FROM dids WHERE id=?");
 			if (!q) {
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_int64(q, 1, batch[k].did);
-			if (sqlite3_step(q) != SQLITE_ROW) {
-				sqlite3_reset(q);
+			sqldrv_bind_int64(q, 1, batch[k].did);
+			if (sqldrv_step(q) != SQLDRV_ROW) {
+				sqldrv_reset(q);
 				continue;
 			}
 			file_from_row(q, &f);
-			sqlite3_reset(q);
+			sqldrv_reset(q);
 			q = cat_stmt(db, "UPDATE locks SET state=CASE WHEN ?1 THEN 'R' ELSE 'S' END,"
 					 " repair_cnt=repair_cnt+1, updated_at=?2 WHERE rule_id=?3 AND did_id=?4 AND rse_num=?5");
 			if (!q) {
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_int(q, 1, src);
-			sqlite3_bind_int64(q, 2, now);
-			sqlite3_bind_text(q, 3, l.ids[i], -1, SQLITE_STATIC);
-			sqlite3_bind_int64(q, 4, batch[k].did);
-			sqlite3_bind_int64(q, 5, batch[k].rse);
+			sqldrv_bind_int64(q, 1, src);
+			sqldrv_bind_int64(q, 2, now);
+			sqldrv_bind_text(q, 3, l.ids[i], -1);
+			sqldrv_bind_int64(q, 4, batch[k].did);
+			sqldrv_bind_int64(q, 5, batch[k].rse);
 			if ((rc = step_done(db, q, "repairing a lock")))
 				break;
 			if (!src)
@@ -2157,9 +2157,9 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 				rc = db->err.code;
 				break;
 			}
-			sqlite3_bind_int64(q, 1, now);
-			sqlite3_bind_int64(q, 2, batch[k].did);
-			sqlite3_bind_int64(q, 3, batch[k].rse);
+			sqldrv_bind_int64(q, 1, now);
+			sqldrv_bind_int64(q, 2, batch[k].did);
+			sqldrv_bind_int64(q, 3, batch[k].rse);
 			if ((rc = step_done(db, q, "repairing a replica")))
 				break;
 			rc = queue_request(&x, &f, batch[k].rse);
@@ -2171,7 +2171,7 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 					  " JOIN tree t ON c.parent_id=t.id) SELECT count(*) FROM tree t JOIN dids d"
 					  " ON d.id=t.id AND d.did_type='F'");
 			if (st) {
-				sqlite3_bind_int64(st, 1, x.did_id);
+				sqldrv_bind_int64(st, 1, x.did_id);
 				query_i64(db, st, &files, NULL);
 			}
 			if (files * x.copies != total)
@@ -2182,8 +2182,8 @@ enum dm_status cat_judge_repair(struct cat_db *db, int limit, int64_t min_age, i
 		if (rc == DM_OK) {
 			st = cat_stmt(db, "UPDATE rules SET updated_at=?, state='R' WHERE id=?");
 			if (st) {
-				sqlite3_bind_int64(st, 1, now);
-				sqlite3_bind_text(st, 2, l.ids[i], -1, SQLITE_STATIC);
+				sqldrv_bind_int64(st, 1, now);
+				sqldrv_bind_text(st, 2, l.ids[i], -1);
 				rc = step_done(db, st, "repairing a rule");
 			}
 		}
@@ -2230,7 +2230,7 @@ enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nwo
 		 " q.submitted_at, q.transferred_at, q.updated_at, r.source_replica_expression," \
 		 " r.request_id"
 
-static void req_from_row(sqlite3_stmt *st, struct cat_request *r)
+static void req_from_row(struct sqldrv_stmt *st, struct cat_request *r)
 {
 	memset(r, 0, sizeof *r);
 	r->id = cat_col_text(st, 0);
@@ -2240,17 +2240,17 @@ static void req_from_row(sqlite3_stmt *st, struct cat_request *r)
 	r->rule_id = cat_col_text(st, 4);
 	r->activity = cat_col_text(st, 5);
 	r->state = (enum cat_req_state)code_index(req_codes, cat_col_text(st, 6));
-	r->bytes = (uint64_t)sqlite3_column_int64(st, 7);
+	r->bytes = (uint64_t)sqldrv_col_int64(st, 7);
 	r->adler32 = cat_col_text(st, 8);
 	r->md5 = cat_col_text(st, 9);
-	r->retry_count = sqlite3_column_int(st, 10);
+	r->retry_count = (int)sqldrv_col_int64(st, 10);
 	r->err_msg = cat_col_text(st, 11);
 	r->source_rse = cat_col_text(st, 12);
 	r->last_processed_by = cat_col_text(st, 13);
-	r->requested_at = sqlite3_column_int64(st, 14);
-	r->submitted_at = sqlite3_column_int64(st, 15);
-	r->transferred_at = sqlite3_column_int64(st, 16);
-	r->updated_at = sqlite3_column_int64(st, 17);
+	r->requested_at = sqldrv_col_int64(st, 14);
+	r->submitted_at = sqldrv_col_int64(st, 15);
+	r->transferred_at = sqldrv_col_int64(st, 16);
+	r->updated_at = sqldrv_col_int64(st, 17);
 	r->source_replica_expression = cat_col_text(st, 18);
 	r->request_id = cat_col_text(st, 19);
 }
@@ -2258,7 +2258,7 @@ static void req_from_row(sqlite3_stmt *st, struct cat_request *r)
 enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int limit, int worker,
 			     int nworkers, cat_request_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct id_list l;
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t now = now_s();
@@ -2271,11 +2271,11 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 			  " RETURNING id");
 	if (!st)
 		return cat_tx_end(db, db->err.code);
-	sqlite3_bind_text(st, 1, worker_name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_int(st, 3, nworkers);
-	sqlite3_bind_int(st, 4, worker);
-	sqlite3_bind_int(st, 5, limit);
+	sqldrv_bind_text(st, 1, worker_name, -1);
+	sqldrv_bind_int64(st, 2, now);
+	sqldrv_bind_int64(st, 3, nworkers);
+	sqldrv_bind_int64(st, 4, worker);
+	sqldrv_bind_int64(st, 5, limit);
 	collect_ids(db, st, limit, &l);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) /* transfer-submitted (outbox.c) */
 		rc = cat_outbox_transfer(db, l.ids[i], "transfer-submitted", NULL);
@@ -2289,12 +2289,12 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_text(st, 1, l.ids[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
+		sqldrv_bind_text(st, 1, l.ids[i], -1);
+		if (sqldrv_step(st) == SQLDRV_ROW) {
 			req_from_row(st, &r);
 			cb(ud, &r);
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 	}
 	id_list_free(&l);
 	return rc;
@@ -2306,7 +2306,7 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 	char host[256];
 	const char *c1 = strchr(worker_name, ':'), *c2;
 	int64_t pid, thread;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int live;
 
 	if (!c1 || !(c2 = strchr(c1 + 1, ':')) || (size_t)(c1 - worker_name) >= sizeof host)
@@ -2321,20 +2321,20 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 			  " thread_id=? AND updated_at>=?");
 	if (!st)
 		return 1;
-	sqlite3_bind_text(st, 1, executable, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, pid);
-	sqlite3_bind_int64(st, 4, thread);
-	sqlite3_bind_int64(st, 5, now_s() - older_than);
-	live = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_reset(st);
+	sqldrv_bind_text(st, 1, executable, -1);
+	sqldrv_bind_text(st, 2, host, -1);
+	sqldrv_bind_int64(st, 3, pid);
+	sqldrv_bind_int64(st, 4, thread);
+	sqldrv_bind_int64(st, 5, now_s() - older_than);
+	live = sqldrv_step(st) == SQLDRV_ROW;
+	sqldrv_reset(st);
 	return live;
 }
 
 enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age,
 				       cat_alive_cb alive, void *alive_ud, int *done)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char **who = NULL;
 	size_t n = 0;
 	enum dm_status rc;
@@ -2345,11 +2345,11 @@ enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable
 	st = cat_stmt(db, "SELECT DISTINCT coalesce(last_processed_by, '') FROM requests WHERE state='S'");
 	if (!st)
 		return db->err.code;
-	while (n < 4096 && sqlite3_step(st) == SQLITE_ROW) {
+	while (n < 4096 && sqldrv_step(st) == SQLDRV_ROW) {
 		who = dm_xrealloc(who, (n + 1) * sizeof *who);
 		who[n++] = dm_xstrdup(cat_col_text(st, 0));
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	rc = cat_tx_begin(db);
 	if (rc)
 		goto out;
@@ -2362,10 +2362,10 @@ enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_text(st, 2, who[i], -1, SQLITE_STATIC);
+		sqldrv_bind_int64(st, 1, now);
+		sqldrv_bind_text(st, 2, who[i], -1);
 		rc = step_done(db, st, "requeueing requests");
-		*done += sqlite3_changes(db->db);
+		*done += sqldrv_changes(db->sql);
 	}
 	if (rc == DM_OK && max_age > 0) {
 		/* and whatever has been in flight for too long, whoever holds it */
@@ -2374,10 +2374,10 @@ enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable
 		if (!st) {
 			rc = db->err.code;
 		} else {
-			sqlite3_bind_int64(st, 1, now);
-			sqlite3_bind_int64(st, 2, max_age);
+			sqldrv_bind_int64(st, 1, now);
+			sqldrv_bind_int64(st, 2, max_age);
 			rc = step_done(db, st, "requeueing old requests");
-			*done += sqlite3_changes(db->db);
+			*done += sqldrv_changes(db->sql);
 		}
 	}
 	rc = cat_tx_end(db, rc);
@@ -2391,7 +2391,7 @@ out:
 /* Move a request to history with a final state. */
 static enum dm_status req_archive(struct cat_db *db, const char *id, char state, const char *err)
 {
-	sqlite3_stmt *st = cat_stmt(db, "INSERT OR REPLACE INTO requests_history(id, did_id, dest_rse_num,"
+	struct sqldrv_stmt *st = cat_stmt(db, "INSERT OR REPLACE INTO requests_history(id, did_id, dest_rse_num,"
 				       " source_rse_num, rule_id, activity, state, retry_count, err_msg, bytes,"
 				       " account, last_processed_by, requested_at, submitted_at, transferred_at,"
 				       " created_at, updated_at) SELECT id, did_id, dest_rse_num, source_rse_num,"
@@ -2402,16 +2402,16 @@ static enum dm_status req_archive(struct cat_db *db, const char *id, char state,
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, (char[]){ state, 0 }, 1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, err, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now_s());
+	sqldrv_bind_text(st, 1, id, -1);
+	sqldrv_bind_text(st, 2, (char[]){ state, 0 }, 1);
+	sqldrv_bind_text(st, 3, err, -1);
+	sqldrv_bind_int64(st, 4, now_s());
 	if ((rc = step_done(db, st, "archiving a request")))
 		return rc;
 	st = cat_stmt(db, "DELETE FROM requests WHERE id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, id, -1);
 	return step_done(db, st, "archiving a request");
 }
 
@@ -2420,7 +2420,7 @@ static enum dm_status req_archive(struct cat_db *db, const char *id, char state,
 static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t rse,
 				       enum cat_lock_state to_state, const char *error)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT rule_id, state FROM locks WHERE did_id=? AND rse_num=? AND state!=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT rule_id, state FROM locks WHERE did_id=? AND rse_num=? AND state!=?");
 	const char to = lock_codes[to_state]; /* the row's letter */
 	struct id_list rules;
 	char *states;
@@ -2429,9 +2429,9 @@ static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t r
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, rse);
-	sqlite3_bind_text(st, 3, (char[]){ to, 0 }, 1, SQLITE_TRANSIENT);
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, rse);
+	sqldrv_bind_text(st, 3, (char[]){ to, 0 }, 1);
 	/* the state letter rides in nums via a second pass */
 	collect_ids(db, st, 1000, &rules);
 	states = dm_xcalloc(rules.n + 1, 1);
@@ -2441,12 +2441,12 @@ static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t r
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_text(st, 1, rules.ids[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, did);
-		sqlite3_bind_int64(st, 3, rse);
-		if (sqlite3_step(st) == SQLITE_ROW)
+		sqldrv_bind_text(st, 1, rules.ids[i], -1);
+		sqldrv_bind_int64(st, 2, did);
+		sqldrv_bind_int64(st, 3, rse);
+		if (sqldrv_step(st) == SQLDRV_ROW)
 			states[i] = cat_col_text(st, 0)[0];
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 	}
 	for (size_t i = 0; i < rules.n && rc == DM_OK; i++) {
 		if (!states[i] || states[i] == to)
@@ -2456,11 +2456,11 @@ static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t r
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_text(st, 1, (char[]){ to, 0 }, 1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 2, now);
-		sqlite3_bind_text(st, 3, rules.ids[i], -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, did);
-		sqlite3_bind_int64(st, 5, rse);
+		sqldrv_bind_text(st, 1, (char[]){ to, 0 }, 1);
+		sqldrv_bind_int64(st, 2, now);
+		sqldrv_bind_text(st, 3, rules.ids[i], -1);
+		sqldrv_bind_int64(st, 4, did);
+		sqldrv_bind_int64(st, 5, rse);
 		if ((rc = step_done(db, st, "updating a lock")))
 			break;
 		st = cat_stmt(db, "UPDATE rules SET locks_ok_cnt=locks_ok_cnt-(?1='O')+(?2='O'),"
@@ -2470,10 +2470,10 @@ static enum dm_status locks_transition(struct cat_db *db, int64_t did, int64_t r
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_text(st, 1, (char[]){ states[i], 0 }, 1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, (char[]){ to, 0 }, 1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 3, now);
-		sqlite3_bind_text(st, 4, rules.ids[i], -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, (char[]){ states[i], 0 }, 1);
+		sqldrv_bind_text(st, 2, (char[]){ to, 0 }, 1);
+		sqldrv_bind_int64(st, 3, now);
+		sqldrv_bind_text(st, 4, rules.ids[i], -1);
 		if ((rc = step_done(db, st, "updating rule counters")))
 			break;
 		rc = rule_state_update(db, rules.ids[i], to_state == CAT_LOCK_STUCK ? error : NULL);
@@ -2499,7 +2499,7 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 			      enum cat_req_state state, const char *source_rse, const char *err_msg,
 			      int max_retries)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t did = 0, dest = 0, src = 0, now = now_s();
 	int retry = 0, r, holder_ok = 0;
@@ -2514,17 +2514,17 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		did = sqlite3_column_int64(st, 0);
-		dest = sqlite3_column_int64(st, 1);
-		retry = sqlite3_column_int(st, 2);
+	sqldrv_bind_text(st, 1, id, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		did = sqldrv_col_int64(st, 0);
+		dest = sqldrv_col_int64(st, 1);
+		retry = (int)sqldrv_col_int64(st, 2);
 		cur = cat_col_text(st, 3)[0];
 		holder_ok = !worker || !strcmp(worker, cat_col_text(st, 4));
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW) {
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW) {
 		rc = cat_fail(db, DM_ENOENT, "RequestNotFound", "No request with id '%s' (cancelled?)", id);
 		goto out;
 	}
@@ -2539,8 +2539,8 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 	if (source_rse && *source_rse && cat_rse_num(db, source_rse, &src) == DM_OK) {
 		st = cat_stmt(db, "UPDATE requests SET source_rse_num=? WHERE id=?");
 		if (st) {
-			sqlite3_bind_int64(st, 1, src);
-			sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+			sqldrv_bind_int64(st, 1, src);
+			sqldrv_bind_text(st, 2, id, -1);
 			step_done(db, st, "recording the source");
 		}
 	}
@@ -2560,9 +2560,9 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_int64(st, 2, did);
-		sqlite3_bind_int64(st, 3, dest);
+		sqldrv_bind_int64(st, 1, now);
+		sqldrv_bind_int64(st, 2, did);
+		sqldrv_bind_int64(st, 3, dest);
 		if ((rc = step_done(db, st, "making a replica available")))
 			goto out;
 		rc = locks_transition(db, did, dest, CAT_LOCK_OK, NULL);
@@ -2575,9 +2575,9 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 			rc = db->err.code;
 			goto out;
 		}
-		sqlite3_bind_text(st, 1, err_msg, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, now);
-		sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, err_msg, -1);
+		sqldrv_bind_int64(st, 2, now);
+		sqldrv_bind_text(st, 3, id, -1);
 		rc = step_done(db, st, "retrying a request");
 		goto out;
 	}
@@ -2590,9 +2590,9 @@ enum dm_status cat_req_finish(struct cat_db *db, const char *id, const char *wor
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, did);
-	sqlite3_bind_int64(st, 3, dest);
+	sqldrv_bind_int64(st, 1, now);
+	sqldrv_bind_int64(st, 2, did);
+	sqldrv_bind_int64(st, 3, dest);
 	if ((rc = step_done(db, st, "marking a replica unavailable")))
 		goto out;
 	{
@@ -2611,7 +2611,7 @@ enum dm_status cat_req_list(struct cat_db *db, unsigned state_mask, const char *
 {
 	char states[8] = "";
 	int ns = 0, r;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (!state_mask)
 		state_mask = ~0u;
@@ -2630,23 +2630,23 @@ enum dm_status cat_req_list(struct cat_db *db, unsigned state_mask, const char *
 			  " (?2 IS NULL OR q.rule_id=?2)) ORDER BY 15, 1");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, states, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rule_id, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_text(st, 1, states, -1);
+	sqldrv_bind_text(st, 2, rule_id, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_request q;
 		req_from_row(st, &q);
 		if (cb(ud, &q))
 			break;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing transfers");
 	return DM_OK;
 }
 
 enum dm_status cat_req_sources(struct cat_db *db, const char *request_id, cat_source_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct rule_ctx x;
 	int64_t did = 0, dest = 0;
 	int r;
@@ -2658,41 +2658,41 @@ enum dm_status cat_req_sources(struct cat_db *db, const char *request_id, cat_so
 			  " LEFT JOIN rules r ON r.id=q.rule_id WHERE q.id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		did = sqlite3_column_int64(st, 0);
-		dest = sqlite3_column_int64(st, 1);
+	sqldrv_bind_text(st, 1, request_id, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		did = sqldrv_col_int64(st, 0);
+		dest = sqldrv_col_int64(st, 1);
 		if (cat_col_text(st, 2))
 			x.src_expr = dm_xstrdup(cat_col_text(st, 2));
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW)
 		return cat_fail(db, DM_ENOENT, "RequestNotFound", "No request with id '%s'", request_id);
 	if (x.src_expr && load_source_set(&x) != DM_OK) {
 		ctx_free(&x);
 		return db->err.code;
 	}
-	if (sqlite3_prepare_v2(db->db, "SELECT s.num, s.rse, coalesce(dist.distance, 10) FROM replicas rp"
+	if (!(st = sqldrv_prepare(db->sql, "SELECT s.num, s.rse, coalesce(dist.distance, 10) FROM replicas rp"
 				       " JOIN rses s ON s.num=rp.rse_num LEFT JOIN distances dist ON"
 				       " dist.src_rse_num=rp.rse_num AND dist.dest_rse_num=?2"
 				       " WHERE rp.did_id=?1 AND rp.rse_num!=?2 AND rp.state='A' AND"
 				       " s.availability_read=1 AND s.deleted=0"
-				       " ORDER BY max(coalesce(dist.distance,10),0), s.rse", -1, &st, NULL) != SQLITE_OK) {
+				       " ORDER BY max(coalesce(dist.distance,10),0), s.rse"))) {
 		ctx_free(&x);
 		return cat_dberr(db, "listing sources");
 	}
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, dest);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!src_allowed(&x, sqlite3_column_int64(st, 0)))
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, dest);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
+		if (!src_allowed(&x, sqldrv_col_int64(st, 0)))
 			continue;
-		if (cb(ud, cat_col_text(st, 1), sqlite3_column_int(st, 2)))
+		if (cb(ud, cat_col_text(st, 1), (int)sqldrv_col_int64(st, 2)))
 			break;
 	}
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		rc = cat_dberr(db, "listing sources");
-	sqlite3_finalize(st);
+	sqldrv_reset(st);
 	ctx_free(&x);
 	return rc;
 }
@@ -2701,7 +2701,7 @@ enum dm_status cat_distance_set(struct cat_db *db, const char *src, const char *
 {
 	int64_t s, d;
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
@@ -2718,9 +2718,9 @@ enum dm_status cat_distance_set(struct cat_db *db, const char *src, const char *
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, s);
-	sqlite3_bind_int64(st, 2, d);
-	sqlite3_bind_int(st, 3, distance);
+	sqldrv_bind_int64(st, 1, s);
+	sqldrv_bind_int64(st, 2, d);
+	sqldrv_bind_int64(st, 3, distance);
 	rc = step_done(db, st, "setting a distance");
 out:
 	return cat_tx_end(db, rc);
@@ -2731,7 +2731,7 @@ enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const
 {
 	int64_t did, num;
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
@@ -2745,12 +2745,12 @@ enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, now_s());
-	sqlite3_bind_int64(st, 2, did);
-	sqlite3_bind_int64(st, 3, num);
+	sqldrv_bind_int64(st, 1, now_s());
+	sqldrv_bind_int64(st, 2, did);
+	sqldrv_bind_int64(st, 3, num);
 	if ((rc = step_done(db, st, "declaring a bad replica")))
 		goto out;
-	if (sqlite3_changes(db->db) == 0) {
+	if (sqldrv_changes(db->sql) == 0) {
 		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'", scope, name, rse);
 		goto out;
 	}
@@ -2760,11 +2760,11 @@ enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, num);
-	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, cat_issuer(db), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now_s());
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, num);
+	sqldrv_bind_text(st, 3, reason, -1);
+	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
+	sqldrv_bind_int64(st, 5, now_s());
 	rc = step_done(db, st, "declaring a bad replica");
 out:
 	return cat_tx_end(db, rc);
@@ -2775,7 +2775,7 @@ out:
 
 enum dm_status cat_reaper_rses(struct cat_db *db, cat_rse_cb cb, void *ud)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT rse FROM rses WHERE deleted=0 AND availability_delete=1 ORDER BY rse");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT rse FROM rses WHERE deleted=0 AND availability_delete=1 ORDER BY rse");
 	enum dm_status rc = DM_OK;
 
 	if (!st)
@@ -2784,11 +2784,11 @@ enum dm_status cat_reaper_rses(struct cat_db *db, cat_rse_cb cb, void *ud)
 	{
 		char **names = NULL;
 		size_t n = 0;
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		while (sqldrv_step(st) == SQLDRV_ROW) {
 			names = dm_xrealloc(names, (n + 1) * sizeof *names);
 			names[n++] = dm_xstrdup(cat_col_text(st, 0));
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 		for (size_t i = 0; i < n; i++) {
 			if (rc == DM_OK)
 				rc = cat_rse_get(db, names[i], cb, ud);
@@ -2804,7 +2804,7 @@ enum dm_status cat_reaper_claim(struct cat_db *db, const char *rse, int greedy, 
 {
 	int64_t num, now = now_s();
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct id_list l;
 	char rsename[CAT_RSE_MAX + 1];
 
@@ -2827,10 +2827,10 @@ enum dm_status cat_reaper_claim(struct cat_db *db, const char *rse, int greedy, 
 			  " ORDER BY rp.tombstone, rp.updated_at LIMIT ?4) RETURNING did_id, did_id");
 	if (!st)
 		return cat_tx_end(db, db->err.code);
-	sqlite3_bind_int64(st, 1, num);
-	sqlite3_bind_int(st, 2, greedy);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_int(st, 4, limit);
+	sqldrv_bind_int64(st, 1, num);
+	sqldrv_bind_int64(st, 2, greedy);
+	sqldrv_bind_int64(st, 3, now);
+	sqldrv_bind_int64(st, 4, limit);
 	collect_ids(db, st, limit, &l);
 	rc = cat_tx_end(db, DM_OK);
 	for (size_t i = 0; i < l.n && rc == DM_OK; i++) {
@@ -2840,14 +2840,14 @@ enum dm_status cat_reaper_claim(struct cat_db *db, const char *rse, int greedy, 
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(st, 1, l.nums[i]);
-		sqlite3_bind_int64(st, 2, num);
-		if (sqlite3_step(st) == SQLITE_ROW) {
+		sqldrv_bind_int64(st, 1, l.nums[i]);
+		sqldrv_bind_int64(st, 2, num);
+		if (sqldrv_step(st) == SQLDRV_ROW) {
 			struct cat_deletion d = { cat_col_text(st, 0), cat_col_text(st, 1), rsename,
-						  (uint64_t)sqlite3_column_int64(st, 2), cat_col_text(st, 3) };
+						  (uint64_t)sqldrv_col_int64(st, 2), cat_col_text(st, 3) };
 			cb(ud, &d);
 		}
-		sqlite3_reset(st);
+		sqldrv_reset(st);
 	}
 	id_list_free(&l);
 	return rc;
@@ -2857,7 +2857,7 @@ enum dm_status cat_reaper_done(struct cat_db *db, const char *rse, const char *s
 {
 	int64_t did, num, bytes = 0;
 	enum dm_status rc = cat_tx_begin(db);
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int found = 0;
 
 	if (rc)
@@ -2873,8 +2873,8 @@ enum dm_status cat_reaper_done(struct cat_db *db, const char *rse, const char *s
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, did);
-	sqlite3_bind_int64(st, 2, num);
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, num);
 	query_i64(db, st, &bytes, &found);
 	if (found)
 		rc = cat_outbox_deletion(db, rse, scope, name, bytes, NULL); /* deletion-done */
@@ -2889,7 +2889,7 @@ out:
 
 enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int nworkers, int *done)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct id_list l;
 	enum dm_status rc;
 
@@ -2908,11 +2908,11 @@ enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int 
 			break;
 		st = cat_stmt(db, "SELECT did_type FROM dids WHERE id=? AND expired_at < ?");
 		if (st) {
-			sqlite3_bind_int64(st, 1, did);
-			sqlite3_bind_int64(st, 2, now_s());
-			if (sqlite3_step(st) == SQLITE_ROW)
+			sqldrv_bind_int64(st, 1, did);
+			sqldrv_bind_int64(st, 2, now_s());
+			if (sqldrv_step(st) == SQLDRV_ROW)
 				type = cat_col_text(st, 0)[0];
-			sqlite3_reset(st);
+			sqldrv_reset(st);
 		}
 		if (!type) {
 			cat_tx_end(db, DM_OK);
@@ -2924,12 +2924,12 @@ enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int 
 			rc = cat_tx_end(db, db->err.code);
 			break;
 		}
-		sqlite3_bind_int64(st, 1, did);
+		sqldrv_bind_int64(st, 1, did);
 		collect_ids(db, st, 10000, &rules);
 		for (size_t k = 0; k < rules.n && rc == DM_OK; k++) {
-			sqlite3_stmt *u = cat_stmt(db, "UPDATE rules SET purge_replicas=1 WHERE id=?");
+			struct sqldrv_stmt *u = cat_stmt(db, "UPDATE rules SET purge_replicas=1 WHERE id=?");
 			if (u) {
-				sqlite3_bind_text(u, 1, rules.ids[k], -1, SQLITE_STATIC);
+				sqldrv_bind_text(u, 1, rules.ids[k], -1);
 				step_done(db, u, "purging");
 			}
 			rc = delete_rule_locked(db, rules.ids[k]);
@@ -2940,13 +2940,13 @@ enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int 
 			 * the last replica deleted deletes the DID */
 			st = cat_stmt(db, "UPDATE replicas SET tombstone=1 WHERE did_id=? AND lock_cnt=0");
 			if (st) {
-				sqlite3_bind_int64(st, 1, did);
+				sqldrv_bind_int64(st, 1, did);
 				rc = step_done(db, st, "expiring replicas");
 			}
 			if (rc == DM_OK) {
 				st = cat_stmt(db, "UPDATE dids SET expired_at=NULL WHERE id=?");
 				if (st) {
-					sqlite3_bind_int64(st, 1, did);
+					sqldrv_bind_int64(st, 1, did);
 					rc = step_done(db, st, "expiring a file");
 				}
 			}
@@ -2964,7 +2964,7 @@ enum dm_status cat_undertaker_run(struct cat_db *db, int limit, int worker, int 
 					rc = db->err.code;
 					break;
 				}
-				sqlite3_bind_int64(st, 1, did);
+				sqldrv_bind_int64(st, 1, did);
 				rc = step_done(db, st, "deleting an expired DID");
 			}
 		}
@@ -2985,7 +2985,7 @@ enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char
 {
 	enum dm_status rc = cat_tx_begin(db);
 	int64_t now = now_s();
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int i = 0, r;
 
 	if (rc)
@@ -2995,41 +2995,41 @@ enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char
 			  " DO UPDATE SET updated_at=excluded.updated_at");
 	if (!st)
 		return cat_tx_end(db, db->err.code);
-	sqlite3_bind_text(st, 1, executable, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, hostname, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, pid);
-	sqlite3_bind_int(st, 4, thread);
-	sqlite3_bind_int64(st, 5, now);
+	sqldrv_bind_text(st, 1, executable, -1);
+	sqldrv_bind_text(st, 2, hostname, -1);
+	sqldrv_bind_int64(st, 3, pid);
+	sqldrv_bind_int64(st, 4, thread);
+	sqldrv_bind_int64(st, 5, now);
 	if ((rc = step_done(db, st, "heartbeat")))
 		return cat_tx_end(db, rc);
 	/* sanity: rows of dead local processes and very old rows go */
 	{
-		sqlite3_stmt *q;
+		struct sqldrv_stmt *q;
 		struct { int64_t pid; } dead[64];
 		int nd = 0;
 		q = alive ? cat_stmt(db, "SELECT DISTINCT pid FROM heartbeats WHERE hostname=? AND pid!=?")
 			  : NULL;
 		if (q) {
-			sqlite3_bind_text(q, 1, hostname, -1, SQLITE_STATIC);
-			sqlite3_bind_int(q, 2, pid);
-			while (nd < 64 && sqlite3_step(q) == SQLITE_ROW) {
-				int64_t p = sqlite3_column_int64(q, 0);
+			sqldrv_bind_text(q, 1, hostname, -1);
+			sqldrv_bind_int64(q, 2, pid);
+			while (nd < 64 && sqldrv_step(q) == SQLDRV_ROW) {
+				int64_t p = sqldrv_col_int64(q, 0);
 				if (p > 0 && !alive(alive_ud, hostname, p))
 					dead[nd++].pid = p;
 			}
-			sqlite3_reset(q);
+			sqldrv_reset(q);
 		}
 		for (int k = 0; k < nd; k++) {
 			q = cat_stmt(db, "DELETE FROM heartbeats WHERE hostname=? AND pid=?");
 			if (q) {
-				sqlite3_bind_text(q, 1, hostname, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(q, 2, dead[k].pid);
+				sqldrv_bind_text(q, 1, hostname, -1);
+				sqldrv_bind_int64(q, 2, dead[k].pid);
 				step_done(db, q, "heartbeat cleanup");
 			}
 		}
 		q = cat_stmt(db, "DELETE FROM heartbeats WHERE updated_at < ?");
 		if (q) {
-			sqlite3_bind_int64(q, 1, now - 86400);
+			sqldrv_bind_int64(q, 1, now - 86400);
 			step_done(db, q, "heartbeat cleanup");
 		}
 	}
@@ -3037,29 +3037,29 @@ enum dm_status cat_hb_live(struct cat_db *db, const char *executable, const char
 			  " ORDER BY hostname, pid, thread_id");
 	if (!st)
 		return cat_tx_end(db, db->err.code);
-	sqlite3_bind_text(st, 1, executable, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now - older_than);
+	sqldrv_bind_text(st, 1, executable, -1);
+	sqldrv_bind_int64(st, 2, now - older_than);
 	*index = 0;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!strcmp(cat_col_text(st, 0), hostname) && sqlite3_column_int(st, 1) == pid &&
-		    sqlite3_column_int(st, 2) == thread)
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
+		if (!strcmp(cat_col_text(st, 0), hostname) && (int)sqldrv_col_int64(st, 1) == pid &&
+		    (int)sqldrv_col_int64(st, 2) == thread)
 			*index = i;
 		i++;
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	*total = i ? i : 1;
 	return cat_tx_end(db, DM_OK);
 }
 
 enum dm_status cat_hb_die(struct cat_db *db, const char *executable, const char *hostname, int pid, int thread)
 {
-	sqlite3_stmt *st = cat_stmt(db, "DELETE FROM heartbeats WHERE executable=? AND hostname=? AND pid=? AND thread_id=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "DELETE FROM heartbeats WHERE executable=? AND hostname=? AND pid=? AND thread_id=?");
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, executable, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, hostname, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, pid);
-	sqlite3_bind_int(st, 4, thread);
+	sqldrv_bind_text(st, 1, executable, -1);
+	sqldrv_bind_text(st, 2, hostname, -1);
+	sqldrv_bind_int64(st, 3, pid);
+	sqldrv_bind_int64(st, 4, thread);
 	return step_done(db, st, "heartbeat");
 }

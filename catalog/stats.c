@@ -30,37 +30,37 @@ static const char rule_codes[] = "ROSUWI";
 
 static enum dm_status count1(struct cat_db *db, const char *sql, int64_t now, int64_t *n)
 {
-	sqlite3_stmt *st = cat_stmt(db, sql);
+	struct sqldrv_stmt *st = cat_stmt(db, sql);
 	int r;
 
 	if (!st)
 		return db->err.code;
 	if (strstr(sql, "?1"))
-		sqlite3_bind_int64(st, 1, now);
-	r = sqlite3_step(st);
-	*n = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return r == SQLITE_ROW || r == SQLITE_DONE ? DM_OK : cat_dberr(db, "queue statistics");
+		sqldrv_bind_int64(st, 1, now);
+	r = sqldrv_step(st);
+	*n = r == SQLDRV_ROW ? sqldrv_col_int64(st, 0) : 0;
+	sqldrv_reset(st);
+	return r == SQLDRV_ROW || r == SQLDRV_DONE ? DM_OK : cat_dberr(db, "queue statistics");
 }
 
 static enum dm_status by_state(struct cat_db *db, const char *sql, const char *codes, int nstates,
 			       const char *(*name)(int), const char *what, cat_stat_cb cb, void *ud)
 {
 	int64_t n[8] = { 0 };
-	sqlite3_stmt *st = cat_stmt(db, sql);
+	struct sqldrv_stmt *st = cat_stmt(db, sql);
 	int r;
 
 	if (!st)
 		return db->err.code;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *s = (const char *)sqlite3_column_text(st, 0);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
+		const char *s = sqldrv_col_text(st, 0);
 		const char *p = s && *s ? strchr(codes, s[0]) : NULL;
 
 		if (p)
-			n[p - codes] += sqlite3_column_int64(st, 1);
+			n[p - codes] += sqldrv_col_int64(st, 1);
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "queue statistics");
 	for (int i = 0; i < nstates; i++)
 		cb(ud, what, name(i), n[i]);
@@ -118,7 +118,7 @@ enum dm_status cat_queue_stats(struct cat_db *db, cat_stat_cb cb, void *ud)
 enum dm_status cat_rule_note_request(struct cat_db *db, const char *rule_id)
 {
 	const char *rid = dm_log_request_id();
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int r;
 
 	if (!rid || !*rid)
@@ -126,9 +126,9 @@ enum dm_status cat_rule_note_request(struct cat_db *db, const char *rule_id)
 	st = cat_stmt(db, "UPDATE rules SET request_id=? WHERE id=?");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rule_id, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	sqlite3_reset(st);
-	return r == SQLITE_DONE ? DM_OK : cat_dberr(db, "storing the rule's request id");
+	sqldrv_bind_text(st, 1, rid, -1);
+	sqldrv_bind_text(st, 2, rule_id, -1);
+	r = sqldrv_step(st);
+	sqldrv_reset(st);
+	return r == SQLDRV_DONE ? DM_OK : cat_dberr(db, "storing the rule's request id");
 }

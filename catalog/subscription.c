@@ -700,12 +700,12 @@ static enum dm_status check_name(struct cat_db *db, const char *name)
 	return DM_OK;
 }
 
-static enum dm_status step_done(struct cat_db *db, sqlite3_stmt *st, const char *what)
+static enum dm_status step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what)
 {
-	int r = sqlite3_step(st);
+	int r = sqldrv_step(st);
 
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE && r != SQLDRV_ROW)
 		return cat_dberr(db, what);
 	return DM_OK;
 }
@@ -717,7 +717,7 @@ enum dm_status cat_subscription_add(struct cat_db *db, const char *name, const c
 	struct dm_buf nf = DM_BUF_INIT, nr = DM_BUF_INIT;
 	struct dm_err e;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char id[33];
 	int64_t now = dm_now();
 
@@ -754,20 +754,20 @@ enum dm_status cat_subscription_add(struct cat_db *db, const char *name, const c
 		goto end;
 	}
 	dm_uuid32(id);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, nf.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, nr.s, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 6, priority ? priority : 3);
+	sqldrv_bind_text(st, 1, id, -1);
+	sqldrv_bind_text(st, 2, name, -1);
+	sqldrv_bind_text(st, 3, account, -1);
+	sqldrv_bind_text(st, 4, nf.s, -1);
+	sqldrv_bind_text(st, 5, nr.s, -1);
+	sqldrv_bind_int64(st, 6, priority ? priority : 3);
 	if (lifetime_days > 0)
-		sqlite3_bind_int64(st, 7, dm_time_add(now, lifetime_days * 86400));
-	sqlite3_bind_text(st, 8, comments, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 9, now);
-	sqlite3_bind_int64(st, 10, now);
+		sqldrv_bind_int64(st, 7, dm_time_add(now, lifetime_days * 86400));
+	sqldrv_bind_text(st, 8, comments, -1);
+	sqldrv_bind_int64(st, 9, now);
+	sqldrv_bind_int64(st, 10, now);
 	if ((rc = step_done(db, st, "adding a subscription")))
 		goto end;
-	if (sqlite3_changes(db->db) == 0) {
+	if (sqldrv_changes(db->sql) == 0) {
 		rc = cat_fail(db, DM_EEXIST, "SubscriptionDuplicate",
 			      "Subscription '%s' owned by '%s' already exists!", name, account);
 		goto end;
@@ -795,7 +795,7 @@ enum dm_status cat_subscription_update(struct cat_db *db, const char *name, cons
 	struct dm_buf nf = DM_BUF_INIT, nr = DM_BUF_INIT;
 	struct dm_err e;
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	char state = 'U';
 	int64_t now = dm_now();
 
@@ -833,22 +833,22 @@ enum dm_status cat_subscription_update(struct cat_db *db, const char *name, cons
 		rc = db->err.code;
 		goto end;
 	}
-	sqlite3_bind_text(st, 1, (char[]){ state, 0 }, 1, SQLITE_TRANSIENT);
+	sqldrv_bind_text(st, 1, (char[]){ state, 0 }, 1);
 	if (u->filter)
-		sqlite3_bind_text(st, 2, nf.s, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 2, nf.s, -1);
 	if (u->rules)
-		sqlite3_bind_text(st, 3, nr.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, u->comments, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 3, nr.s, -1);
+	sqldrv_bind_text(st, 4, u->comments, -1);
 	if (u->lifetime_days > 0)
-		sqlite3_bind_int64(st, 5, dm_time_add(now, u->lifetime_days * 86400));
+		sqldrv_bind_int64(st, 5, dm_time_add(now, u->lifetime_days * 86400));
 	if (u->priority >= 0)
-		sqlite3_bind_int(st, 6, u->priority);
-	sqlite3_bind_int64(st, 7, now);
-	sqlite3_bind_text(st, 8, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, account, -1, SQLITE_STATIC);
+		sqldrv_bind_int64(st, 6, u->priority);
+	sqldrv_bind_int64(st, 7, now);
+	sqldrv_bind_text(st, 8, name, -1);
+	sqldrv_bind_text(st, 9, account, -1);
 	if ((rc = step_done(db, st, "updating a subscription")))
 		goto end;
-	if (sqlite3_changes(db->db) == 0)
+	if (sqldrv_changes(db->sql) == 0)
 		rc = not_found(db, name, account);
 end:
 	rc = cat_tx_end(db, rc);
@@ -869,7 +869,7 @@ void cat_subscription_update_init(struct cat_subscription_update *u)
 		 " s.last_processed, s.lifetime, s.retroactive, s.comments, s.expired_at," \
 		 " s.created_at, s.updated_at"
 
-static void sub_from_row(sqlite3_stmt *st, struct cat_subscription *s)
+static void sub_from_row(struct sqldrv_stmt *st, struct cat_subscription *s)
 {
 	memset(s, 0, sizeof *s);
 	s->id = cat_col_text(st, 0);
@@ -877,23 +877,23 @@ static void sub_from_row(sqlite3_stmt *st, struct cat_subscription *s)
 	s->account = cat_col_text(st, 2);
 	s->filter = cat_col_text(st, 3);
 	s->replication_rules = cat_col_text(st, 4);
-	s->policyid = sqlite3_column_int(st, 5);
+	s->policyid = (int)sqldrv_col_int64(st, 5);
 	s->state = cat_subscription_state_name(cat_col_text(st, 6));
-	s->last_processed = sqlite3_column_int64(st, 7);
-	s->lifetime = sqlite3_column_int64(st, 8);
-	s->retroactive = sqlite3_column_int(st, 9);
+	s->last_processed = sqldrv_col_int64(st, 7);
+	s->lifetime = sqldrv_col_int64(st, 8);
+	s->retroactive = (int)sqldrv_col_int64(st, 9);
 	s->comments = cat_col_text(st, 10);
-	s->expired_at = sqlite3_column_int64(st, 11);
-	s->created_at = sqlite3_column_int64(st, 12);
-	s->updated_at = sqlite3_column_int64(st, 13);
+	s->expired_at = sqldrv_col_int64(st, 11);
+	s->created_at = sqldrv_col_int64(st, 12);
+	s->updated_at = sqldrv_col_int64(st, 13);
 }
 
-static enum dm_status list_rows(struct cat_db *db, sqlite3_stmt *st, cat_subscription_cb cb,
+static enum dm_status list_rows(struct cat_db *db, struct sqldrv_stmt *st, cat_subscription_cb cb,
 				void *ud, int *found)
 {
 	int r;
 
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct cat_subscription s;
 
 		sub_from_row(st, &s);
@@ -901,18 +901,18 @@ static enum dm_status list_rows(struct cat_db *db, sqlite3_stmt *st, cat_subscri
 		if (cb(ud, &s))
 			break;
 	}
-	if (r != SQLITE_ROW && r != SQLITE_DONE) {
-		sqlite3_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE) {
+		sqldrv_reset(st);
 		return cat_dberr(db, "listing subscriptions");
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	return DM_OK;
 }
 
 enum dm_status cat_subscription_list(struct cat_db *db, const char *name, const char *account,
 				     cat_subscription_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	enum dm_status rc;
 	int found = 0;
 	struct dm_buf glob = DM_BUF_INIT;
@@ -923,7 +923,7 @@ enum dm_status cat_subscription_list(struct cat_db *db, const char *name, const 
 	if (!st)
 		return db->err.code;
 	if (name && *name)
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 1, name, -1);
 	if (account && *account) {
 		/* Rucio's '*' wildcard; other GLOB characters are taken literally */
 		for (const char *p = account; *p; p++) {
@@ -932,7 +932,7 @@ enum dm_status cat_subscription_list(struct cat_db *db, const char *name, const 
 			else
 				dm_buf_addc(&glob, *p);
 		}
-		sqlite3_bind_text(st, 2, glob.s, -1, SQLITE_STATIC);
+		sqldrv_bind_text(st, 2, glob.s, -1);
 	}
 	rc = list_rows(db, st, cb, ud, &found);
 	dm_buf_release(&glob);
@@ -944,13 +944,13 @@ enum dm_status cat_subscription_list(struct cat_db *db, const char *name, const 
 enum dm_status cat_subscription_get_id(struct cat_db *db, const char *id, cat_subscription_cb cb,
 				       void *ud)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT " SUB_COLS " FROM subscriptions s WHERE s.id=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT " SUB_COLS " FROM subscriptions s WHERE s.id=?");
 	enum dm_status rc;
 	int found = 0;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqldrv_bind_text(st, 1, id, -1);
 	rc = list_rows(db, st, cb, ud, &found);
 	if (rc == DM_OK && !found)
 		rc = cat_fail(db, DM_ENOENT, "SubscriptionNotFound", "No subscription with the id %s found", id);
@@ -960,31 +960,31 @@ enum dm_status cat_subscription_get_id(struct cat_db *db, const char *id, cat_su
 enum dm_status cat_subscription_rule_ids(struct cat_db *db, const char *name, const char *account,
 					 cat_rule_id_cb cb, void *ud)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT s.id FROM subscriptions s WHERE s.name=? AND s.account=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT s.id FROM subscriptions s WHERE s.name=? AND s.account=?");
 	char id[33] = "";
 	int r;
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
+	sqldrv_bind_text(st, 1, name, -1);
+	sqldrv_bind_text(st, 2, account, -1);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW)
 		dm_strlcpy(id, cat_col_text(st, 0), sizeof id);
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "finding a subscription");
 	if (!*id)
 		return not_found(db, name, account);
 	st = cat_stmt(db, "SELECT id FROM rules WHERE subscription_id=? ORDER BY created_at, id");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+	sqldrv_bind_text(st, 1, id, -1);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW)
 		if (cb(ud, cat_col_text(st, 0)))
 			break;
-	sqlite3_reset(st);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
 		return cat_dberr(db, "listing a subscription's rules");
 	return DM_OK;
 }
@@ -1012,7 +1012,7 @@ struct new_did {
 
 static enum dm_status load_subs(struct cat_db *db, int64_t now, struct live_sub **out, size_t *n)
 {
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	struct live_sub *subs = NULL;
 	size_t cnt = 0;
 	int r;
@@ -1023,14 +1023,14 @@ static enum dm_status load_subs(struct cat_db *db, int64_t now, struct live_sub 
 			  " WHERE state<>'I' AND lifetime IS NOT NULL AND lifetime<?1");
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, now);
+	sqldrv_bind_int64(st, 1, now);
 	if (step_done(db, st, "expiring subscriptions"))
 		return db->err.code;
 	st = cat_stmt(db, "SELECT id, name, account, filter, replication_rules FROM subscriptions"
 			  " WHERE state IN ('A','U') ORDER BY policyid, created_at, id");
 	if (!st)
 		return db->err.code;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct live_sub *s;
 		json_t *jf = json_loads(cat_col_text(st, 3), 0, NULL);
 		json_t *jr = json_loads(cat_col_text(st, 4), 0, NULL);
@@ -1054,10 +1054,10 @@ static enum dm_status load_subs(struct cat_db *db, int64_t now, struct live_sub 
 		json_decref(jf);
 		json_decref(jr);
 	}
-	sqlite3_reset(st);
+	sqldrv_reset(st);
 	*out = subs;
 	*n = cnt;
-	if (r != SQLITE_DONE)
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "loading subscriptions");
 	return DM_OK;
 }
@@ -1137,15 +1137,15 @@ static int matches(const struct sub_filter *f, const struct new_did *d, const st
 
 static enum dm_status load_meta(struct cat_db *db, int64_t did, struct meta_kv **out, size_t *n)
 {
-	sqlite3_stmt *st = cat_stmt(db, "SELECT key, value FROM did_meta WHERE did_id=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "SELECT key, value FROM did_meta WHERE did_id=?");
 	int r;
 
 	*n = 0;
 	*out = NULL;
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, did);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, did);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		const char *v = cat_col_text(st, 1);
 
 		*out = dm_xrealloc(*out, (*n + 1) * sizeof **out);
@@ -1153,8 +1153,8 @@ static enum dm_status load_meta(struct cat_db *db, int64_t did, struct meta_kv *
 		(*out)[*n].value = v ? dm_xstrdup(v) : NULL;
 		(*n)++;
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE)
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "reading metadata");
 	return DM_OK;
 }
@@ -1199,26 +1199,26 @@ static int count_rses(struct cat_db *db, const char *expr)
  * at once when rule k is OK already. */
 static enum dm_status set_parent(struct cat_db *db, const char *parent, const char *child)
 {
-	sqlite3_stmt *st = cat_stmt(db, "UPDATE rules SET expires_at=?1, child_rule_id=CASE WHEN"
+	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE rules SET expires_at=?1, child_rule_id=CASE WHEN"
 				       " (SELECT state FROM rules WHERE id=?2)='O' THEN NULL ELSE ?2 END"
 				       " WHERE id=?3");
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, dm_now());
-	sqlite3_bind_text(st, 2, child, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, parent, -1, SQLITE_STATIC);
+	sqldrv_bind_int64(st, 1, dm_now());
+	sqldrv_bind_text(st, 2, child, -1);
+	sqldrv_bind_text(st, 3, parent, -1);
 	return step_done(db, st, "chaining a rule to the rule it waits for");
 }
 
 enum dm_status cat_rule_release_parents(struct cat_db *db, const char *child)
 {
-	sqlite3_stmt *st = cat_stmt(db, "UPDATE rules SET child_rule_id=NULL, updated_at=? WHERE child_rule_id=?");
+	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE rules SET child_rule_id=NULL, updated_at=? WHERE child_rule_id=?");
 
 	if (!st)
 		return db->err.code;
-	sqlite3_bind_int64(st, 1, dm_now());
-	sqlite3_bind_text(st, 2, child, -1, SQLITE_STATIC);
+	sqldrv_bind_int64(st, 1, dm_now());
+	sqldrv_bind_text(st, 2, child, -1);
 	return step_done(db, st, "releasing a parent rule");
 }
 
@@ -1234,7 +1234,7 @@ static enum dm_status apply_sub(struct cat_db *db, struct live_sub *s, const str
 		const struct sub_rule *r = &s->rules[i];
 		struct cat_rule_opts o;
 		char rid[33];
-		sqlite3_stmt *st;
+		struct sqldrv_stmt *st;
 
 		cat_rule_opts_init(&o);
 		o.copies = r->copies ? r->copies : count_rses(db, r->rse_expression);
@@ -1264,8 +1264,8 @@ static enum dm_status apply_sub(struct cat_db *db, struct live_sub *s, const str
 			if (!st)
 				rc = db->err.code;
 			else {
-				sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
-				sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+				sqldrv_bind_text(st, 1, s->id, -1);
+				sqldrv_bind_text(st, 2, rid, -1);
 				rc = step_done(db, st, "recording a rule's subscription");
 			}
 		}
@@ -1305,7 +1305,7 @@ enum dm_status cat_transmogrify(struct cat_db *db, int limit, int index, int tot
 	size_t nsubs = 0, ndids = 0;
 	char issuer[CAT_ACCOUNT_MAX + 1];
 	enum dm_status rc;
-	sqlite3_stmt *st;
+	struct sqldrv_stmt *st;
 	int64_t now = dm_now();
 	int r;
 
@@ -1328,25 +1328,25 @@ enum dm_status cat_transmogrify(struct cat_db *db, int limit, int index, int tot
 		rc = db->err.code;
 		goto out;
 	}
-	sqlite3_bind_int(st, 1, limit);
-	sqlite3_bind_int(st, 2, total);
-	sqlite3_bind_int(st, 3, index);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+	sqldrv_bind_int64(st, 1, limit);
+	sqldrv_bind_int64(st, 2, total);
+	sqldrv_bind_int64(st, 3, index);
+	while ((r = sqldrv_step(st)) == SQLDRV_ROW) {
 		struct new_did *d;
 
 		dids = dm_xrealloc(dids, (ndids + 1) * sizeof *dids);
 		d = &dids[ndids++];
 		memset(d, 0, sizeof *d);
-		d->id = sqlite3_column_int64(st, 0);
+		d->id = sqldrv_col_int64(st, 0);
 		dm_strlcpy(d->scope, cat_col_text(st, 1), sizeof d->scope);
 		d->name = dm_xstrdup(cat_col_text(st, 2));
 		cat_did_type_from_code(cat_col_text(st, 3), &d->type);
 		dm_strlcpy(d->account, cat_col_text(st, 4), sizeof d->account);
-		d->bytes = sqlite3_column_int64(st, 5);
-		d->length = sqlite3_column_int64(st, 6);
+		d->bytes = sqldrv_col_int64(st, 5);
+		d->length = sqldrv_col_int64(st, 6);
 	}
-	sqlite3_reset(st);
-	if (r != SQLITE_DONE) {
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE) {
 		rc = cat_dberr(db, "listing new DIDs");
 		goto out;
 	}
@@ -1372,7 +1372,7 @@ enum dm_status cat_transmogrify(struct cat_db *db, int limit, int index, int tot
 			rc = db->err.code;
 			break;
 		}
-		sqlite3_bind_int64(st, 1, dids[i].id);
+		sqldrv_bind_int64(st, 1, dids[i].id);
 		rc = step_done(db, st, "clearing a DID's new flag");
 	}
 	if (rc == DM_OK && ndids && nsubs) {
@@ -1380,7 +1380,7 @@ enum dm_status cat_transmogrify(struct cat_db *db, int limit, int index, int tot
 		if (!st)
 			rc = db->err.code;
 		else {
-			sqlite3_bind_int64(st, 1, now);
+			sqldrv_bind_int64(st, 1, now);
 			rc = step_done(db, st, "marking subscriptions processed");
 		}
 	}

@@ -26,6 +26,11 @@ enum dm_status sqldrv_fail(struct sqldrv *db, enum dm_status st, const char *cls
 	return st;
 }
 
+int sqldrv_damaged(const struct sqldrv *db)
+{
+	return db->damaged;
+}
+
 static int starts_with(const char *s, const char *p)
 {
 	return strncmp(s, p, strlen(p)) == 0;

@@ -24,7 +24,9 @@
  * Statements: sqldrv_prepare() returns a statement from the handle's cache
  * (keyed by the SQL text; PostgreSQL prepares it server-side once per
  * connection), reset and with its bindings cleared.  It stays valid until
- * the handle is closed; the cache evicts only statements not in use.  Bind,
+ * the handle is closed; the cache evicts only statements not in use.
+ * sqldrv_reset() ends an execution and keeps the bindings (as SQLite's
+ * reset does): stepping again runs the statement again.  Bind,
  * then sqldrv_step() until SQLDRV_DONE; columns are 0-based and their
  * pointers valid until the next step or reset.  PostgreSQL rows stream
  * (single-row mode): memory does not grow with the result.  Running a
@@ -102,6 +104,9 @@ const struct dm_err *sqldrv_error(const struct sqldrv *db);
  * return st; cls NULL = the default class for st. */
 enum dm_status sqldrv_fail(struct sqldrv *db, enum dm_status st, const char *cls,
 			   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 1 once the database reported damaged storage (SQLite: a corrupt page or
+ * not a database file). */
+int sqldrv_damaged(const struct sqldrv *db);
 /* 1 when PostgreSQL support is compiled in. */
 int sqldrv_have_postgresql(void);
 

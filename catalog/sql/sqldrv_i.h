@@ -56,6 +56,7 @@ struct sqldrv {
 	struct dm_err err;
 	int depth;              /* transaction nesting: 0 = none */
 	int tx_failed;          /* the outermost transaction cannot commit */
+	int damaged;            /* SQLite found damaged pages (sqldrv_damaged) */
 	sqldrv_retry_fn retry;
 	void *retry_ud;
 };

@@ -89,8 +89,8 @@ struct pg_db {
 	unsigned gen;          /* bumped at every (re)connection */
 	int busy_s;            /* lock_timeout, from $DIDFS_BUSY_TIMEOUT */
 	uint64_t clock;
-	int ncache;
-	struct pg_stmt *cache[PG_CACHE];
+	int ncache, capcache;
+	struct pg_stmt **cache;
 	struct pg_stmt *active; /* streaming on the connection */
 	int64_t changes;
 	char **channels;        /* LISTENed to; again after a reconnection */
@@ -481,6 +481,7 @@ static void pg_close(struct sqldrv *db)
 		free(s->pgsql);
 		free(s);
 	}
+	free(d->cache);
 	for (int i = 0; i < d->nchannels; i++)
 		free(d->channels[i]);
 	free(d->channels);
@@ -556,6 +557,7 @@ static void stmt_free(struct pg_db *d, struct pg_stmt *s)
 
 
 static void pg_reset(struct sqldrv_stmt *st);
+static void clear_bindings(struct pg_stmt *s);
 
 static struct sqldrv_stmt *pg_prepare(struct sqldrv *db, const char *sql)
 {
@@ -568,6 +570,7 @@ static struct sqldrv_stmt *pg_prepare(struct sqldrv *db, const char *sql)
 		s = d->cache[i];
 		if (s->hash == h && strcmp(s->sql, sql) == 0) {
 			pg_reset(&s->base);
+			clear_bindings(s);
 			s->used = ++d->clock;
 			return &s->base;
 		}
@@ -587,16 +590,21 @@ static struct sqldrv_stmt *pg_prepare(struct sqldrv *db, const char *sql)
 	s->insert = leading_word(sql, "INSERT");
 	s->returning = s->insert && strcasestr(sql, "RETURNING") != NULL;
 	s->readonly = leading_word(sql, "SELECT") || leading_word(sql, "VALUES");
-	if (d->ncache < PG_CACHE) {
+	if (d->ncache >= PG_CACHE) {
+		for (int i = 0; i < d->ncache; i++)
+			if (d->cache[i]->state == ST_IDLE &&
+			    (victim < 0 || d->cache[i]->used < d->cache[victim]->used))
+				victim = i;
+	}
+	if (victim < 0) {
+		/* room left, or every statement is stepping: the cache grows */
+		if (d->ncache == d->capcache) {
+			d->capcache = d->capcache ? 2 * d->capcache : PG_CACHE;
+			d->cache = dm_xrealloc(d->cache, (size_t)d->capcache * sizeof *d->cache);
+		}
 		d->cache[d->ncache++] = s;
 		return &s->base;
 	}
-	for (int i = 0; i < d->ncache; i++)
-		if (d->cache[i]->state == ST_IDLE &&
-		    (victim < 0 || d->cache[i]->used < d->cache[victim]->used))
-			victim = i;
-	if (victim < 0)
-		DM_BUG("sqldrv: more than %d statements stepping at once", PG_CACHE);
 	stmt_free(d, d->cache[victim]);
 	d->cache[victim] = s;
 	return &s->base;
@@ -614,6 +622,11 @@ static void pg_reset(struct sqldrv_stmt *st)
 	queue_clear(s);
 	stmt_clear_results(s);
 	s->state = ST_IDLE;
+}
+
+/* Bindings are kept by a reset (as SQLite's) and cleared by a prepare. */
+static void clear_bindings(struct pg_stmt *s)
+{
 	for (int j = 0; j < s->nparams; j++) {
 		free(s->vals[j]);
 		s->vals[j] = NULL;

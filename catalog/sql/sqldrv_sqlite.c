@@ -9,11 +9,14 @@
 #include "sqldrv_i.h"
 #include "dmcheck.h"
 
+#include <ctype.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SQ_CACHE 64
+/* statements cached per handle; more while that many are stepping at once */
+#define SQ_CACHE 128
 
 struct sq_stmt {
 	struct sqldrv_stmt base;
@@ -31,8 +34,8 @@ struct sq_db {
 	int bulk_last;       /* the last statement was a bulk load of bulk_rows */
 	int64_t bulk_rows;
 	uint64_t clock;
-	int ncache;
-	struct sq_stmt *cache[SQ_CACHE];
+	int ncache, capcache;
+	struct sq_stmt **cache;
 };
 
 static const struct sqldrv_ops sq_ops;
@@ -60,11 +63,12 @@ static enum dm_status sq_err(struct sq_db *d, const char *what)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return sqldrv_fail(&d->base, DM_AGAIN, "DatabaseException",
-				   "%s: the catalog %s is busy: another writer held it for more"
+				   "%s: the catalog is busy: another writer held %s for more"
 				   " than %d s (the busy timeout: --busy-timeout or $DIDFS_BUSY_TIMEOUT); try again",
 				   what, d->base.uri, d->busy_ms / 1000);
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
+		d->base.damaged = 1;
 		return sqldrv_fail(&d->base, DM_EIO, "DatabaseException",
 				   "%s: the catalog file %s is damaged (%s)", what, d->base.uri, msg);
 	case SQLITE_FULL:
@@ -90,6 +94,50 @@ static void sql_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int64(ctx, (sqlite3_int64)dm_fnv1a((const char *)sqlite3_value_text(argv[0])));
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+	/* No global memory statistics: they take a global mutex per malloc. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+/* A WAL file can be read without write access only while its -wal and -shm
+ * files exist, or where they can be created.  Where neither holds (a reader
+ * of another user's catalog in a directory it cannot write, with no writer
+ * running: the -wal file is removed by the last connection, so there is
+ * nothing uncheckpointed), open it immutable: SQLite reads the file as it
+ * is, without the shared-memory index. */
+static void readonly_fallback(struct sq_db *d, const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct dm_buf uri = DM_BUF_INIT;
+	sqlite3 *alt = NULL;
+	int rc = sqlite3_exec(d->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK || ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN))
+		return;
+	dm_buf_adds(&uri, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (isalnum(*p) || strchr("/-._~", *p)) {
+			dm_buf_addc(&uri, (char)*p);
+		} else {
+			dm_buf_addc(&uri, '%');
+			dm_buf_addc(&uri, hex[*p >> 4]);
+			dm_buf_addc(&uri, hex[*p & 15]);
+		}
+	}
+	dm_buf_adds(&uri, "?immutable=1");
+	if (sqlite3_open_v2(uri.s, &alt, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+			    NULL) == SQLITE_OK) {
+		sqlite3_close(d->db);
+		d->db = alt;
+	} else {
+		sqlite3_close(alt);
+	}
+	dm_buf_release(&uri);
+}
+
 enum dm_status sqldrv_sqlite_open(const char *path, const char *shown, unsigned flags,
 				  struct sqldrv **out, struct dm_err *err)
 {
@@ -97,6 +145,7 @@ enum dm_status sqldrv_sqlite_open(const char *path, const char *shown, unsigned 
 	int of = SQLITE_OPEN_NOMUTEX;
 	enum dm_status rc;
 
+	pthread_once(&sqlite_once, sqlite_setup);
 	d->base.ops = &sq_ops;
 	d->base.uri = dm_xstrdup(shown);
 	if (flags & SQLDRV_OPEN_READONLY)
@@ -111,6 +160,8 @@ enum dm_status sqldrv_sqlite_open(const char *path, const char *shown, unsigned 
 		free(d);
 		return DM_ENOENT;
 	}
+	if (flags & SQLDRV_OPEN_READONLY)
+		readonly_fallback(d, path);
 	sqlite3_extended_result_codes(d->db, 1);
 	d->busy_ms = dm_busy_timeout_s() * 1000;
 	sqlite3_busy_timeout(d->db, d->busy_ms);
@@ -138,6 +189,7 @@ static void sq_close(struct sqldrv *db)
 		free(d->cache[i]->sql);
 		free(d->cache[i]);
 	}
+	free(d->cache);
 	sqlite3_close(d->db);
 	free(d->base.uri);
 	free(d);
@@ -190,18 +242,21 @@ static struct sqldrv_stmt *sq_prepare(struct sqldrv *db, const char *sql)
 	s->sql = dm_xstrdup(sql);
 	s->hash = h;
 	s->used = ++d->clock;
-	if (d->ncache < SQ_CACHE) {
+	if (d->ncache >= SQ_CACHE) {
+		/* evict the least recently used statement that is not in use */
+		for (int i = 0; i < d->ncache; i++)
+			if (!d->cache[i]->active &&
+			    (victim < 0 || d->cache[i]->used < d->cache[victim]->used))
+				victim = i;
+	}
+	if (victim < 0) {
+		/* room left, or every statement is stepping: the cache grows */
+		if (d->ncache == d->capcache) {
+			d->capcache = d->capcache ? 2 * d->capcache : SQ_CACHE;
+			d->cache = dm_xrealloc(d->cache, (size_t)d->capcache * sizeof *d->cache);
+		}
 		d->cache[d->ncache++] = s;
 		return &s->base;
-	}
-	/* evict the least recently used statement that is not in use */
-	for (int i = 0; i < d->ncache; i++)
-		if (!d->cache[i]->active && (victim < 0 || d->cache[i]->used < d->cache[victim]->used))
-			victim = i;
-	if (victim < 0) {
-		/* all in use: keep the new one outside the cache's bound */
-		victim = d->ncache - 1;
-		DM_BUG("sqldrv: more than %d statements stepping at once", SQ_CACHE);
 	}
 	sqlite3_finalize(d->cache[victim]->st);
 	free(d->cache[victim]->sql);
@@ -212,8 +267,7 @@ static struct sqldrv_stmt *sq_prepare(struct sqldrv *db, const char *sql)
 
 static void sq_reset(struct sqldrv_stmt *st)
 {
-	sqlite3_reset(SQS(st)->st);
-	sqlite3_clear_bindings(SQS(st)->st);
+	sqlite3_reset(SQS(st)->st); /* bindings stay, as SQLite's reset keeps them */
 	SQS(st)->active = 0;
 }
 
