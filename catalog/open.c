@@ -6,7 +6,7 @@
  *   PATH, sqlite:PATH        the SQLite store (store.c); a relative path is
  *                            relative to the working directory
  *   postgresql://..., postgres://...   a libpq URI: the PostgreSQL store
- *                            (not in this build: a clear error naming it)
+ *                            (store_pg.c; a build without libpq says so)
  *   https://host[:port]      a Rucio REST server (catalog/rest/store.c)
  * A string that starts with a scheme of the table (or any "word://") picks
  * that entry; anything else is a file path, so "./sqlite:x" names a file
@@ -47,20 +47,11 @@ static void uri_for_message(const char *uri, char *out, size_t n)
 	snprintf(out, n, "%.*s:***%s", (int)(colon - uri), uri, at);
 }
 
-static enum dm_status open_missing(const char *uri, const char *what, struct dm_err *err)
-{
-	char shown[512];
-
-	uri_for_message(uri, shown, sizeof shown);
-	return dm_seterr(err, DM_ENOTSUP, "DatabaseException",
-			 "catalog '%s': this build has no %s yet (use a file path or sqlite:PATH)",
-			 shown, what);
-}
-
 static enum dm_status open_postgresql(const char *uri, const char *rest, unsigned flags,
 				      struct cat_db **out, struct dm_err *err)
 {
-	return open_missing(uri, "PostgreSQL store", err);
+	(void)rest;
+	return cat_pg_open(uri, flags, out, err);
 }
 
 static enum dm_status open_rest(const char *uri, const char *rest, unsigned flags,
