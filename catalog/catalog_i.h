@@ -190,6 +190,14 @@ enum dm_status cat_rse_num(struct cat_db *db, const char *rse, int64_t *num);
 enum dm_status cat_require_admin(struct cat_db *db, const char *what);
 enum dm_status cat_require_scope_owner(struct cat_db *db, const char *scope, const char *what);
 
+/* 1 on a PostgreSQL store: for the few queries whose best form differs
+ * between the dialects (the rest are written once; schema_pg.c gives
+ * PostgreSQL the SQLite functions they use). */
+static inline int cat_is_pg(const struct cat_db *db)
+{
+	return db->sql && sqldrv_dialect(db->sql) == SQLDRV_POSTGRESQL;
+}
+
 /* Text column or NULL. */
 static inline const char *cat_col_text(struct sqldrv_stmt *st, int i)
 {

@@ -590,9 +590,14 @@ enum dm_status cat_did_list(struct cat_db *db, const char *scope, const char *pa
 		if (type_mask & (1u << t))
 			types[nt++] = did_type_codes[t][0];
 	types[nt] = 0;
-	/* Names cannot hold '[' or ']', so a '*' / '?' pattern is a valid GLOB. */
-	st = cat_stmt(db, "SELECT " DID_COLS " FROM dids d WHERE d.scope=?1 AND d.name GLOB ?2"
-			  " AND instr(?3, d.did_type) > 0 ORDER BY d.name");
+	/* Names cannot hold '[' or ']', so a '*' / '?' pattern is a valid GLOB
+	 * (SQLite reads a prefix of it off the index; PostgreSQL: glob(),
+	 * schema_pg.c). */
+	st = cat_stmt(db, cat_is_pg(db)
+			  ? "SELECT " DID_COLS " FROM dids d WHERE d.scope=?1 AND glob(?2, d.name)"
+			    " AND instr(?3, d.did_type) > 0 ORDER BY d.name"
+			  : "SELECT " DID_COLS " FROM dids d WHERE d.scope=?1 AND d.name GLOB ?2"
+			    " AND instr(?3, d.did_type) > 0 ORDER BY d.name");
 	if (!st)
 		return db->err.code;
 	sqldrv_bind_text(st, 1, scope, -1);

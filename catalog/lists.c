@@ -118,10 +118,18 @@ enum dm_status cat_did_search(struct cat_db *db, const char *scope, const char *
 		if (type_mask & (1u << t))
 			types[nt++] = codes[t];
 	types[nt] = 0;
-	if (with_meta)
+	if (with_meta && cat_is_pg(db))
+		st = cat_stmt(db, "SELECT " SEARCH_COLS ", (SELECT coalesce(json_object_agg(m.key,"
+				  " m.value)::text, '{}') FROM did_meta m WHERE m.did_id=d.id) FROM dids d"
+				  " WHERE d.scope=?1 AND glob(?2, d.name) AND instr(?3, d.did_type) > 0"
+				  " ORDER BY d.name");
+	else if (with_meta)
 		st = cat_stmt(db, "SELECT " SEARCH_COLS ", (SELECT json_group_object(m.key, m.value)"
 				  " FROM did_meta m WHERE m.did_id=d.id) FROM dids d WHERE d.scope=?1"
 				  " AND d.name GLOB ?2 AND instr(?3, d.did_type) > 0 ORDER BY d.name");
+	else if (cat_is_pg(db))
+		st = cat_stmt(db, "SELECT " SEARCH_COLS ", NULL FROM dids d WHERE d.scope=?1"
+				  " AND glob(?2, d.name) AND instr(?3, d.did_type) > 0 ORDER BY d.name");
 	else
 		st = cat_stmt(db, "SELECT " SEARCH_COLS ", NULL FROM dids d WHERE d.scope=?1"
 				  " AND d.name GLOB ?2 AND instr(?3, d.did_type) > 0 ORDER BY d.name");

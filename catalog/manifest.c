@@ -212,8 +212,8 @@ enum dm_status cat_manifest_set(struct cat_db *db, const char *scope, const char
 		blob[4 * i + 2] = (unsigned char)(m->sums[i] >> 8);
 		blob[4 * i + 3] = (unsigned char)m->sums[i];
 	}
-	st = cat_stmt(db, "INSERT OR IGNORE INTO file_manifests(did_id, chunk_size, bytes, sums, created_at)"
-			  " VALUES (?,?,?,?,?)");
+	st = cat_stmt(db, "INSERT INTO file_manifests(did_id, chunk_size, bytes, sums, created_at)"
+			  " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING");
 	if (!st) {
 		rc = db->err.code;
 		goto out;

@@ -284,8 +284,8 @@ enum dm_status cat_messages_delivered(struct cat_db *db, const char *sink, const
 			*deleted += sqldrv_changes(db->sql) > 0;
 	}
 	for (size_t i = 0; i < n && rc == DM_OK && nsinks > 1; i++) {
-		ins = cat_stmt(db, "INSERT OR IGNORE INTO message_deliveries(message_id, sink, delivered_at)"
-				   " SELECT id, ?2, ?3 FROM messages WHERE id=?1");
+		ins = cat_stmt(db, "INSERT INTO message_deliveries(message_id, sink, delivered_at)"
+				   " SELECT id, ?2, ?3 FROM messages WHERE id=?1 ON CONFLICT DO NOTHING");
 		if (!ins) {
 			rc = db->err.code;
 			break;

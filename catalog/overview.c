@@ -89,7 +89,7 @@ enum dm_status cat_ov_rules(struct cat_db *db, const struct cat_ov_rule_filter *
 	else if (f->account && *f->account)
 		st = cat_stmt(db, OV_RULE_SEL "r.account=?2" OV_RULE_TAIL);
 	else
-		st = cat_stmt(db, OV_RULE_SEL "1" OV_RULE_TAIL);
+		st = cat_stmt(db, OV_RULE_SEL "true" OV_RULE_TAIL);
 	if (!st)
 		return db->err.code;
 	/* parameters a variant lacks are ignored (SQLITE_RANGE) */
@@ -215,7 +215,7 @@ enum dm_status cat_ov_transfers(struct cat_db *db, int64_t since, cat_ov_transfe
 			  " FROM requests_history h JOIN rses d ON d.num=h.dest_rse_num"
 			  " LEFT JOIN rses s ON s.num=h.source_rse_num"
 			  " WHERE h.transferred_at >= ?1"
-			  " GROUP BY h.source_rse_num, h.dest_rse_num ORDER BY 1, 2 LIMIT ?2");
+			  " GROUP BY h.source_rse_num, h.dest_rse_num, s.rse, d.rse ORDER BY 1, 2 LIMIT ?2");
 	if (!st)
 		return db->err.code;
 	sqldrv_bind_int64(st, 1, since);
@@ -379,7 +379,7 @@ enum dm_status cat_ov_heartbeats(struct cat_db *db, int limit, cat_ov_heartbeat_
  * files); a collection's children counted up to CAT_OV_CHILD_COUNT + 1 */
 #define OV_DID_SEL "SELECT d.id, d.name, d.account, d.did_type, d.bytes," \
 		   " CASE WHEN d.did_type='F' THEN 1 ELSE (SELECT count(*) FROM (SELECT 1 FROM contents c" \
-		   "  WHERE c.parent_id=d.id LIMIT ?9)) END, d.is_open, d.created_at, d.adler32, d.md5," \
+		   "  WHERE c.parent_id=d.id LIMIT ?9) x) END, d.is_open, d.created_at, d.adler32, d.md5," \
 		   " d.expired_at FROM dids d "
 
 static enum dm_status ov_did_rows(struct cat_db *db, struct sqldrv_stmt *st, const char *scope,

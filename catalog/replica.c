@@ -811,8 +811,8 @@ enum dm_status cat_usage_refresh(struct cat_db *db)
 	st = cat_stmt(db, "INSERT INTO rse_usage(rse_num, source, used, files, updated_at)"
 			  " SELECT rse_num, 'rucio', sum(bytes), sum(files), ?1 FROM updated_rse_counters"
 			  " WHERE true GROUP BY rse_num"
-			  " ON CONFLICT(rse_num, source) DO UPDATE SET used=used+excluded.used,"
-			  " files=files+excluded.files, updated_at=excluded.updated_at");
+			  " ON CONFLICT(rse_num, source) DO UPDATE SET used=rse_usage.used+excluded.used,"
+			  " files=rse_usage.files+excluded.files, updated_at=excluded.updated_at");
 	if (!st || (sqldrv_bind_int64(st, 1, now), sqldrv_step(st)) != SQLDRV_DONE) {
 		rc = st ? cat_dberr(db, "folding RSE counters") : db->err.code;
 		goto out;
@@ -823,8 +823,8 @@ enum dm_status cat_usage_refresh(struct cat_db *db)
 	st = cat_stmt(db, "INSERT INTO account_usage(account, rse_num, files, bytes, updated_at)"
 			  " SELECT account, rse_num, sum(files), sum(bytes), ?1 FROM updated_account_counters"
 			  " WHERE true GROUP BY account, rse_num"
-			  " ON CONFLICT(account, rse_num) DO UPDATE SET files=files+excluded.files,"
-			  " bytes=bytes+excluded.bytes, updated_at=excluded.updated_at");
+			  " ON CONFLICT(account, rse_num) DO UPDATE SET files=account_usage.files+excluded.files,"
+			  " bytes=account_usage.bytes+excluded.bytes, updated_at=excluded.updated_at");
 	if (!st || (sqldrv_bind_int64(st, 1, now), sqldrv_step(st)) != SQLDRV_DONE) {
 		rc = st ? cat_dberr(db, "folding account counters") : db->err.code;
 		goto out;

@@ -1875,9 +1875,9 @@ static enum dm_status evaluate_detach_rule(struct cat_db *db, const char *rule_i
 			  "DELETE FROM judge_cover");
 	if (rc)
 		return rc;
-	st = cat_stmt(db, "INSERT OR IGNORE INTO judge_cover(id) WITH RECURSIVE tree(id) AS (SELECT ?1"
+	st = cat_stmt(db, "INSERT INTO judge_cover(id) WITH RECURSIVE tree(id) AS (SELECT ?1"
 			  " UNION SELECT c.child_id FROM contents c JOIN tree t ON c.parent_id=t.id)"
-			  " SELECT id FROM tree");
+			  " SELECT id FROM tree WHERE true ON CONFLICT DO NOTHING");
 	if (!st)
 		return db->err.code;
 	sqldrv_bind_int64(st, 1, did);
@@ -2391,13 +2391,21 @@ out:
 /* Move a request to history with a final state. */
 static enum dm_status req_archive(struct cat_db *db, const char *id, char state, const char *err)
 {
-	struct sqldrv_stmt *st = cat_stmt(db, "INSERT OR REPLACE INTO requests_history(id, did_id, dest_rse_num,"
+	struct sqldrv_stmt *st = cat_stmt(db, "INSERT INTO requests_history(id, did_id, dest_rse_num,"
 				       " source_rse_num, rule_id, activity, state, retry_count, err_msg, bytes,"
 				       " account, last_processed_by, requested_at, submitted_at, transferred_at,"
 				       " created_at, updated_at) SELECT id, did_id, dest_rse_num, source_rse_num,"
 				       " rule_id, activity, ?2, retry_count, coalesce(?3, err_msg), bytes, account,"
 				       " last_processed_by, requested_at, submitted_at, ?4, created_at, ?4"
-				       " FROM requests WHERE id=?1");
+				       " FROM requests WHERE id=?1 ON CONFLICT(id) DO UPDATE SET did_id=excluded.did_id,"
+				       " dest_rse_num=excluded.dest_rse_num, source_rse_num=excluded.source_rse_num,"
+				       " rule_id=excluded.rule_id, activity=excluded.activity, state=excluded.state,"
+				       " retry_count=excluded.retry_count, err_msg=excluded.err_msg,"
+				       " bytes=excluded.bytes, account=excluded.account,"
+				       " last_processed_by=excluded.last_processed_by,"
+				       " requested_at=excluded.requested_at, submitted_at=excluded.submitted_at,"
+				       " transferred_at=excluded.transferred_at, created_at=excluded.created_at,"
+				       " updated_at=excluded.updated_at");
 	enum dm_status rc;
 
 	if (!st)

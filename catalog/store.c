@@ -58,6 +58,7 @@ enum dm_status cat_dberr(struct cat_db *db, const char *what)
 	if (!db->sql)
 		return cat_remote_unsupported(db, NULL);
 	e = sqldrv_error(db->sql);
+	dm_log(DM_LOG_DEBUG, "catalog", "%s: %s", what, e->msg);
 	if (sqldrv_damaged(db->sql))
 		return cat_corrupt(db, what, e->msg);
 	if (e->code == DM_AGAIN) {

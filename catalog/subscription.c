@@ -918,7 +918,7 @@ enum dm_status cat_subscription_list(struct cat_db *db, const char *name, const 
 	struct dm_buf glob = DM_BUF_INIT;
 
 	st = cat_stmt(db, "SELECT " SUB_COLS " FROM subscriptions s"
-			  " WHERE (?1 IS NULL OR s.name=?1) AND (?2 IS NULL OR s.account GLOB ?2)"
+			  " WHERE (?1 IS NULL OR s.name=?1) AND (?2 IS NULL OR glob(?2, s.account))"
 			  " ORDER BY s.account, s.name");
 	if (!st)
 		return db->err.code;

@@ -6,6 +6,7 @@
  * behind on failure.
  */
 #include "catalog.h"
+#include "store_uri.h"
 #include "tap.h"
 
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static struct cat_db *fresh(void)
 	unlink(p);
 	snprintf(p, sizeof p, "%s-shm", path);
 	unlink(p);
-	CHECK(cat_open(path, CAT_OPEN_CREATE, &db, &err) == DM_OK);
+	CHECK(cat_open(test_catalog_uri(path), CAT_OPEN_CREATE, &db, &err) == DM_OK);
 	CHECK(cat_bootstrap(db, "ddmlab", "secret") == DM_OK);
 	CHECK(cat_scope_add(db, "mock", "root") == DM_OK);
 	CHECK(cat_rse_add(db, "XRD1", NULL) == DM_OK);

@@ -7,6 +7,7 @@
  * is kept, and a suspicious declaration turns the replica BAD once.
  */
 #include "catalog.h"
+#include "store_uri.h"
 #include "tap.h"
 
 #include <stdlib.h>
@@ -98,7 +99,7 @@ static void test_store(void)
 	unlink(p);
 	snprintf(p, sizeof p, "%s-shm", path);
 	unlink(p);
-	CHECK(cat_open(path, CAT_OPEN_CREATE, &db, &err) == DM_OK);
+	CHECK(cat_open(test_catalog_uri(path), CAT_OPEN_CREATE, &db, &err) == DM_OK);
 	CHECK(cat_bootstrap(db, "ddmlab", "secret") == DM_OK);
 	CHECK(cat_scope_add(db, "mock", "root") == DM_OK);
 	CHECK(cat_rse_add(db, "XRD1", NULL) == DM_OK);

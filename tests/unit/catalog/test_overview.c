@@ -8,6 +8,7 @@
  * pages by prefix, and the refusal of a non-admin account by every call.
  */
 #include "catalog.h"
+#include "store_uri.h"
 #include "engine.h"
 #include "tap.h"
 
@@ -201,7 +202,7 @@ int main(void)
 
 	snprintf(path, sizeof path, "/tmp/didfs_overview_%d.db", (int)getpid());
 	rm_db();
-	CHECK(cat_open(path, CAT_OPEN_CREATE, &db, &err) == DM_OK);
+	CHECK(cat_open(test_catalog_uri(path), CAT_OPEN_CREATE, &db, &err) == DM_OK);
 	CHECK(cat_bootstrap(db, NULL, NULL) == DM_OK);
 	CHECK(cat_scope_add(db, "mock", "root") == DM_OK);
 	CHECK(cat_rse_add(db, "A", NULL) == DM_OK);

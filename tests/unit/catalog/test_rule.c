@@ -7,6 +7,7 @@
  * reaper's candidates, the repairer, heartbeats.
  */
 #include "catalog.h"
+#include "store_uri.h"
 #include "engine.h"
 #include "tap.h"
 
@@ -35,7 +36,7 @@ static struct cat_db *setup(int nfiles)
 	const char *rses[] = { "A", "T1A", "T1B", "T1C" };
 
 	rm_db();
-	CHECK(cat_open(path, CAT_OPEN_CREATE, &db, &err) == DM_OK);
+	CHECK(cat_open(test_catalog_uri(path), CAT_OPEN_CREATE, &db, &err) == DM_OK);
 	CHECK(cat_bootstrap(db, NULL, NULL) == DM_OK);
 	CHECK(cat_scope_add(db, "mock", "root") == DM_OK);
 	for (int i = 0; i < 4; i++) {
