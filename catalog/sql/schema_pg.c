@@ -12,10 +12,10 @@
  * didfs_hash(text) is a SQL function giving the same FNV-1a value as the
  * one the SQLite driver registers (sqldrv_sqlite.c).  So that the catalog's
  * queries are written once, the functions of SQLite they use exist here
- * too: instr(), the two-argument min()/max(), sum() over comparisons and
- * + - of them
- * (SQLite's booleans are integers) and glob(pattern, text); rules keep
- * SQLite's creation-ordered rowid as a column (the web UI's cursor).
+ * too: instr(), the two-argument min()/max(), sum() and + - over
+ * comparisons (SQLite's booleans are integers) and glob(pattern, text);
+ * rules keep SQLite's creation-ordered rowid as a column (the web UI's
+ * cursor).
  *
  * The version lives in schema_version (one row per migration applied, with
  * the time), not in PRAGMA user_version.  sqldrv_pg_schema_apply() applies
