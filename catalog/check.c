@@ -32,13 +32,13 @@ struct check_query {
 
 static const struct check_query checks[] = {
 	{ "invariant",
-	  "SELECT printf('replica %s:%s on %s has lock_cnt %d but %d locks', d.scope, d.name, s.rse,"
+	  "SELECT format('replica %s:%s on %s has lock_cnt %s but %s locks', d.scope, d.name, s.rse,"
 	  " r.lock_cnt, (SELECT count(*) FROM locks l WHERE l.did_id=r.did_id AND l.rse_num=r.rse_num))"
 	  " FROM replicas r JOIN dids d ON d.id=r.did_id JOIN rses s ON s.num=r.rse_num"
 	  " WHERE r.lock_cnt != (SELECT count(*) FROM locks l WHERE l.did_id=r.did_id"
 	  " AND l.rse_num=r.rse_num)" },
 	{ "invariant",
-	  "SELECT printf('rule %s counts ok/replicating/stuck %d/%d/%d but its locks are %d/%d/%d',"
+	  "SELECT format('rule %s counts ok/replicating/stuck %s/%s/%s but its locks are %s/%s/%s',"
 	  " u.id, u.locks_ok_cnt, u.locks_replicating_cnt, u.locks_stuck_cnt, u.o, u.r, u.s) FROM"
 	  " (SELECT ru.id, ru.locks_ok_cnt, ru.locks_replicating_cnt, ru.locks_stuck_cnt,"
 	  "  coalesce(sum(l.state='O'),0) o, coalesce(sum(l.state='R'),0) r,"
@@ -46,7 +46,7 @@ static const struct check_query checks[] = {
 	  "  GROUP BY ru.id) u"
 	  " WHERE u.locks_ok_cnt!=u.o OR u.locks_replicating_cnt!=u.r OR u.locks_stuck_cnt!=u.s" },
 	{ "invariant",
-	  "SELECT printf('rule %s is %s but has %d replicating and %d stuck locks of %d', u.id,"
+	  "SELECT format('rule %s is %s but has %s replicating and %s stuck locks of %s', u.id,"
 	  " CASE u.state WHEN 'O' THEN 'OK' WHEN 'S' THEN 'STUCK' ELSE 'REPLICATING' END,"
 	  " u.r, u.s, u.n) FROM"
 	  " (SELECT ru.id, ru.state, count(l.rule_id) n, coalesce(sum(l.state='R'),0) r,"
@@ -55,7 +55,7 @@ static const struct check_query checks[] = {
 	  " WHERE (u.state='O' AND (u.r>0 OR u.s>0)) OR (u.state='S' AND u.s=0 AND u.r=0)"
 	  " OR (u.state='R' AND u.n>0 AND u.r=0 AND u.s=0)" },
 	{ "invariant",
-	  "SELECT printf('RSE %s usage says %d files / %d bytes but it holds %d replicas / %d bytes',"
+	  "SELECT format('RSE %s usage says %s files / %s bytes but it holds %s replicas / %s bytes',"
 	  " s.rse, v.files, v.bytes, v.rfiles, v.rbytes) FROM"
 	  " (SELECT n.num,"
 	  "  coalesce((SELECT files FROM rse_usage WHERE rse_num=n.num AND source='rucio'),0)"
@@ -67,7 +67,7 @@ static const struct check_query checks[] = {
 	  "  FROM rses n) v JOIN rses s ON s.num=v.num"
 	  " WHERE v.files!=v.rfiles OR v.bytes!=v.rbytes" },
 	{ "invariant",
-	  "SELECT printf('account %s usage on %s says %d files / %d bytes but it holds %d locks / %d"
+	  "SELECT format('account %s usage on %s says %s files / %s bytes but it holds %s locks / %s"
 	  " bytes', x.account, s.rse, x.files, x.bytes, x.lfiles, x.lbytes) FROM"
 	  " (SELECT k.account, k.rse_num,"
 	  "  coalesce((SELECT files FROM account_usage u WHERE u.account=k.account"
@@ -84,13 +84,13 @@ static const struct check_query checks[] = {
 	  "   SELECT account, rse_num FROM locks) k) x JOIN rses s ON s.num=x.rse_num"
 	  " WHERE x.files!=x.lfiles OR x.bytes!=x.lbytes" },
 	{ "invariant",
-	  "SELECT printf('request %s (%s) for %s:%s to %s belongs to rule %s, which does not exist',"
+	  "SELECT format('request %s (%s) for %s:%s to %s belongs to rule %s, which does not exist',"
 	  " q.id, CASE q.state WHEN 'Q' THEN 'QUEUED' ELSE 'SUBMITTED' END, d.scope, d.name, s.rse,"
 	  " coalesce(q.rule_id,'(none)'))"
 	  " FROM requests q JOIN dids d ON d.id=q.did_id JOIN rses s ON s.num=q.dest_rse_num"
 	  " WHERE q.state IN ('Q','S') AND NOT EXISTS (SELECT 1 FROM rules r WHERE r.id=q.rule_id)" },
 	{ "invariant",
-	  "SELECT printf('request %s (%s) for %s:%s to %s has no REPLICATING lock of rule %s there',"
+	  "SELECT format('request %s (%s) for %s:%s to %s has no REPLICATING lock of rule %s there',"
 	  " q.id, CASE q.state WHEN 'Q' THEN 'QUEUED' ELSE 'SUBMITTED' END, d.scope, d.name, s.rse,"
 	  " q.rule_id)"
 	  " FROM requests q JOIN dids d ON d.id=q.did_id JOIN rses s ON s.num=q.dest_rse_num"
@@ -140,9 +140,14 @@ enum dm_status cat_check(struct cat_db *db, cat_check_cb cb, void *ud, uint64_t 
 	if (db->tx_depth)
 		return cat_fail(db, DM_EINTERNAL, "RucioException", "cat_check inside a transaction");
 	/* one read snapshot for every query: findings are about one state */
-	if (sqldrv_exec(db->sql, "BEGIN") != DM_OK)
+	if (sqldrv_exec(db->sql, cat_is_pg(db) ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+						 : "BEGIN") != DM_OK)
 		return cat_dberr(db, "starting the check");
-	rc = run_query(db, "integrity", "PRAGMA integrity_check(100)", cb, ud, found, &stop);
+	/* SQLite checks its pages; a PostgreSQL server checks its own */
+	if (!cat_is_pg(db))
+		rc = run_query(db, "integrity", "PRAGMA integrity_check(100)", cb, ud, found, &stop);
+	else
+		rc = DM_OK;
 	for (size_t i = 0; !rc && !stop && i < sizeof checks / sizeof checks[0]; i++)
 		rc = run_query(db, checks[i].kind, checks[i].sql, cb, ud, found, &stop);
 	sqldrv_exec(db->sql, "ROLLBACK");

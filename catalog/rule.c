@@ -2635,7 +2635,7 @@ enum dm_status cat_req_list(struct cat_db *db, unsigned state_mask, const char *
 			  " q.submitted_at, q.transferred_at, q.updated_at, NULL, NULL FROM requests_history q"
 			  " JOIN dids d ON d.id=q.did_id JOIN rses s ON s.num=q.dest_rse_num"
 			  " LEFT JOIN rses src ON src.num=q.source_rse_num WHERE instr(?1, q.state) > 0 AND"
-			  " (?2 IS NULL OR q.rule_id=?2)) ORDER BY 15, 1");
+			  " (?2 IS NULL OR q.rule_id=?2)) t ORDER BY 15, 1");
 	if (!st)
 		return db->err.code;
 	sqldrv_bind_text(st, 1, states, -1);
