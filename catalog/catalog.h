@@ -66,6 +66,9 @@ void cat_close(struct cat_db *db);
  * (for SQLite the file's absolute path): what a mount or a daemon hands its
  * threads after it changed directory.  OUT: replaces *out's content. */
 enum dm_status cat_location(struct cat_db *db, struct dm_buf *out);
+/* A catalog URI as it may be shown or logged: a password in it is replaced
+ * by "***" (postgresql://user:***@host/db).  Writes at most n bytes. */
+void cat_uri_shown(const char *uri, char *out, size_t n);
 /* One line for people: the store, where it is, its schema version. */
 void cat_describe(struct cat_db *db, struct dm_buf *out);
 const struct dm_err *cat_error(const struct cat_db *db);

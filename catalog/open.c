@@ -32,19 +32,11 @@ static enum dm_status open_sqlite(const char *uri, const char *rest, unsigned fl
 	return cat_sqlite_open(rest, flags, out, err);
 }
 
-/* A URI for messages: a password in its user part is not repeated. */
-static void uri_for_message(const char *uri, char *out, size_t n)
+/* A URI for messages: no password in it is repeated (in the user part or
+ * a password= parameter: the driver's redaction). */
+void cat_uri_shown(const char *uri, char *out, size_t n)
 {
-	const char *scheme_end = strstr(uri, "://");
-	const char *host = scheme_end ? scheme_end + 3 : NULL;
-	const char *at = host ? strpbrk(host, "@/?") : NULL;
-	const char *colon;
-
-	if (!at || *at != '@' || !(colon = memchr(host, ':', (size_t)(at - host)))) {
-		dm_strlcpy(out, uri, n);
-		return;
-	}
-	snprintf(out, n, "%.*s:***%s", (int)(colon - uri), uri, at);
+	sqldrv_redact_uri(uri, out, n);
 }
 
 static enum dm_status open_postgresql(const char *uri, const char *rest, unsigned flags,
@@ -104,7 +96,7 @@ enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out, st
 		}
 		if (!strncmp(uri + n, "://", 3)) {
 			char shown[512];
-			uri_for_message(uri, shown, sizeof shown);
+			cat_uri_shown(uri, shown, sizeof shown);
 			return dm_seterr(err, DM_EINVAL, "InputValidationError",
 					 "catalog '%s': unknown catalog URI scheme '%.*s' (a file path,"
 					 " sqlite:PATH or postgresql://...)", shown, (int)n, uri);

@@ -355,9 +355,13 @@ int dmn_run(const struct dmn_options *o, struct dm_err *err)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	signal(SIGPIPE, SIG_IGN);
 
-	dm_log(DM_LOG_INFO, "daemon", "starting %s (%d thread%s each) on %s, pid %d%s", names.s,
-	       threads, threads == 1 ? "" : "s", o->catalog_path, (int)getpid(),
-	       o->once ? ", once" : "");
+	{
+		char shown[1024];
+		cat_uri_shown(o->catalog_path, shown, sizeof shown);
+		dm_log(DM_LOG_INFO, "daemon", "starting %s (%d thread%s each) on %s, pid %d%s",
+		       names.s, threads, threads == 1 ? "" : "s", shown, (int)getpid(),
+		       o->once ? ", once" : "");
+	}
 	dm_buf_release(&names);
 	for (int i = 0; i < nslots; i++) {
 		if (pthread_create(&slots[i].tid, NULL, loop_main, &slots[i]) != 0) {

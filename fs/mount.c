@@ -127,7 +127,9 @@ struct cat_db *fs_db(struct fs *fs, struct dm_err *err)
 		if (db)
 			e = *cat_error(db);
 		cat_close(db);
-		dm_log(DM_LOG_ERROR, WHO_FS, "opening the catalog %s: %s", fs->catalog, fs_errmsg(&e));
+		char shown[1024];
+		cat_uri_shown(fs->catalog, shown, sizeof shown);
+		dm_log(DM_LOG_ERROR, WHO_FS, "opening the catalog %s: %s", shown, fs_errmsg(&e));
 		if (err)
 			*err = e;
 		return NULL;
@@ -835,8 +837,10 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	mounted = 1;
 	if (pthread_create(&fs->bg, NULL, bg_main, fs) == 0)
 		fs->bg_started = 1;
+	char shown[1024];
+	cat_uri_shown(fs->catalog, shown, sizeof shown);
 	dm_log(DM_LOG_INFO, WHO_FS, "mounted %s on %s (cache %s, %llu bytes, %u-byte blocks, "
-	       "%d FUSE threads, %d I/O threads, timeout %d s)", fs->catalog, fs->mountpoint,
+	       "%d FUSE threads, %d I/O threads, timeout %d s)", shown, fs->mountpoint,
 	       fs->cache_dir, (unsigned long long)fs->o.cache_size, fs->o.block_size, fs->o.threads,
 	       fs->o.io_threads, fs->o.timeout_s);
 	report(ready_fd, DM_OK, NULL);

@@ -1029,8 +1029,10 @@ int srv_run(const struct srv_config *cfg, const char *config_path)
 			  cfg->listen);
 		goto fail;
 	}
+	char shown[1024];
+	cat_uri_shown(cfg->catalog, shown, sizeof shown);
 	dm_log(DM_LOG_INFO, "serve", "listening on %s://%s (catalog %s)", cert ? "https" : "http",
-	       cfg->listen, cfg->catalog);
+	       cfg->listen, shown);
 	fprintf(stderr, "didfs serve: ready on %s://%s\n", cert ? "https" : "http", cfg->listen);
 	for (;;) {
 		if (sigwait(&set, &sig))

@@ -108,8 +108,10 @@ int cli_init(struct cli *c, int argc, char **argv)
 		return 1;
 	}
 	int show = pass == generated && !pwfile;
+	char shown[1024];
+	cat_uri_shown(c->catalog_path, shown, sizeof shown);
 	if (c->json) {
-		printf("{\"catalog\": \"%s\", \"account\": \"root\", \"identity\": \"%s\"", c->catalog_path,
+		printf("{\"catalog\": \"%s\", \"account\": \"root\", \"identity\": \"%s\"", shown,
 		       user);
 		if (show)
 			printf(", \"password\": \"%s\"", pass);
@@ -118,7 +120,7 @@ int cli_init(struct cli *c, int argc, char **argv)
 		printf("}\n");
 	} else {
 		printf("Catalog %s created; account root (admin) with userpass identity %s.\n",
-		       c->catalog_path, user);
+		       shown, user);
 		if (show)
 			printf("Generated password for %s (shown only now): %s\n", user, pass);
 		else if (pwfile)

@@ -32,8 +32,11 @@ int cli_check(struct cli *c, int argc, char **argv)
 	if (rc)
 		return cli_out_finish(c, o, rc);
 	cli_out_end(o);
-	if (!c->json)
-		fprintf(found ? stderr : stdout, "%s: %llu problem%s found\n", c->catalog_path,
+	if (!c->json) {
+		char shown[1024];
+		cat_uri_shown(c->catalog_path, shown, sizeof shown);
+		fprintf(found ? stderr : stdout, "%s: %llu problem%s found\n", shown,
 			(unsigned long long)found, found == 1 ? "" : "s");
+	}
 	return found ? 1 : 0;
 }
