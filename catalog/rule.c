@@ -2265,10 +2265,18 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 
 	if (rc)
 		return rc;
-	st = cat_stmt(db, "UPDATE requests SET state='S', last_processed_by=?1, submitted_at=?2, updated_at=?2"
-			  " WHERE id IN (SELECT id FROM requests WHERE state='Q' AND"
-			  " (?3 <= 1 OR didfs_hash(id) % ?3 = ?4) ORDER BY priority, requested_at LIMIT ?5)"
-			  " RETURNING id");
+	/* Two daemon processes on one PostgreSQL never claim the same request:
+	 * rows another claimer holds are skipped, and the outer state test is
+	 * checked again after any row-lock wait.  SQLite has one writer. */
+	st = cat_stmt(db, cat_is_pg(db)
+			  ? "UPDATE requests SET state='S', last_processed_by=?1, submitted_at=?2, updated_at=?2"
+			    " WHERE state='Q' AND id IN (SELECT id FROM requests WHERE state='Q' AND"
+			    " (?3 <= 1 OR didfs_hash(id) % ?3 = ?4) ORDER BY priority, requested_at LIMIT ?5"
+			    " FOR UPDATE SKIP LOCKED) RETURNING id"
+			  : "UPDATE requests SET state='S', last_processed_by=?1, submitted_at=?2, updated_at=?2"
+			    " WHERE id IN (SELECT id FROM requests WHERE state='Q' AND"
+			    " (?3 <= 1 OR didfs_hash(id) % ?3 = ?4) ORDER BY priority, requested_at LIMIT ?5)"
+			    " RETURNING id");
 	if (!st)
 		return cat_tx_end(db, db->err.code);
 	sqldrv_bind_text(st, 1, worker_name, -1);
