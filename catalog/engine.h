@@ -157,4 +157,17 @@ enum dm_status cat_reaper_failed(struct cat_db *db, const char *rse, const char 
 enum dm_status cat_necromancer_run(struct cat_db *db, int limit, int worker, int nworkers,
 				   int *done, int *lost);
 
+/* ---- wake-ups ----
+ * On a store that notifies (PostgreSQL: LISTEN/NOTIFY, sent by triggers at
+ * the commit of any insert into a queue table, from any process or host) a
+ * daemon listens to the table its work is queued in (requests,
+ * updated_dids, rules, messages, bad_replicas) and waits for an insert there
+ * rather than sleeping out its interval; polling stays the backstop.
+ * cat_work_listen: DM_ENOTSUP where the store has none (SQLite). */
+enum dm_status cat_work_listen(struct cat_db *db, const char *table);
+/* 1: work may have arrived (an insert was committed, or the connection was
+ * made again and notifications may have been missed), 0: none within
+ * timeout_ms, -1: error (cat_error). */
+int cat_work_wait(struct cat_db *db, int timeout_ms);
+
 #endif

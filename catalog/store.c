@@ -9,6 +9,7 @@
  */
 #include "catalog_i.h"
 #include "dmcheck.h"
+#include "engine.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -903,4 +904,34 @@ enum dm_status cat_scope_list(struct cat_db *db, const char *account, cat_scope_
 	if (account)
 		sqldrv_bind_text(st, 1, account, -1);
 	return cat_kv_rows(db, st, cb, ud, "listing scopes");
+}
+
+/* ------------------------------------------------------------------ */
+/* wake-ups (engine.h): LISTEN/NOTIFY channels didfs_<table>, sent by
+ * catalog/sql/schema_pg.c's triggers                                  */
+
+enum dm_status cat_work_listen(struct cat_db *db, const char *table)
+{
+	char chan[64];
+
+	if (!cat_is_pg(db))
+		return cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
+				"this catalog store sends no notifications: polling");
+	snprintf(chan, sizeof chan, "didfs_%s", table);
+	if (sqldrv_listen(db->sql, chan) != DM_OK)
+		return cat_dberr(db, "listening for work");
+	return DM_OK;
+}
+
+int cat_work_wait(struct cat_db *db, int timeout_ms)
+{
+	char chan[64];
+	int r;
+
+	if (!cat_is_pg(db))
+		return 0;
+	r = sqldrv_wait(db->sql, timeout_ms, chan, sizeof chan);
+	if (r < 0)
+		cat_dberr(db, "waiting for work");
+	return r;
 }

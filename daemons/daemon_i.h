@@ -34,6 +34,7 @@ struct dmn_loop {
 	struct dmn_config cfg;    /* snapshot, refreshed before each cycle */
 	unsigned cfg_gen;         /* generation of the snapshot */
 	int once;
+	int listening;            /* woken by the catalog's notifications (runtime.c) */
 	void *state;              /* the daemon's own */
 };
 

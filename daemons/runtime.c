@@ -22,6 +22,12 @@
  * wakes sleepers on stop.  Nothing else is shared between loops: each has
  * its own catalog handle, memory and (conveyor, reaper) transfer context.
  *
+ * Waking up.  A loop with nothing to do sleeps its interval (--sleep or the
+ * configuration's); on a catalog that notifies (PostgreSQL) the loops whose
+ * work is queued in a table (wake_on below) listen to it and wake as soon
+ * as any process or host commits an insert there, polling staying the
+ * backstop.
+ *
  * Liveness of processes is judged here, not in the catalog: the heartbeat
  * and orphan calls of catalog/engine.h ask dmn_process_alive() whether a
  * pid of this host still exists.  The threads open the catalog by
@@ -52,6 +58,16 @@ static const struct dmn_def *const defs[DMN_COUNT] = {
 	[DMN_TRANSMOGRIFIER] = &dmn_transmogrifier_def,
 	[DMN_HERMES] = &dmn_hermes_def,
 	[DMN_NECROMANCER] = &dmn_necromancer_def,
+};
+
+/* The queue table each daemon's work arrives in (catalog/engine.h,
+ * cat_work_listen); the others find theirs by time and poll. */
+static const char *const wake_on[DMN_COUNT] = {
+	[DMN_CONVEYOR] = "requests",
+	[DMN_JUDGE_EVALUATOR] = "updated_dids",
+	[DMN_JUDGE_INJECTOR] = "rules",
+	[DMN_HERMES] = "messages",
+	[DMN_NECROMANCER] = "bad_replicas",
 };
 
 static struct {
@@ -141,6 +157,32 @@ enum dm_status dmn_heartbeat(struct dmn_loop *l, int force)
 	return DM_OK;
 }
 
+/* Sleep up to seconds, returning early on a stop or, for a loop that
+ * listens, when its queue table received work (in slices, so a stop is
+ * seen within a quarter of a second). */
+static void idle(struct dmn_loop *l, double seconds)
+{
+	double end = dm_now_f() + seconds;
+
+	if (!l->listening) {
+		dmn_sleep(seconds);
+		return;
+	}
+	while (!dmn_stopping()) {
+		double left = end - dm_now_f();
+		int r;
+
+		if (left <= 0)
+			return;
+		r = cat_work_wait(l->db, left > 0.25 ? 250 : (int)(left * 1000) + 1);
+		if (r > 0)
+			return;
+		if (r < 0) { /* the connection is being made again: poll */
+			dmn_sleep(left < 0.25 ? left : 0.25);
+		}
+	}
+}
+
 static void refresh_config(struct dmn_loop *l)
 {
 	pthread_mutex_lock(&rt.lock);
@@ -182,6 +224,8 @@ static void *loop_main(void *arg)
 		goto out;
 	}
 	inited = 1;
+	if (wake_on[l->kind] && !l->once && cat_work_listen(l->db, wake_on[l->kind]) == DM_OK)
+		l->listening = 1;
 	while (!dmn_stopping()) {
 		int more = 0;
 		double t0;
@@ -212,7 +256,7 @@ static void *loop_main(void *arg)
 		if (rc != DM_OK || !more) {
 			int sl = l->cfg.sleep[l->kind];
 
-			dmn_sleep(sl > 0 ? sl : 0.2);
+			idle(l, sl > 0 ? sl : 0.2);
 		}
 	}
 out:

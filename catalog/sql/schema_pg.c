@@ -256,6 +256,24 @@ static const char pg_functions[] =
 	" $g$SELECT s LIKE replace(replace(replace(replace(replace(p, '\\', '\\\\'),"
 	" '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_')$g$";
 
+/* After the tables: the wake-up triggers (catalog/engine.h, cat_work_listen):
+ * an insert into a queue table notifies didfs_<table> at its commit, once per
+ * transaction. */
+static const char pg_triggers[] =
+	"CREATE OR REPLACE FUNCTION didfs_notify_insert() RETURNS trigger"
+	" LANGUAGE plpgsql AS $n$ BEGIN PERFORM pg_notify('didfs_' || TG_TABLE_NAME, '');"
+	" RETURN NULL; END $n$;"
+	"CREATE OR REPLACE TRIGGER requests_notify AFTER INSERT ON requests"
+	" FOR EACH STATEMENT EXECUTE FUNCTION didfs_notify_insert();"
+	"CREATE OR REPLACE TRIGGER updated_dids_notify AFTER INSERT ON updated_dids"
+	" FOR EACH STATEMENT EXECUTE FUNCTION didfs_notify_insert();"
+	"CREATE OR REPLACE TRIGGER rules_notify AFTER INSERT ON rules"
+	" FOR EACH STATEMENT EXECUTE FUNCTION didfs_notify_insert();"
+	"CREATE OR REPLACE TRIGGER messages_notify AFTER INSERT ON messages"
+	" FOR EACH STATEMENT EXECUTE FUNCTION didfs_notify_insert();"
+	"CREATE OR REPLACE TRIGGER bad_replicas_notify AFTER INSERT ON bad_replicas"
+	" FOR EACH STATEMENT EXECUTE FUNCTION didfs_notify_insert();";
+
 int sqldrv_pg_schema_target(void)
 {
 	return (int)DM_ARRAY_SIZE(pg_migrations);
@@ -317,6 +335,8 @@ static enum dm_status apply(struct sqldrv *db, void *ud)
 		sqldrv_bind_int64(st, 1, v + 1);
 		rc = sqldrv_run(st);
 	}
+	if (rc == DM_OK)
+		rc = sqldrv_exec(db, pg_triggers);
 	return rc;
 }
 
