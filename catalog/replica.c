@@ -88,6 +88,13 @@ enum dm_status cat_counter_account(struct cat_db *db, const char *account, int64
 
 /* ------------------------------------------------------------------ */
 /* bulk registration                                                   */
+/* SQLite: each row is inserted as it comes (prepared statements in one
+ * transaction).  PostgreSQL: rows stream into a temporary table with COPY
+ * and cat_bulk_commit() registers them with four set-based statements
+ * (DIDs, the consistency check, replicas, contents) in the same
+ * transaction: constant client memory, the server's speed.  Both check
+ * each row as it is added (names, checksums, scope ownership, PFNs) and
+ * refuse a file registered with another size or checksum. */
 
 enum { B_DID, B_DID_GET, B_REPLICA, B_CONTENT, B_NSTMT };
 
@@ -110,7 +117,14 @@ struct cat_bulk {
 	char **proto_strs;
 	size_t nprotos;
 	struct dm_buf tmp;
+	/* PostgreSQL: the COPY into bulk_in in progress (NULL: none), rows so far */
+	int pg;
+	struct sqldrv_bulk *copy;
+	int64_t seq;
 };
+
+static const char *const bulk_in_cols[] = { "seq", "scope", "name", "bytes", "adler32", "md5",
+					     "path", "state" };
 
 static const char *const bulk_sql[B_NSTMT] = {
 	[B_DID] = "INSERT INTO dids(scope, name, account, did_type, bytes, length, adler32, md5,"
@@ -230,6 +244,14 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 	rc = cat_protocol_list(db, rse, keep_proto, b);
 	if (rc)
 		goto fail;
+	if (cat_is_pg(db)) {
+		b->pg = 1;
+		rc = cat_exec(db, "CREATE TEMPORARY TABLE IF NOT EXISTS bulk_in(seq BIGINT, scope TEXT,"
+				  " name TEXT, bytes BIGINT, adler32 TEXT, md5 TEXT, path TEXT, state TEXT)"
+				  " ON COMMIT DELETE ROWS");
+		if (rc)
+			goto fail;
+	}
 	if (ds_scope && ds_name) {
 		enum cat_did_type t;
 		rc = cat_did_id(db, ds_scope, ds_name, &b->ds_id, &t);
@@ -259,7 +281,7 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 		}
 		sqldrv_reset(st);
 	}
-	for (int i = 0; i < B_NSTMT; i++) {
+	for (int i = 0; i < B_NSTMT && !b->pg; i++) {
 		if (!(b->st[i] = cat_stmt(db, bulk_sql[i]))) {
 			rc = cat_dberr(db, "preparing bulk registration");
 			goto fail;
@@ -325,6 +347,137 @@ static enum dm_status check_pfn(struct cat_bulk *b, const struct cat_file_in *f,
 			"PFN '%s' does not match any protocol prefix of RSE '%s'", f->pfn, b->rse);
 }
 
+/* PostgreSQL: end the COPY in progress (its rows stay in bulk_in). */
+static enum dm_status copy_flush(struct cat_bulk *b)
+{
+	enum dm_status rc = sqldrv_bulk_end(b->copy, DM_OK);
+
+	b->copy = NULL;
+	return rc ? cat_dberr(b->db, "loading files to register") : DM_OK;
+}
+
+static enum dm_status copy_row(struct cat_bulk *b, const struct cat_file_in *f, const char *path,
+			       int state)
+{
+	struct sqldrv_bulk *q;
+
+	if (!b->copy) {
+		b->copy = sqldrv_bulk_begin(b->db->sql, "bulk_in", bulk_in_cols,
+					    (int)DM_ARRAY_SIZE(bulk_in_cols));
+		if (!b->copy)
+			return bulk_fail(b, cat_dberr(b->db, "loading files to register"));
+	}
+	q = b->copy;
+	sqldrv_bulk_int64(q, ++b->seq);
+	sqldrv_bulk_text(q, f->scope, -1);
+	sqldrv_bulk_text(q, f->name, -1);
+	sqldrv_bulk_int64(q, (int64_t)f->bytes);
+	sqldrv_bulk_text(q, f->adler32, 8);
+	if (f->md5 && *f->md5)
+		sqldrv_bulk_text(q, f->md5, 32);
+	else
+		sqldrv_bulk_null(q);
+	if (path)
+		sqldrv_bulk_text(q, path, -1);
+	else
+		sqldrv_bulk_null(q);
+	sqldrv_bulk_text(q, state_codes[state], 1);
+	if (sqldrv_bulk_row(q) != DM_OK) {
+		b->copy = NULL;
+		sqldrv_bulk_end(q, DM_EINVAL);
+		return bulk_fail(b, cat_dberr(b->db, "loading files to register"));
+	}
+	return DM_OK;
+}
+
+/* PostgreSQL: register what bulk_in holds, as cat_bulk_add does row by row
+ * on SQLite (the first row of a name wins; a name registered with another
+ * size or checksum, or that is not a file, fails the whole call). */
+static enum dm_status copy_register(struct cat_bulk *b)
+{
+	struct cat_db *db = b->db;
+	struct sqldrv_stmt *st;
+	enum dm_status rc;
+	int r;
+
+	if (b->copy && (rc = copy_flush(b)))
+		return rc;
+	if (b->seq == 0)
+		return DM_OK;
+	st = cat_stmt(db, "INSERT INTO dids(scope, name, account, did_type, bytes, length, adler32,"
+			  " md5, created_at, updated_at) SELECT DISTINCT ON (scope, name) scope, name,"
+			  " ?1, 'F', bytes, 1, adler32, md5, ?2, ?2 FROM bulk_in ORDER BY scope, name, seq"
+			  " ON CONFLICT DO NOTHING");
+	if (!st)
+		return db->err.code;
+	sqldrv_bind_text(st, 1, db->issuer, -1);
+	sqldrv_bind_int64(st, 2, b->now);
+	if (sqldrv_run(st) != DM_OK)
+		return cat_dberr(db, "registering files");
+	b->files_added = (uint64_t)sqldrv_changes(db->sql);
+	st = cat_stmt(db, "SELECT i.scope, i.name, d.did_type, d.bytes, d.adler32, i.bytes, i.adler32"
+			  " FROM bulk_in i JOIN dids d ON d.scope=i.scope AND d.name=i.name"
+			  " WHERE d.did_type<>'F' OR d.bytes<>i.bytes OR lower(d.adler32)<>lower(i.adler32)"
+			  " OR (d.md5 IS NOT NULL AND i.md5 IS NOT NULL AND lower(d.md5)<>lower(i.md5))"
+			  " ORDER BY i.seq LIMIT 1");
+	if (!st)
+		return db->err.code;
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		if (strcmp(cat_col_text(st, 2), "F") != 0)
+			rc = cat_fail(db, DM_ECONFLICT, "UnsupportedOperation",
+				      "'%s:%s' exists and is not a file", cat_col_text(st, 0),
+				      cat_col_text(st, 1));
+		else
+			rc = cat_fail(db, DM_ECONFLICT, "FileConsistencyMismatch",
+				      "'%s:%s' is registered with %lld bytes, adler32 %s; the new replica has %llu bytes, adler32 %s",
+				      cat_col_text(st, 0), cat_col_text(st, 1),
+				      (long long)sqldrv_col_int64(st, 3),
+				      cat_col_text(st, 4) ? cat_col_text(st, 4) : "?",
+				      (unsigned long long)sqldrv_col_int64(st, 5), cat_col_text(st, 6));
+		sqldrv_reset(st);
+		return rc;
+	}
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE)
+		return cat_dberr(db, "checking files to register");
+	st = cat_stmt(db, "WITH ins AS (INSERT INTO replicas(did_id, rse_num, bytes, path, state,"
+			  " tombstone, created_at, updated_at) SELECT DISTINCT ON (d.id) d.id, ?1,"
+			  " i.bytes, i.path, i.state, ?2, ?3, ?3 FROM bulk_in i JOIN dids d"
+			  " ON d.scope=i.scope AND d.name=i.name ORDER BY d.id, i.seq"
+			  " ON CONFLICT DO NOTHING RETURNING bytes)"
+			  " SELECT count(*), coalesce(sum(bytes), 0) FROM ins");
+	if (!st)
+		return db->err.code;
+	sqldrv_bind_int64(st, 1, b->rse_num);
+	if (b->tombstone)
+		sqldrv_bind_int64(st, 2, b->tombstone);
+	else
+		sqldrv_bind_null(st, 2);
+	sqldrv_bind_int64(st, 3, b->now);
+	r = sqldrv_step(st);
+	if (r == SQLDRV_ROW) {
+		b->replicas_added = (uint64_t)sqldrv_col_int64(st, 0);
+		b->bytes_added = (uint64_t)sqldrv_col_int64(st, 1);
+	}
+	sqldrv_reset(st);
+	if (r != SQLDRV_ROW)
+		return cat_dberr(db, "registering replicas");
+	if (b->ds_id) {
+		st = cat_stmt(db, "INSERT INTO contents(parent_id, child_id, created_at)"
+				  " SELECT DISTINCT ?1::bigint, d.id, ?2::bigint FROM bulk_in i JOIN dids d"
+				  " ON d.scope=i.scope AND d.name=i.name ON CONFLICT DO NOTHING");
+		if (!st)
+			return db->err.code;
+		sqldrv_bind_int64(st, 1, b->ds_id);
+		sqldrv_bind_int64(st, 2, b->now);
+		if (sqldrv_run(st) != DM_OK)
+			return cat_dberr(db, "attaching files");
+		b->attached = (uint64_t)sqldrv_changes(db->sql);
+	}
+	return DM_OK;
+}
+
 enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 {
 	struct cat_db *db = b->db;
@@ -349,6 +502,9 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 		return bulk_fail(b, cat_fail(db, DM_EINVAL, "InvalidObject", "bytes out of range for '%s:%s'",
 					     f->scope, f->name));
 	if (strcmp(b->scope_ok, f->scope) != 0) {
+		/* no query runs on the connection while a COPY is open */
+		if (b->copy && (rc = copy_flush(b)))
+			return bulk_fail(b, rc);
 		rc = cat_require_scope_owner(db, f->scope, "add replicas");
 		if (rc)
 			return bulk_fail(b, rc);
@@ -357,6 +513,8 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 	rc = check_pfn(b, f, &path);
 	if (rc)
 		return bulk_fail(b, rc);
+	if (b->pg)
+		return copy_row(b, f, path, state);
 
 	st = b->st[B_DID];
 	sqldrv_bind_text(st, 1, f->scope, -1);
@@ -459,10 +617,16 @@ enum dm_status cat_bulk_commit(struct cat_bulk *b, uint64_t *files_added)
 
 	if (b->failed)
 		rc = db->err.code ? db->err.code : DM_EINVAL;
+	if (rc == DM_OK && b->pg)
+		rc = copy_register(b);
 	if (rc == DM_OK)
 		rc = cat_counter_rse(db, b->rse_num, (int64_t)b->replicas_added, (int64_t)b->bytes_added);
 	if (rc == DM_OK && b->attached)
 		rc = cat_queue_updated_did(db, b->ds_id, "A");
+	if (b->copy) { /* the call failed before copy_register ended it */
+		sqldrv_bulk_end(b->copy, DM_EINVAL);
+		b->copy = NULL;
+	}
 	if (files_added)
 		*files_added = rc == DM_OK ? b->replicas_added : 0;
 	for (int i = 0; i < B_NSTMT; i++) {
@@ -480,6 +644,9 @@ void cat_bulk_abort(struct cat_bulk *b)
 {
 	if (!b)
 		return;
+	if (b->copy)
+		sqldrv_bulk_end(b->copy, DM_EINVAL);
+	b->copy = NULL;
 	for (int i = 0; i < B_NSTMT; i++) {
 		if (b->st[i])
 			sqldrv_reset(b->st[i]);

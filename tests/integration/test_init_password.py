@@ -21,6 +21,8 @@ def root_identity(catalog):
 
 def matches(row, password):
     _, digest, salt = row
+    if isinstance(salt, bytes):  # a BLOB column: the salt's hex text as bytes
+        salt = salt.decode()
     return hashlib.sha256((salt + password).encode()).hexdigest() == digest
 
 
