@@ -2269,10 +2269,11 @@ enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int lim
 	 * rows another claimer holds are skipped, and the outer state test is
 	 * checked again after any row-lock wait.  SQLite has one writer. */
 	st = cat_stmt(db, cat_is_pg(db)
-			  ? "UPDATE requests SET state='S', last_processed_by=?1, submitted_at=?2, updated_at=?2"
-			    " WHERE state='Q' AND id IN (SELECT id FROM requests WHERE state='Q' AND"
+			  ? "WITH c AS MATERIALIZED (SELECT id FROM requests WHERE state='Q' AND"
 			    " (?3 <= 1 OR didfs_hash(id) % ?3 = ?4) ORDER BY priority, requested_at LIMIT ?5"
-			    " FOR UPDATE SKIP LOCKED) RETURNING id"
+			    " FOR UPDATE SKIP LOCKED)"
+			    " UPDATE requests SET state='S', last_processed_by=?1, submitted_at=?2, updated_at=?2"
+			    " FROM c WHERE requests.id=c.id AND requests.state='Q' RETURNING requests.id"
 			  : "UPDATE requests SET state='S', last_processed_by=?1, submitted_at=?2, updated_at=?2"
 			    " WHERE id IN (SELECT id FROM requests WHERE state='Q' AND"
 			    " (?3 <= 1 OR didfs_hash(id) % ?3 = ?4) ORDER BY priority, requested_at LIMIT ?5)"
