@@ -71,6 +71,25 @@ enum dm_status cat_location(struct cat_db *db, struct dm_buf *out);
 void cat_uri_shown(const char *uri, char *out, size_t n);
 /* One line for people: the store, where it is, its schema version. */
 void cat_describe(struct cat_db *db, struct dm_buf *out);
+/* What `didfs info` reports: the store ("sqlite", "postgresql", "rest"),
+ * where it is (cat_describe()), its schema version (-1 when the store has
+ * none to tell) and, for the SQL stores, how much it holds (-1 otherwise). */
+struct cat_info {
+	char store[16];
+	char where[1024];
+	int schema_version;
+	int64_t accounts, scopes, rses, files, collections, replicas, rules, requests;
+};
+enum dm_status cat_info(struct cat_db *db, struct cat_info *out);
+/* Copy a whole SQL catalog into a new, empty one (catalog/migrate.c):
+ * `didfs migrate FROM TO`, SQLite <-> PostgreSQL.  Streams table by table
+ * in constant memory; the target is written in one transaction, so on any
+ * failure it stays empty.  cb (may be NULL) is told the rows copied so far
+ * of a table (done = 1 once it is complete); *rows the total.  err names
+ * what failed (the target's URI without its password). */
+typedef void (*cat_migrate_cb)(void *ud, const char *table, uint64_t rows, int done);
+enum dm_status cat_migrate(const char *from, const char *to, cat_migrate_cb cb, void *ud,
+			   uint64_t *rows, struct dm_err *err);
 const struct dm_err *cat_error(const struct cat_db *db);
 /* Create the schema (if needed) and the root account (Rucio's bootstrap:
  * root, SERVICE, attribute admin=true) with a userpass identity root_user

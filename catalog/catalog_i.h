@@ -37,6 +37,8 @@ struct cat_store_ops {
 	void (*location)(const struct cat_db *db, struct dm_buf *out);
 	/* Store, where, schema version, for people (cat_describe). */
 	void (*describe)(const struct cat_db *db, struct dm_buf *out);
+	/* The schema version the store holds (cat_info); NULL: none (REST). */
+	int (*schema_version)(struct cat_db *db);
 	/* The OS user who owns the store and so may act as any account
 	 * (store.c, "who may act as whom"); -1 if the store has none. */
 	int (*os_owner)(const struct cat_db *db, unsigned *uid);

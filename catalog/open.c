@@ -125,6 +125,44 @@ void cat_describe(struct cat_db *db, struct dm_buf *out)
 	db->ops->describe(db, out);
 }
 
+static int64_t count_of(struct cat_db *db, const char *sql)
+{
+	struct sqldrv_stmt *st = cat_stmt(db, sql);
+	int64_t n = -1;
+
+	if (st && sqldrv_step(st) == SQLDRV_ROW)
+		n = sqldrv_col_int64(st, 0);
+	if (st)
+		sqldrv_reset(st);
+	return n;
+}
+
+enum dm_status cat_info(struct cat_db *db, struct cat_info *out)
+{
+	struct dm_buf b = DM_BUF_INIT;
+
+	memset(out, 0, sizeof *out);
+	dm_strlcpy(out->store, db->ops->name, sizeof out->store);
+	db->ops->describe(db, &b);
+	dm_strlcpy(out->where, b.s, sizeof out->where);
+	dm_buf_release(&b);
+	out->schema_version = db->ops->schema_version ? db->ops->schema_version(db) : -1;
+	if (!db->sql) {
+		out->accounts = out->scopes = out->rses = out->files = out->collections = -1;
+		out->replicas = out->rules = out->requests = -1;
+		return DM_OK;
+	}
+	out->accounts = count_of(db, "SELECT count(*) FROM accounts");
+	out->scopes = count_of(db, "SELECT count(*) FROM scopes");
+	out->rses = count_of(db, "SELECT count(*) FROM rses WHERE deleted = 0");
+	out->files = count_of(db, "SELECT count(*) FROM dids WHERE did_type = 'F'");
+	out->collections = count_of(db, "SELECT count(*) FROM dids WHERE did_type <> 'F'");
+	out->replicas = count_of(db, "SELECT count(*) FROM replicas");
+	out->rules = count_of(db, "SELECT count(*) FROM rules");
+	out->requests = count_of(db, "SELECT count(*) FROM requests");
+	return out->accounts < 0 ? cat_dberr(db, "reading the catalog's counts") : DM_OK;
+}
+
 enum dm_status cat_set_creds(struct cat_db *db, const struct cat_creds *c)
 {
 	if (db->ops->set_creds)

@@ -42,13 +42,6 @@ static void pg_describe(const struct cat_db *db, struct dm_buf *out)
 		    sqldrv_pg_schema_target());
 }
 
-static const struct cat_store_ops pg_ops = {
-	.name = "postgresql",
-	.close = pg_close,
-	.location = pg_location,
-	.describe = pg_describe,
-	.os_owner = NULL, /* the server authenticates: see the header */
-};
 
 /* The schema version of the database: 0 when it has none yet. */
 static enum dm_status schema_version(struct cat_db *db, int *version)
@@ -78,6 +71,22 @@ static enum dm_status schema_version(struct cat_db *db, int *version)
 	sqldrv_reset(st);
 	return r == SQLDRV_ROW ? DM_OK : cat_dberr(db, "reading the schema version");
 }
+
+static int pg_schema_version(struct cat_db *db)
+{
+	int v = -1;
+
+	return schema_version(db, &v) == DM_OK ? v : -1;
+}
+
+static const struct cat_store_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close,
+	.location = pg_location,
+	.describe = pg_describe,
+	.schema_version = pg_schema_version,
+	.os_owner = NULL, /* the server authenticates: see the header */
+};
 
 enum dm_status cat_pg_open(const char *uri, unsigned flags, struct cat_db **out,
 			   struct dm_err *err)

@@ -329,6 +329,18 @@ static void sqlite_describe(const struct cat_db *db, struct dm_buf *out)
 		    (int)(DM_ARRAY_SIZE(migrations) + DM_ARRAY_SIZE(migration_fns)));
 }
 
+static int sqlite_schema_version(struct cat_db *db)
+{
+	struct sqldrv_stmt *st = cat_stmt(db, "PRAGMA user_version");
+	int v = -1;
+
+	if (st && sqldrv_step(st) == SQLDRV_ROW)
+		v = (int)sqldrv_col_int64(st, 0);
+	if (st)
+		sqldrv_reset(st);
+	return v;
+}
+
 /* The OS user who owns the file: it may act as any account. */
 static int sqlite_os_owner(const struct cat_db *db, unsigned *uid)
 {
@@ -345,6 +357,7 @@ static const struct cat_store_ops sqlite_ops = {
 	.close = sqlite_close,
 	.location = sqlite_location,
 	.describe = sqlite_describe,
+	.schema_version = sqlite_schema_version,
 	.os_owner = sqlite_os_owner,
 };
 

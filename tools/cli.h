@@ -134,6 +134,8 @@ int cli_list_transfers(struct cli *c, int argc, char **argv);
 int cli_add_distance(struct cli *c, int argc, char **argv);
 int cli_daemon(struct cli *c, int argc, char **argv);
 int cli_check(struct cli *c, int argc, char **argv);
+int cli_info(struct cli *c, int argc, char **argv);
+int cli_migrate(struct cli *c, int argc, char **argv);
 int cli_mount(struct cli *c, int argc, char **argv);
 int cli_serve(struct cli *c, int argc, char **argv);
 int cli_add_subscription(struct cli *c, int argc, char **argv);
