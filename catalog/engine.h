@@ -46,12 +46,13 @@ enum dm_status cat_judge_clean(struct cat_db *db, int limit, int worker, int nwo
 enum dm_status cat_req_claim(struct cat_db *db, const char *worker_name, int limit, int worker,
 			     int nworkers, cat_request_cb cb, void *ud);
 /* Requests SUBMITTED by a conveyor that is gone (no heartbeat of
- * `executable` within CAT_HB_LIVE_SECONDS, or alive() says its process is
- * gone) or for longer than max_age seconds go back to QUEUED. */
-#define CAT_HB_LIVE_SECONDS 120
+ * `executable` within live_seconds: the daemons' heartbeat.timeout, which
+ * is how a conveyor on another host is known to be gone; or alive() says
+ * its process on this host is gone) or for longer than max_age seconds go
+ * back to QUEUED. */
 enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable,
-				       int64_t max_age, cat_alive_cb alive, void *alive_ud,
-				       int *done);
+				       int64_t max_age, int64_t live_seconds, cat_alive_cb alive,
+				       void *alive_ud, int *done);
 /* Transfer outcome.  DONE: replica AVAILABLE, locks OK, rules updated.
  * FAILED: retried (QUEUED, retry_count+1) while retry_count+1 < max_retries,
  * else replica UNAVAILABLE, locks STUCK, rules STUCK with the error.

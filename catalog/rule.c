@@ -2341,7 +2341,8 @@ int cat_hb_is_live(struct cat_db *db, const char *executable, const char *worker
 }
 
 enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable, int64_t max_age,
-				       cat_alive_cb alive, void *alive_ud, int *done)
+				       int64_t live_seconds, cat_alive_cb alive, void *alive_ud,
+				       int *done)
 {
 	struct sqldrv_stmt *st;
 	char **who = NULL;
@@ -2363,7 +2364,7 @@ enum dm_status cat_req_requeue_orphans(struct cat_db *db, const char *executable
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < n && rc == DM_OK; i++) {
-		if (*who[i] && cat_hb_is_live(db, executable, who[i], CAT_HB_LIVE_SECONDS, alive, alive_ud))
+		if (*who[i] && cat_hb_is_live(db, executable, who[i], live_seconds, alive, alive_ud))
 			continue;
 		st = cat_stmt(db, "UPDATE requests SET state='Q', last_processed_by=NULL, updated_at=?"
 				  " WHERE state='S' AND coalesce(last_processed_by, '')=?");

@@ -1152,7 +1152,7 @@ static enum dm_status conveyor_cycle(struct dmn_loop *l, int *more)
 
 		cv->last_requeue = dm_now_f();
 		if (cat_req_requeue_orphans(l->db, l->executable, l->cfg.request_max_age,
-					    dmn_process_alive, l, &n) != DM_OK)
+					    l->cfg.heartbeat_timeout, dmn_process_alive, l, &n) != DM_OK)
 			dm_log(DM_LOG_ERROR, l->name, "requeueing orphaned requests failed: %s",
 			       cat_error(l->db)->msg);
 		else if (n > 0)

@@ -6,11 +6,75 @@
 #       err = didfs.fails("add-scope", "bad!", cls="InvalidObject")
 #
 # The build directory is $DIDFS_BUILD (default: build/ at the repo root).
+#
+# The store: $DIDFS_TEST_STORE=sqlite (default) or postgresql.  With
+# postgresql, a catalog the tests name by a path ending in ".db" is a
+# database of its own in a throwaway PostgreSQL 15 cluster (one per test
+# process, tests/env/pgfixture.py, stopped at exit whatever happens), and
+# Didfs.catalog is its URI: everything a test hands `--catalog` (the CLI,
+# daemons, mounts, servers) runs on PostgreSQL.  Tests that are about the
+# file itself (permissions, damage, SQLite's own behaviour) carry
+# @pytest.mark.sqlite_only("why") and are skipped there.  Didfs.sql() and
+# Didfs.dump() read the tables on either store.
+import atexit
+import hashlib
 import json
 import os
 import subprocess
 
 import pytest
+
+STORE = os.environ.get("DIDFS_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "postgresql"):
+    raise RuntimeError(f"DIDFS_TEST_STORE={STORE!r}: sqlite or postgresql")
+_pg = None
+_pg_dbs = {}
+
+
+def pg_cluster_of_process():
+    """The test process's PostgreSQL cluster (started on first use)."""
+    global _pg
+    if _pg is None:
+        import pgfixture
+        why = pgfixture.available()
+        if why:
+            pytest.fail(f"DIDFS_TEST_STORE=postgresql but {why}")
+        _pg = pgfixture.PgCluster(max_connections=300).start()
+        atexit.register(_pg.stop)
+    return _pg
+
+
+def store_uri(catalog):
+    """The catalog URI the tests use for a catalog named by path."""
+    c = str(catalog)
+    if STORE != "postgresql" or "://" in c or c.startswith("sqlite:") or not c.endswith(".db"):
+        return c
+    key = os.path.abspath(c)
+    if key not in _pg_dbs:
+        pg = pg_cluster_of_process()
+        name = "c_" + hashlib.sha1(key.encode()).hexdigest()[:24]
+        pg.psql(f"CREATE DATABASE {name} OWNER didfs")
+        _pg_dbs[key] = pg.uri_for(name)
+    return _pg_dbs[key]
+
+
+def is_pg(catalog):
+    return str(catalog).startswith("postgresql://")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): the test is about the SQLite"
+                            " file itself; skipped when DIDFS_TEST_STORE=postgresql")
+
+
+def pytest_collection_modifyitems(config, items):
+    if STORE != "postgresql":
+        return
+    for item in items:
+        m = item.get_closest_marker("sqlite_only")
+        if m:
+            why = m.args[0] if m.args else "about the SQLite file"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -30,7 +94,8 @@ class Didfs:
     """Runs didfs against one catalog file as one account."""
 
     def __init__(self, catalog, account=None, cwd=None):
-        self.catalog = str(catalog)
+        self.catalog = store_uri(catalog)
+        self.is_pg = is_pg(self.catalog)
         self.account = account
         self.cwd = cwd
         self.bin = didfs_bin()
@@ -78,17 +143,50 @@ class Didfs:
     def as_account(self, account):
         return Didfs(self.catalog, account, self.cwd)
 
+    def connect(self):
+        """A DB-API connection to the catalog's store (sqlite3 or psycopg2)."""
+        if self.is_pg:
+            import psycopg2
+            con = psycopg2.connect(self.catalog)
+            con.autocommit = True
+            return con
+        import sqlite3
+        return sqlite3.connect(self.catalog)
+
+    def sql(self, q, *args):
+        """Run one statement (`?` placeholders) on either store; the rows."""
+        con = self.connect()
+        try:
+            if self.is_pg:
+                cur = con.cursor()
+                cur.execute(q.replace("%", "%%").replace("?", "%s"), args)
+                rows = cur.fetchall() if cur.description else []
+            else:
+                cur = con.execute(q, args)
+                rows = cur.fetchall()
+                con.commit()
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                    for r in rows]
+        finally:
+            con.close()
+
     def dump(self):
         """Every row of every table (usage-delta queues by their net sums):
         to prove a failed command changed nothing."""
-        import sqlite3
-        con = sqlite3.connect(self.catalog)
+        con = self.connect()
         try:
             # sqlite_sequence is SQLite's id allocator, not catalog data: DID ids
             # are never reused, so an undone upload may leave it one further on
-            tables = [r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'"
-                " AND name != 'sqlite_sequence' ORDER BY name")]
+            # (PostgreSQL's sequences are not tables)
+            if self.is_pg:
+                tables = [r[0] for r in self.sql(
+                    "SELECT table_name FROM information_schema.tables WHERE"
+                    " table_schema = current_schema() AND table_type = 'BASE TABLE'"
+                    " ORDER BY table_name")]
+            else:
+                tables = [r[0] for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'"
+                    " AND name != 'sqlite_sequence' ORDER BY name")]
             out = {}
             for t in tables:
                 if t == "updated_rse_counters":
@@ -101,7 +199,7 @@ class Didfs:
                          " HAVING sum(files)!=0 OR sum(bytes)!=0")
                 else:
                     q = f"SELECT * FROM {t}"
-                out[t] = sorted(map(repr, con.execute(q)))
+                out[t] = sorted(map(repr, self.sql(q)))
             return out
         finally:
             con.close()

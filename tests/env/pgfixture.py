@@ -79,8 +79,9 @@ def restart(datadir, mode="fast"):
 
 
 class PgCluster:
-    def __init__(self, base=None):
+    def __init__(self, base=None, max_connections=50):
         self.base = base
+        self.max_connections = max_connections
         self.tmp = None
         self.datadir = None
         self.port = None
@@ -131,7 +132,8 @@ class PgCluster:
                         "listen_addresses = '127.0.0.1'\n"
                         f"unix_socket_directories = '{self.tmp}'\n"
                         "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                        "max_connections = 50\nshared_buffers = 64MB\n"
+                        f"max_connections = {self.max_connections}\n"
+                        "shared_buffers = 64MB\n"
                         "log_min_messages = warning\n")
             p = _pg_ctl(self.datadir, "start", "-w", "-t", "60", "-l", self.log, check=False)
             if p.returncode == 0:
@@ -197,6 +199,15 @@ class PgCluster:
     @property
     def uri(self):
         return f"postgresql://didfs:{self.password}@127.0.0.1:{self.port}/didfs"
+
+    def uri_for(self, db):
+        """The URI of database db of this cluster (as the didfs role)."""
+        return f"postgresql://didfs:{self.password}@127.0.0.1:{self.port}/{db}"
+
+    def create_db(self, db):
+        """A new database owned by didfs; its URI."""
+        self.psql(f"CREATE DATABASE {db} OWNER didfs")
+        return self.uri_for(db)
 
     @property
     def bad_password_uri(self):

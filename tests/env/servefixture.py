@@ -108,6 +108,7 @@ class Served:
         self.ca = os.path.join(pki, "ca.pem")
         self.catalog = os.path.join(self.tmp, "serve.db")
         self.didfs = Didfs(self.catalog)
+        self.catalog = self.didfs.catalog  # a PostgreSQL URI on that store
         self.didfs("init", "--root-username", "ddmlab", "--root-password", "secret")
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"

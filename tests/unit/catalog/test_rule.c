@@ -458,7 +458,7 @@ static void test_heartbeats_and_orphans(void)
 		CHECK(p0.n + p1.n == 2);
 	}
 	/* a claimant that is gone: its requests come back */
-	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, NULL, NULL, &done) == DM_OK && done == 2);
+	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, 120, NULL, NULL, &done) == DM_OK && done == 2);
 	{
 		char host[200] = "";
 		gethostname(host, sizeof host - 1);
@@ -469,7 +469,7 @@ static void test_heartbeats_and_orphans(void)
 	/* only the claimant may record the outcome */
 	CHECK(cat_req_finish(db, q.ids[0], "other:1:0", CAT_REQ_DONE, "A", NULL, 3) == DM_ENOENT);
 	CHECK_STR(cat_error(db)->cls, "RequestNotFound");
-	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, NULL, NULL, &done) == DM_OK && done == 0);
+	CHECK(cat_req_requeue_orphans(db, "didfs-conveyor", 3600, 120, NULL, NULL, &done) == DM_OK && done == 0);
 	CHECK(cat_hb_is_live(db, "didfs-conveyor", me, 60, NULL, NULL));
 	CHECK(!cat_hb_is_live(db, "didfs-conveyor", "nohost:1:0", 60, NULL, NULL));
 	/* liveness comes from the caller: a beating worker whose process the
