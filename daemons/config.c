@@ -123,7 +123,7 @@ int dmn_log_level_parse(const char *s, enum dm_log_level *l)
 
 void dmn_config_defaults(struct dmn_config *cfg)
 {
-	const char *ca = getenv("X509_CERT_DIR");
+	struct dm_cred_env ce;
 	const char *tmp = getenv("TMPDIR");
 
 	memset(cfg, 0, sizeof *cfg);
@@ -160,8 +160,9 @@ void dmn_config_defaults(struct dmn_config *cfg)
 	cfg->tpc_timeout = 1800;
 	cfg->chunk_bytes = 1u << 20; /* 1 MiB x 2 in flight: a few MiB per stream */
 	cfg->chunks_in_flight = 2;
-	if (ca && *ca)
-		dm_strlcpy(cfg->ca_path, ca, sizeof cfg->ca_path);
+	dm_cred_env(&ce);
+	if (ce.ca_dir)
+		dm_strlcpy(cfg->ca_path, ce.ca_dir, sizeof cfg->ca_path);
 	cfg->reaper_parallel = 8;
 	cfg->repair_min_age = 60;
 	cfg->suspend_after = 14 * 24 * 3600;

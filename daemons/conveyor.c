@@ -983,7 +983,7 @@ static void record(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	} else if (j->outcome == CAT_REQ_DONE) {
 		dm_log(DM_LOG_INFO, l->name, "%s -> %s %s:%s %s in %.3f s (%s) transfer done, request %s",
 		       src ? src : "-", j->dest_rse, j->scope, j->name,
-		       dmn_human_bytes(j->bytes, hb), j->seconds, j->mode ? j->mode : "?", j->id);
+		       dm_human_bytes(j->bytes, 1, hb), j->seconds, j->mode ? j->mode : "?", j->id);
 		if (j->have_manifest && cat_manifest_set(l->db, j->scope, j->name, &j->manifest) != DM_OK)
 			dm_log(DM_LOG_WARN, l->name, "no block manifest recorded for %s:%s: %s",
 			       j->scope, j->name, cat_error(l->db)->msg);

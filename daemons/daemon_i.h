@@ -69,8 +69,6 @@ enum dm_status dmn_xfer_new(const struct dmn_config *c, struct xfer_ctx **out,
 			    struct dm_err *err);
 /* Whether two configurations need different transfer contexts. */
 int dmn_xfer_config_differs(const struct dmn_config *a, const struct dmn_config *b);
-/* "1.5 MiB" for log lines (buffer of 32). */
-const char *dmn_human_bytes(uint64_t b, char out[32]);
 
 /* ---- metrics (dmetrics.c; no-ops without --metrics) ---- */
 enum dm_status dmn_metrics_start(const char *addr, const char *catalog, struct dm_err *err);

@@ -947,21 +947,6 @@ static int is_transient(struct cat_db *db)
 	       !strcmp(e->cls, "DatabaseException");
 }
 
-static int mkdirs(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(path, 0755) && errno != EEXIST) {
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return mkdir(path, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 /* <dir>/.failed/<path relative to dir> */
 static void failed_path(const struct eng *g, size_t dir, const char *path, struct dm_buf *out)
 {
@@ -1008,7 +993,7 @@ static void set_aside(struct eng *g, size_t dir, const char *data, const char *t
 	dm_log(DM_LOG_WARN, WHO, "set aside %s: %s", what, reason);
 	slash = strrchr(base.s, '/');
 	*slash = 0;
-	if (mkdirs(base.s))
+	if (dm_mkdir_p(base.s, 0755))
 		dm_log(DM_LOG_ERROR, WHO, "cannot create %s: %s", base.s, strerror(errno));
 	*slash = '/';
 	dm_buf_addf(&p, "%s.reason.tmp", base.s);

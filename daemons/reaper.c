@@ -155,7 +155,7 @@ static int reap_rse(struct dmn_loop *l, struct reaper *rp, const char *rse, int 
 	if (removed || failed)
 		dm_log(removed ? DM_LOG_INFO : DM_LOG_WARN, l->name,
 		       "%s: %d replica(s) deleted (%s), %d failed", rse, removed,
-		       dmn_human_bytes(bytes, hb), failed);
+		       dm_human_bytes(bytes, 1, hb), failed);
 	for (int i = 0; i < vs.n; i++)
 		free(vs.v[i].url);
 	free(vs.v);

@@ -486,19 +486,3 @@ int dmn_xfer_config_differs(const struct dmn_config *a, const struct dmn_config 
 	       a->chunks_in_flight != b->chunks_in_flight;
 }
 
-const char *dmn_human_bytes(uint64_t b, char out[32])
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	double v = (double)b;
-	int i = 0;
-
-	while (v >= 1024 && i < 5) {
-		v /= 1024;
-		i++;
-	}
-	if (i == 0)
-		snprintf(out, 32, "%llu B", (unsigned long long)b);
-	else
-		snprintf(out, 32, "%.1f %s", v, unit[i]);
-	return out;
-}

@@ -2038,26 +2038,6 @@ static void load_dir(struct fs_bc *bc)
 		evict_io(bc, victims);
 }
 
-static int mkdir_p(const char *path)
-{
-	char p[PATH_MAX];
-	size_t n = dm_strlcpy(p, path, sizeof p);
-
-	if (n >= sizeof p)
-		return -1;
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] == '/' || p[i] == 0) {
-			char c = p[i];
-
-			p[i] = 0;
-			if (mkdir(p, 0700) != 0 && errno != EEXIST)
-				return -1;
-			p[i] = c;
-		}
-	}
-	return 0;
-}
-
 enum dm_status fs_bc_open(const struct fs_bc_config *cfg, struct fs_bc **out,
 			  struct dm_err *err)
 {
@@ -2115,7 +2095,7 @@ enum dm_status fs_bc_open(const struct fs_bc_config *cfg, struct fs_bc **out,
 	pthread_cond_init(&bc->qcond, NULL);
 	pthread_cond_init(&bc->jcond, NULL);
 
-	if (mkdir_p(bc->dir) != 0) {
+	if (dm_mkdir_p(bc->dir, 0700) != 0) {
 		rc = dm_seterr(err, DM_EIO, NULL, "cannot create cache directory %s: %s", bc->dir,
 			       strerror(errno));
 		goto fail;

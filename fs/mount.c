@@ -686,25 +686,6 @@ static enum dm_status open_log(struct fs *fs, FILE **logf, struct dm_err *err)
 	return DM_OK;
 }
 
-static int mkdir_p(const char *path)
-{
-	char *p = dm_xstrdup(path);
-	int rc = 0;
-
-	for (char *s = p + 1; *s && !rc; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(p, 0755) && errno != EEXIST)
-			rc = -1;
-		*s = '/';
-	}
-	if (!rc && mkdir(p, 0755) && errno != EEXIST)
-		rc = -1;
-	free(p);
-	return rc;
-}
-
 /* Why fuse_session_mount() failed, named from what can be checked here (the
  * details libfuse and fusermount3 print go to the log): no access to
  * /dev/fuse first, then allow_other without user_allow_other. */
@@ -773,6 +754,7 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 {
 	struct fs_bc_config bcc = { 0 };
 	struct xfer_config xc = { 0 };
+	struct dm_cred_env ce;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
 	enum dm_status rc = DM_OK;
@@ -790,10 +772,11 @@ static enum dm_status serve(struct fs *fs, int *ready_fd, struct dm_err *err)
 	rc = fs_bc_open(&bcc, &fs->bc, err);
 	if (rc)
 		goto out;
-	xc.ca_path = fs->o.ca_path ? fs->o.ca_path : getenv("X509_CERT_DIR");
-	xc.client_cert = getenv("X509_USER_CERT");
-	xc.client_key = getenv("X509_USER_KEY");
-	xc.bearer_token = getenv("BEARER_TOKEN");
+	dm_cred_env(&ce);
+	xc.ca_path = fs->o.ca_path ? fs->o.ca_path : ce.ca_dir;
+	xc.client_cert = ce.user_cert;
+	xc.client_key = ce.user_key;
+	xc.bearer_token = ce.bearer_token;
 	xc.timeout_s = fs->o.timeout_s;
 	xc.stall_timeout_s = fs->o.timeout_s;
 	xc.connect_timeout_s = fs->o.timeout_s < 10 ? fs->o.timeout_s : 10;
@@ -937,7 +920,7 @@ enum dm_status fs_mount(const struct fs_opts *opts, int *is_child, struct dm_err
 	fs->started = dm_now_f();
 	fs->ttl = fs->o.dir_ttl;
 	fs->cache_dir = fs->o.cache_dir ? dm_xstrdup(fs->o.cache_dir) : default_cache_dir();
-	if (mkdir_p(fs->cache_dir)) {
+	if (dm_mkdir_p(fs->cache_dir, 0755)) {
 		rc = dm_seterr(err, DM_EIO, "RucioException", "cache directory %s: %s", fs->cache_dir,
 			       strerror(errno));
 		goto out;

@@ -111,19 +111,9 @@ int ui_next_ok(const char *s)
 
 void ui_bytes(struct dm_buf *b, uint64_t n)
 {
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	double v = (double)n;
-	int u = 0;
+	char h[32];
 
-	if (n < 1024) {
-		dm_buf_addf(b, "%llu B", (unsigned long long)n);
-		return;
-	}
-	while (v >= 1024 && u < 6) {
-		v /= 1024;
-		u++;
-	}
-	dm_buf_addf(b, "%.1f %s", v, unit[u]);
+	dm_buf_adds(b, dm_human_bytes(n, 1, h));
 }
 
 void ui_age(struct dm_buf *b, int64_t s)

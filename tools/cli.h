@@ -63,9 +63,6 @@ int cli_out_finish(struct cli *c, struct cli_out *o, int rc);
  * object.  Same format letters as rows. */
 void cli_out_kv(struct cli *c, const char *const *keys, int n, const char *fmt, ...);
 
-/* Human size "1.5 GiB" (buffer of 32). */
-const char *cli_human_bytes(uint64_t b, char out[32]);
-
 /* "TARGET --KEY_OPT K --value V", each also positional in that order
  * (rucio-admin takes the options): set-account-attribute, set-rse-attribute,
  * update-rse, set-metadata...  Returns 0, or the usage status. */

@@ -290,7 +290,7 @@ int cli_list_files(struct cli *c, int argc, char **argv)
 	rc = cli_out_finish(c, p.o, rc);
 	if (!rc && !c->json)
 		printf("Total files : %llu\nTotal size : %s\n", (unsigned long long)p.n,
-		       cli_human_bytes(p.bytes, h));
+		       dm_human_bytes(p.bytes, 3, h));
 	return rc;
 }
 

@@ -694,7 +694,7 @@ int cli_add_replicas(struct cli *c, int argc, char **argv)
 			       (unsigned long long)r.ignored, dt);
 		else
 			printf("Registered %llu file(s) (%s) on %s: %llu new replica(s), %llu skipped, %.2f s\n",
-			       (unsigned long long)r.seen, cli_human_bytes(r.registered_bytes, h), r.rse,
+			       (unsigned long long)r.seen, dm_human_bytes(r.registered_bytes, 3, h), r.rse,
 			       (unsigned long long)added, (unsigned long long)r.skipped, dt);
 	}
 out:

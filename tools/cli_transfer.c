@@ -56,13 +56,15 @@ enum { O_CAPATH = 300, O_CAFILE, O_CERT, O_KEY, O_TOKEN, O_TIMEOUT, O_INSECURE, 
 
 static void xfer_defaults(struct xfer_config *x)
 {
+	struct dm_cred_env ce;
 	const char *e;
 
 	memset(x, 0, sizeof *x);
-	x->ca_path = getenv("X509_CERT_DIR");
-	x->client_cert = getenv("X509_USER_CERT");
-	x->client_key = getenv("X509_USER_KEY");
-	x->bearer_token = getenv("BEARER_TOKEN");
+	dm_cred_env(&ce);
+	x->ca_path = ce.ca_dir;
+	x->client_cert = ce.user_cert;
+	x->client_key = ce.user_key;
+	x->bearer_token = ce.bearer_token;
 	x->timeout_s = 60;
 	x->parallel = 8;
 	if ((e = getenv("DIDFS_TIMEOUT")) && *e) {
@@ -572,23 +574,6 @@ static int collect_source(void *ud, const struct cat_replica *r)
 	return 0;
 }
 
-static int mkdirs_for(const char *path)
-{
-	char *p = dm_xstrdup(path);
-	int rc = 0;
-
-	for (char *s = p + 1; *s && !rc; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(p, 0755) && errno != EEXIST)
-			rc = -1;
-		*s = '/';
-	}
-	free(p);
-	return rc;
-}
-
 /* Does a local file already hold the right bytes? */
 static int already_there(const struct dl_file *f)
 {
@@ -686,7 +671,7 @@ int cli_download(struct cli *c, int argc, char **argv)
 		if (!f->nsrc)
 			dm_seterr(&f->err, DM_ENOENT, "ReplicaNotFound", "%s:%s has no available replica%s%s",
 				  f->scope, f->name, expr ? " matching " : "", expr ? expr : "");
-		else if (mkdirs_for(f->dest)) {
+		else if (dm_mkdir_parent(f->dest, 0755)) {
 			dm_seterr(&f->err, DM_EIO, "RucioException", "cannot create the directory of '%s': %s",
 				  f->dest, strerror(errno));
 			f->next = f->nsrc;
@@ -803,7 +788,7 @@ int cli_download(struct cli *c, int argc, char **argv)
 			double dt = dm_now_f() - t0;
 			char h[32];
 			printf("Downloaded %zu file(s) (%s) in %.2f s%s; %d already present, %d failed\n",
-			       dl.n - (size_t)failed - (size_t)skipped, cli_human_bytes(total, h), dt,
+			       dl.n - (size_t)failed - (size_t)skipped, dm_human_bytes(total, 3, h), dt,
 			       dt > 0 && total ? "" : "", skipped, failed);
 		}
 	}

@@ -218,23 +218,6 @@ int cli_parse_int(struct cli *c, const char *opt, const char *s, int64_t lo, int
 	return 0;
 }
 
-const char *cli_human_bytes(uint64_t b, char out[32])
-{
-	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	double v = (double)b;
-	int i = 0;
-
-	while (v >= 1024 && i < 5) {
-		v /= 1024;
-		i++;
-	}
-	if (i == 0)
-		snprintf(out, 32, "%llu B", (unsigned long long)b);
-	else
-		snprintf(out, 32, "%.3f %s", v, u[i]);
-	return out;
-}
-
 /* ---- output ---- */
 
 #define OUT_BUFFER_ROWS 256

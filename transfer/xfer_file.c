@@ -36,46 +36,6 @@ static enum dm_status errno_err(const char *url, const char *what, int e, int de
 	return dm_seterr(err, st, cls, "%s: %s: %s", url, what, strerror(e));
 }
 
-/* mkdir -p for the directory path dir (modified in place and restored). */
-static int mkdirs(char *dir)
-{
-	struct stat sb;
-
-	if (!*dir)
-		return 0;
-	if (stat(dir, &sb) == 0)
-		return S_ISDIR(sb.st_mode) ? 0 : ENOTDIR;
-	for (char *p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-			int e = errno;
-
-			*p = '/';
-			return e;
-		}
-		*p = '/';
-	}
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return errno;
-	return 0;
-}
-
-static int mkparents(const char *path)
-{
-	char *d = dm_xstrdup(path);
-	char *slash = strrchr(d, '/');
-	int e = 0;
-
-	if (slash && slash != d) {
-		*slash = 0;
-		e = mkdirs(d);
-	}
-	free(d);
-	return e;
-}
-
 static enum dm_status file_stat(struct xfer_ctx *ctx, const char *url, const struct xfer_url *u,
 				struct xfer_stat *st, struct dm_err *err)
 {
@@ -178,7 +138,7 @@ static enum dm_status copy_fd_to(int fd, const char *path, const char *url, stru
 	char *buf = NULL;
 	int out = -1, e;
 
-	e = mkparents(path);
+	e = dm_mkdir_parent(path, 0755);
 	if (e)
 		return errno_err(url, "cannot create parent directories", e, 1, err);
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -257,7 +217,7 @@ static enum dm_status file_rename(struct xfer_ctx *ctx, const char *from,
 		return rc;
 	if (access(fu->path, F_OK) != 0)
 		return errno_err(from, "rename failed", errno, 0, err);
-	e = mkparents(tu->path);
+	e = dm_mkdir_parent(tu->path, 0755);
 	if (e)
 		return errno_err(to, "cannot create parent directories", e, 1, err);
 	if (rename(fu->path, tu->path) != 0) {
@@ -317,15 +277,12 @@ static enum dm_status file_tpc(struct xfer_ctx *ctx, const char *src, const stru
 static enum dm_status file_mkdir_p(struct xfer_ctx *ctx, const char *url,
 				   const struct xfer_url *u, struct dm_err *err)
 {
-	char *d;
 	int e;
 	enum dm_status rc = file_path(url, u, err);
 
 	if (rc != DM_OK)
 		return rc;
-	d = dm_xstrdup(u->path);
-	e = mkdirs(d);
-	free(d);
+	e = dm_mkdir_p(u->path, 0755);
 	if (e)
 		return errno_err(url, "mkdir failed", e, 1, err);
 	return DM_OK;

@@ -329,6 +329,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct xfer_config cfg = { 0 };
+	struct dm_cred_env ce;
 	struct xfer_ctx *ctx = NULL;
 	struct dm_err e;
 	enum dm_status st;
@@ -336,7 +337,8 @@ int main(int argc, char **argv)
 	int c, quiet = 0, rc = 0, nargs;
 	char **args;
 
-	cfg.ca_path = getenv("X509_CERT_DIR");
+	dm_cred_env(&ce);
+	cfg.ca_path = ce.ca_dir;
 	while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
 		uint64_t v;
 

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -756,4 +757,88 @@ void dm_bug(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	abort();
+}
+
+const char *dm_human_bytes(uint64_t b, int decimals, char out[32])
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)b;
+	int i = 0;
+
+	while (v >= 1024 && i < 6) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(out, 32, "%llu B", (unsigned long long)b);
+	else
+		snprintf(out, 32, "%.*f %s", decimals, v, unit[i]);
+	return out;
+}
+
+static int mkdir_one(const char *p, unsigned mode)
+{
+	struct stat sb;
+
+	if (mkdir(p, (mode_t)mode) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return errno;
+	if (stat(p, &sb) != 0)
+		return errno;
+	return S_ISDIR(sb.st_mode) ? 0 : (errno = ENOTDIR);
+}
+
+int dm_mkdir_p(const char *path, unsigned mode)
+{
+	char *p;
+	int e = 0;
+
+	if (!path || !*path)
+		return 0;
+	p = dm_xstrdup(path);
+	for (char *s = p + 1; *s && !e; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		e = mkdir_one(p, mode);
+		*s = '/';
+	}
+	if (!e)
+		e = mkdir_one(p, mode);
+	free(p);
+	if (e)
+		errno = e;
+	return e;
+}
+
+int dm_mkdir_parent(const char *path, unsigned mode)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int e;
+
+	if (!slash || slash == path)
+		return 0;
+	dir = dm_xstrdup(path);
+	dir[slash - path] = 0;
+	e = dm_mkdir_p(dir, mode);
+	free(dir);
+	return e;
+}
+
+static const char *env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+void dm_cred_env(struct dm_cred_env *out)
+{
+	out->ca_dir = env_set("X509_CERT_DIR");
+	out->user_cert = env_set("X509_USER_CERT");
+	out->user_key = env_set("X509_USER_KEY");
+	out->user_proxy = env_set("X509_USER_PROXY");
+	out->bearer_token = env_set("BEARER_TOKEN");
 }

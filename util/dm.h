@@ -98,6 +98,21 @@ double dm_now_f(void);
 void dm_fmt_time(int64_t t, char out[40]);
 /* Wildcard match with '*' (any run) and '?' (one char). */
 int dm_wildcard_match(const char *pattern, const char *s);
+/* "1.5 GiB": b in the largest binary unit (B .. EiB) with `decimals`
+ * digits after the point (bytes whole: "512 B").  Returns out. */
+const char *dm_human_bytes(uint64_t b, int decimals, char out[32]);
+/* Where grid tools find credentials in the environment: X509_CERT_DIR,
+ * X509_USER_CERT, X509_USER_KEY, X509_USER_PROXY, BEARER_TOKEN (NULL when
+ * unset or empty; the strings are the environment's). */
+struct dm_cred_env {
+	const char *ca_dir, *user_cert, *user_key, *user_proxy, *bearer_token;
+};
+void dm_cred_env(struct dm_cred_env *out);
+/* mkdir -p: path and its missing parents with mode.  0, or an errno value
+ * (also in errno): ENOTDIR when a part exists and is not a directory. */
+int dm_mkdir_p(const char *path, unsigned mode);
+/* The same for the directory a file path is in (nothing for "name"). */
+int dm_mkdir_parent(const char *path, unsigned mode);
 
 /* ---- checksums -----------------------------------------------------
  * adler32 as Rucio stores it: 8 lowercase hex digits, zero padded. */

@@ -21,17 +21,9 @@ struct dm_progress {
 
 static void human(char *out, size_t size, double v)
 {
-	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	int i = 0;
+	char h[32];
 
-	while (v >= 1024 && i < 5) {
-		v /= 1024;
-		i++;
-	}
-	if (i == 0)
-		snprintf(out, size, "%.0f B", v);
-	else
-		snprintf(out, size, "%.1f %s", v, u[i]);
+	dm_strlcpy(out, dm_human_bytes(v > 0 ? (uint64_t)v : 0, 1, h), size);
 }
 
 static void duration(char *out, size_t size, double s)

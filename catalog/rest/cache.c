@@ -188,24 +188,6 @@ enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t li
 	return DM_OK;
 }
 
-static int mkdirs(const char *dir)
-{
-	char buf[4096];
-	size_t n = dm_strlcpy(buf, dir, sizeof buf);
-
-	if (n >= sizeof buf)
-		return -1;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(buf, 0700) && errno != EEXIST ? -1 : 0;
-}
-
 enum dm_status rest_cache_open(const char *url, struct rest_cache **out, struct dm_err *err)
 {
 	const char *e = getenv("DIDFS_REST_CACHE");
@@ -247,7 +229,7 @@ enum dm_status rest_cache_open(const char *url, struct rest_cache **out, struct 
 			dm_log(DM_LOG_WARN, "rest-cache", "no $HOME or cache directory: no catalog cache");
 			return DM_OK;
 		}
-		if (mkdirs(dir.s)) {
+		if (dm_mkdir_p(dir.s, 0700)) {
 			dm_log(DM_LOG_WARN, "rest-cache", "cannot create %s: %s; no catalog cache",
 			       dir.s, strerror(errno));
 			dm_buf_release(&dir);

@@ -621,8 +621,12 @@ static enum dm_status exchange(struct rest_client *c, struct rest_req *r, int is
 			curl_easy_setopt(eh, CURLOPT_CAPATH, c->cfg.ca_cert);
 		else
 			curl_easy_setopt(eh, CURLOPT_CAINFO, c->cfg.ca_cert);
-	} else if (getenv("X509_CERT_DIR")) {
-		curl_easy_setopt(eh, CURLOPT_CAPATH, getenv("X509_CERT_DIR"));
+	} else {
+		struct dm_cred_env ce;
+
+		dm_cred_env(&ce);
+		if (ce.ca_dir)
+			curl_easy_setopt(eh, CURLOPT_CAPATH, ce.ca_dir);
 	}
 	if (!strcmp(t, "x509_proxy") && c->cfg.client_x509_proxy) {
 		curl_easy_setopt(eh, CURLOPT_SSLCERT, c->cfg.client_x509_proxy);
