@@ -3,8 +3,11 @@
 #include "dm.h"
 #include "tap.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_buf(void)
@@ -125,8 +128,50 @@ static void test_errors(void)
 	CHECK(id[12] == '4'); /* version 4 */
 }
 
+static void test_human_bytes(void)
+{
+	char h[32];
+
+	CHECK_STR(dm_human_bytes(0, 1, h), "0 B");
+	CHECK_STR(dm_human_bytes(1023, 3, h), "1023 B");
+	CHECK_STR(dm_human_bytes(1536, 1, h), "1.5 KiB");
+	CHECK_STR(dm_human_bytes(5000, 3, h), "4.883 KiB");
+	CHECK_STR(dm_human_bytes(3ull << 30, 1, h), "3.0 GiB");
+	CHECK_STR(dm_human_bytes(UINT64_MAX, 1, h), "16.0 EiB");
+}
+
+static void test_mkdir_p(void)
+{
+	char base[] = "/tmp/dm-mkdir-XXXXXX", p[256], f[256];
+	struct stat sb;
+	FILE *fp;
+
+	CHECK(mkdtemp(base) != NULL);
+	snprintf(p, sizeof p, "%s/a/b/c", base);
+	CHECK(dm_mkdir_p(p, 0755) == 0 && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode));
+	CHECK(dm_mkdir_p(p, 0755) == 0); /* already there */
+	snprintf(f, sizeof f, "%s/x/y/file", base);
+	CHECK(dm_mkdir_parent(f, 0700) == 0);
+	snprintf(p, sizeof p, "%s/x/y", base);
+	CHECK(stat(p, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0700);
+	CHECK(stat(f, &sb) != 0); /* only its directory */
+	CHECK(dm_mkdir_parent("name-only", 0755) == 0);
+	/* a part that is a file: ENOTDIR, not success */
+	fp = fopen(f, "w");
+	CHECK(fp != NULL);
+	if (fp)
+		fclose(fp);
+	snprintf(p, sizeof p, "%s/x/y/file/z", base);
+	CHECK(dm_mkdir_p(p, 0755) == ENOTDIR);
+	CHECK(dm_mkdir_p(f, 0755) == ENOTDIR);
+	snprintf(p, sizeof p, "rm -rf '%s'", base);
+	CHECK(system(p) == 0);
+}
+
 int main(void)
 {
+	test_human_bytes();
+	test_mkdir_p();
 	test_buf();
 	test_parsers();
 	test_wildcard();
