@@ -304,16 +304,20 @@ struct fs {
 	uint64_t n_lookup, n_readdir, n_read, n_read_async, n_read_err, n_getxattr, n_probe;
 };
 
-/* ---- mount.c ---- */
+/* ---- session.c ---- */
+/* The registry of the threads' catalog handles: set up, and close them all. */
+void fs_db_init(struct fs *fs);
+void fs_db_close_all(struct fs *fs);
 /* This thread's catalog handle (opened on first use, issuer set). */
 struct cat_db *fs_db(struct fs *fs, struct dm_err *err);
 /* Ask the background thread to drop the kernel's cached attributes of ino
  * (and its cached pages or listing if data). */
 void fs_inval_later(struct fs *fs, uint64_t ino, int data);
-/* Fill st for a node (under ns_lock or with a private copy). */
-void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
 /* Raise the mount's bdi readahead once, from the first requests after INIT. */
 void fs_readahead_once(struct fs *fs);
+/* The "major:minor" of the FUSE mount at mountpoint (/proc/self/mountinfo);
+ * 0, or -1 when nothing is mounted there. */
+int fs_find_bdi(const char *mountpoint, char *out, size_t size);
 /* The errno of a failed catalog read (lookup, listing, xattr): ENOTCONN
  * for a remote catalog that cannot be reached (class ServerUnreachable),
  * ENOENT for a (cached) negative answer, ETIMEDOUT, else EIO. */
@@ -322,6 +326,8 @@ int fs_cat_errno(const struct dm_err *e);
 const char *fs_errmsg(const struct dm_err *e);
 
 /* ---- ns.c ---- */
+/* Fill st for a node (under ns_lock or with a private copy). */
+void fs_stat_node(struct fs *fs, const struct fs_node *n, struct stat *st);
 int fs_ns_init(struct fs *fs);
 void fs_ns_destroy(struct fs *fs);
 struct fs_node *fs_node_get(struct fs *fs, uint64_t ino);
@@ -330,8 +336,13 @@ void fs_node_put(struct fs *fs, struct fs_node *n);
 void fs_node_set_error(struct fs *fs, struct fs_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void fs_node_clear_error(struct fs *fs, struct fs_node *n);
-/* Free a node's per-uid refusal list (xattr.c). */
-struct fs_uerr;
+/* A node's refusals of writes, one per calling uid (set and read by
+ * xattr.c, freed with the node). */
+struct fs_uerr {
+	struct fs_uerr *next;
+	uid_t uid;
+	char text[];
+};
 void fs_uerr_free(struct fs_uerr *e);
 /* Refresh a DID node's attributes from the catalog (after a write). */
 void fs_node_refresh(struct fs *fs, struct fs_node *n);

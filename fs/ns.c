@@ -225,6 +225,15 @@ static void sources_put_locked(struct fs_sources *s)
 	free(s);
 }
 
+void fs_uerr_free(struct fs_uerr *e)
+{
+	while (e) {
+		struct fs_uerr *next = e->next;
+		free(e);
+		e = next;
+	}
+}
+
 static void free_node(struct fs_node *n)
 {
 	sources_put_locked(n->src);

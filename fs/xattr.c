@@ -312,20 +312,6 @@ struct did_copy {
  * n->error for everyone; a user's own refusal hides that while it lasts.
  * At most FS_UERR_MAX uids per node (the oldest is dropped). */
 #define FS_UERR_MAX 16
-struct fs_uerr {
-	struct fs_uerr *next;
-	uid_t uid;
-	char text[];
-};
-
-void fs_uerr_free(struct fs_uerr *e)
-{
-	while (e) {
-		struct fs_uerr *next = e->next;
-		free(e);
-		e = next;
-	}
-}
 
 /* Under ns_lock: unlink uid's entry from the list, returning it. */
 static struct fs_uerr *uerr_take_locked(struct fs_node *n, uid_t uid)
