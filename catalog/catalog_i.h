@@ -247,10 +247,6 @@ enum dm_status cat_outbox_did_created(struct cat_db *db, const char *scope, cons
 				      enum cat_did_type type, int64_t expired_at);
 enum dm_status cat_outbox_deletion(struct cat_db *db, const char *rse, const char *scope,
 				   const char *name, int64_t bytes, const char *reason);
-/* A rule turned OK: its parents (rules whose child_rule_id it is, made by a
- * subscription's release_after) are released for the judge-cleaner
- * (subscription.c). */
-enum dm_status cat_rule_release_parents(struct cat_db *db, const char *child_rule_id);
 /* Step a (key, value) query to the end, row by row into cb. */
 enum dm_status cat_kv_rows(struct cat_db *db, struct sqldrv_stmt *st, cat_kv_cb cb, void *ud,
 			   const char *what);

@@ -177,16 +177,3 @@ enum dm_status cat_cache_stats(struct cat_db *db, struct cat_cache_stats *out)
 		return db->ops->cache_stats(db, out);
 	return DM_OK;
 }
-
-enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call)
-{
-	struct dm_buf where = DM_BUF_INIT;
-	enum dm_status rc;
-
-	db->ops->location(db, &where);
-	rc = cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
-		      "%s%s is not available over a REST catalog (%s)", call ? call : "this call",
-		      call ? "()" : "", where.s);
-	dm_buf_release(&where);
-	return rc;
-}

@@ -19,73 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const state_names[] = { "AVAILABLE", "UNAVAILABLE", "COPYING",
-					   "BEING_DELETED", "BAD", "TEMPORARY_UNAVAILABLE" };
-static const char *const state_codes[] = { "A", "U", "C", "B", "D", "T" };
-
-const char *cat_replica_state_name(enum cat_replica_state s)
-{
-	return (unsigned)s < DM_ARRAY_SIZE(state_names) ? state_names[s] : "?";
-}
-
-const char *cat_replica_state_code(enum cat_replica_state s)
-{
-	return (unsigned)s < DM_ARRAY_SIZE(state_codes) ? state_codes[s] : "?";
-}
-
-int cat_replica_state_parse(const char *s, enum cat_replica_state *st)
-{
-	for (unsigned i = 0; i < DM_ARRAY_SIZE(state_names); i++) {
-		if (s && (!strcasecmp(s, state_names[i]) || !strcasecmp(s, state_codes[i]))) {
-			*st = (enum cat_replica_state)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-int cat_replica_state_from_code(const char *code, enum cat_replica_state *s)
-{
-	return cat_replica_state_parse(code, s);
-}
-
-enum dm_status cat_counter_rse(struct cat_db *db, int64_t rse_num, int64_t files, int64_t bytes)
-{
-	struct sqldrv_stmt *st;
-
-	if (!files && !bytes)
-		return DM_OK;
-	st = cat_stmt(db, "INSERT INTO updated_rse_counters(rse_num, files, bytes) VALUES (?,?,?)");
-	if (!st)
-		return db->err.code;
-	sqldrv_bind_int64(st, 1, rse_num);
-	sqldrv_bind_int64(st, 2, files);
-	sqldrv_bind_int64(st, 3, bytes);
-	if (sqldrv_step(st) != SQLDRV_DONE)
-		return cat_dberr(db, "queueing an RSE counter");
-	return DM_OK;
-}
-
-enum dm_status cat_counter_account(struct cat_db *db, const char *account, int64_t rse_num,
-				   int64_t files, int64_t bytes)
-{
-	struct sqldrv_stmt *st;
-
-	if (!files && !bytes)
-		return DM_OK;
-	st = cat_stmt(db, "INSERT INTO updated_account_counters(account, rse_num, files, bytes)"
-			  " VALUES (?,?,?,?)");
-	if (!st)
-		return db->err.code;
-	sqldrv_bind_text(st, 1, account, -1);
-	sqldrv_bind_int64(st, 2, rse_num);
-	sqldrv_bind_int64(st, 3, files);
-	sqldrv_bind_int64(st, 4, bytes);
-	if (sqldrv_step(st) != SQLDRV_DONE)
-		return cat_dberr(db, "queueing an account counter");
-	return DM_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* bulk registration                                                   */
 /* SQLite: each row is inserted as it comes (prepared statements in one
@@ -381,7 +314,7 @@ static enum dm_status copy_row(struct cat_bulk *b, const struct cat_file_in *f, 
 		sqldrv_bulk_text(q, path, -1);
 	else
 		sqldrv_bulk_null(q);
-	sqldrv_bulk_text(q, state_codes[state], 1);
+	sqldrv_bulk_text(q, cat_replica_state_code(state), 1);
 	if (sqldrv_bulk_row(q) != DM_OK) {
 		b->copy = NULL;
 		sqldrv_bulk_end(q, DM_EINVAL);
@@ -496,7 +429,7 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 		db->err = e;
 		return bulk_fail(b, rc);
 	}
-	if ((unsigned)state >= DM_ARRAY_SIZE(state_codes))
+	if (*cat_replica_state_code(state) == '?')
 		return bulk_fail(b, cat_fail(db, DM_EINVAL, "InvalidObject", "invalid replica state %d", state));
 	if (f->bytes > (uint64_t)INT64_MAX)
 		return bulk_fail(b, cat_fail(db, DM_EINVAL, "InvalidObject", "bytes out of range for '%s:%s'",
@@ -578,7 +511,7 @@ enum dm_status cat_bulk_add(struct cat_bulk *b, const struct cat_file_in *f)
 		sqldrv_bind_text(st, 4, path, -1);
 	else
 		sqldrv_bind_null(st, 4);
-	sqldrv_bind_text(st, 5, state_codes[state], 1);
+	sqldrv_bind_text(st, 5, cat_replica_state_code(state), 1);
 	if (b->tombstone)
 		sqldrv_bind_int64(st, 6, b->tombstone);
 	else
@@ -681,63 +614,6 @@ enum dm_status cat_replicas_add(struct cat_db *db, const char *rse, const struct
 /* ------------------------------------------------------------------ */
 /* single replicas                                                     */
 
-enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes)
-{
-	struct sqldrv_stmt *st = cat_stmt(db, "DELETE FROM replicas WHERE did_id=? AND rse_num=?");
-	enum dm_status rc;
-	int64_t left = 1;
-
-	if (!st)
-		return db->err.code;
-	sqldrv_bind_int64(st, 1, did);
-	sqldrv_bind_int64(st, 2, num);
-	if (sqldrv_step(st) != SQLDRV_DONE)
-		return cat_dberr(db, "deleting a replica");
-	if (sqldrv_changes(db->sql) == 0)
-		return DM_OK;
-	rc = cat_counter_rse(db, num, -1, -bytes);
-	if (rc)
-		return rc;
-	/* Last replica gone: Rucio detaches the file and deletes its DID,
-	 * unless it is LOST (kept to remember it). */
-	st = cat_stmt(db, "SELECT count(*) FROM replicas WHERE did_id=?");
-	if (!st)
-		return db->err.code;
-	sqldrv_bind_int64(st, 1, did);
-	if (sqldrv_step(st) == SQLDRV_ROW)
-		left = sqldrv_col_int64(st, 0);
-	sqldrv_reset(st);
-	if (left)
-		return DM_OK;
-	st = cat_stmt(db, "SELECT 1 FROM dids WHERE id=? AND did_type='F' AND availability!='L'");
-	if (!st)
-		return db->err.code;
-	sqldrv_bind_int64(st, 1, did);
-	left = sqldrv_step(st) != SQLDRV_ROW;
-	sqldrv_reset(st);
-	if (left)
-		return DM_OK;
-	{
-		static const char *const cleanup[] = {
-			"DELETE FROM contents WHERE child_id=?",
-			"DELETE FROM did_meta WHERE did_id=?",
-			"DELETE FROM requests WHERE did_id=? AND state NOT IN ('Q','S')",
-			"DELETE FROM dids WHERE id=? AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.did_id=dids.id)"
-			" AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.did_id=dids.id)"
-			" AND NOT EXISTS (SELECT 1 FROM rules r WHERE r.did_id=dids.id)",
-		};
-		for (unsigned i = 0; i < DM_ARRAY_SIZE(cleanup); i++) {
-			st = cat_stmt(db, cleanup[i]);
-			if (!st)
-				return db->err.code;
-			sqldrv_bind_int64(st, 1, did);
-			if (sqldrv_step(st) != SQLDRV_DONE)
-				return cat_dberr(db, "deleting a file without replicas");
-		}
-	}
-	return DM_OK;
-}
-
 static enum dm_status replica_key(struct cat_db *db, const char *rse, const char *scope,
 				  const char *name, int64_t *did, int64_t *num)
 {
@@ -763,7 +639,7 @@ enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const c
 		rc = cat_require_scope_owner(db, scope, "update replicas");
 	if (rc)
 		goto out;
-	if ((unsigned)state >= DM_ARRAY_SIZE(state_codes)) {
+	if (*cat_replica_state_code(state) == '?') {
 		rc = cat_fail(db, DM_EINVAL, "InvalidObject", "invalid replica state");
 		goto out;
 	}
@@ -772,7 +648,7 @@ enum dm_status cat_replica_set_state(struct cat_db *db, const char *rse, const c
 		rc = db->err.code;
 		goto out;
 	}
-	sqldrv_bind_text(st, 1, state_codes[state], 1);
+	sqldrv_bind_text(st, 1, cat_replica_state_code(state), 1);
 	sqldrv_bind_int64(st, 2, dm_now());
 	sqldrv_bind_int64(st, 3, did);
 	sqldrv_bind_int64(st, 4, num);
@@ -852,9 +728,9 @@ enum dm_status cat_replica_list(struct cat_db *db, const char *scope, const char
 		return rc;
 	if (!state_mask)
 		state_mask = 1u << CAT_REPLICA_AVAILABLE;
-	for (unsigned i = 0; i < DM_ARRAY_SIZE(state_codes); i++)
+	for (unsigned i = 0; *cat_replica_state_code((enum cat_replica_state)i) != '?'; i++)
 		if (state_mask & (1u << i))
-			states[ns++] = state_codes[i][0];
+			states[ns++] = cat_replica_state_code((enum cat_replica_state)i)[0];
 	states[ns] = 0;
 #define REP_WHERE " JOIN replicas rp ON rp.did_id=d.id JOIN rses r ON r.num=rp.rse_num" \
 		  " WHERE r.deleted=0 AND instr(?2, rp.state) > 0 AND (?3 = 0 OR rp.rse_num=?3)"

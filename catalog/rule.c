@@ -41,98 +41,22 @@
 #define OBSOLETE 1 /* tombstone 1970-01-01 00:00:01: delete at once */
 #define DEFAULT_ACTIVITY "User Subscriptions"
 
-static const char rule_codes[] = "ROSUWI";
-static const char *const rule_names[] = { "REPLICATING", "OK", "STUCK", "SUSPENDED",
-					  "WAITING_APPROVAL", "INJECT" };
-const char rl_lock_codes[] = "ROS";
-static const char *const lock_names[] = { "REPLICATING", "OK", "STUCK" };
-const char rl_grouping_codes[] = "ADN";
-static const char *const grouping_names[] = { "ALL", "DATASET", "NONE" };
-const char rl_req_codes[] = "QSDFNL";
-const char *const rl_req_names[] = { "QUEUED", "SUBMITTED", "DONE", "FAILED", "NO_SOURCES",
-					 "LOST" };
-
-const char *cat_rule_state_name(enum cat_rule_state s)
-{
-	return (unsigned)s < 6 ? rule_names[s] : "?";
-}
-
-const char *cat_lock_state_name(enum cat_lock_state s)
-{
-	return (unsigned)s < 3 ? lock_names[s] : "?";
-}
-
-const char *cat_grouping_name(enum cat_grouping g)
-{
-	return (unsigned)g < 3 ? grouping_names[g] : "?";
-}
-
-int cat_grouping_parse(const char *s, enum cat_grouping *g)
-{
-	for (int i = 0; i < 3; i++) {
-		if (s && (!strcasecmp(s, grouping_names[i]) || (s[0] == rl_grouping_codes[i] && !s[1]))) {
-			*g = (enum cat_grouping)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-const char *cat_req_state_name(enum cat_req_state s)
-{
-	return (unsigned)s < 6 ? rl_req_names[s] : "?";
-}
-
-int rl_code_index(const char *codes, const char *c)
-{
-	const char *p = c && *c ? strchr(codes, c[0]) : NULL;
-
-	return p ? (int)(p - codes) : 0;
-}
-
-void cat_rule_opts_init(struct cat_rule_opts *o)
-{
-	memset(o, 0, sizeof *o);
-	o->copies = 1;
-	o->grouping = CAT_GROUPING_DATASET;
-	o->priority = 3;
-}
-
-/* ------------------------------------------------------------------ */
-/* small SQL helpers                                                   */
-
-enum dm_status rl_step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what)
-{
-	int r = sqldrv_step(st);
-
-	sqldrv_reset(st);
-	if (r != SQLDRV_DONE && r != SQLDRV_ROW)
-		return cat_dberr(db, what);
-	return DM_OK;
-}
-
-/* Run a one-int64-result query; *out untouched if no row. */
-enum dm_status rl_query_i64(struct cat_db *db, struct sqldrv_stmt *st, int64_t *out, int *found)
-{
-	int r = sqldrv_step(st);
-
-	if (found)
-		*found = r == SQLDRV_ROW;
-	if (r == SQLDRV_ROW && out)
-		*out = sqldrv_col_int64(st, 0);
-	sqldrv_reset(st);
-	if (r != SQLDRV_ROW && r != SQLDRV_DONE)
-		return cat_dberr(db, "query");
-	return DM_OK;
-}
-
-int64_t rl_now_s(void)
-{
-	return dm_now();
-}
-
 /* ------------------------------------------------------------------ */
 /* rule state                                                          */
+
+/* Rule child is OK: the rules that waited for it (a move's parents, set by
+ * subscription.c) are released to the judge-cleaner. */
+static enum dm_status release_parents(struct cat_db *db, const char *child)
+{
+	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE rules SET child_rule_id=NULL, updated_at=?"
+				       " WHERE child_rule_id=?");
+
+	if (!st)
+		return db->err.code;
+	sqldrv_bind_int64(st, 1, dm_now());
+	sqldrv_bind_text(st, 2, child, -1);
+	return rl_step_done(db, st, "releasing a parent rule");
+}
 
 /* Derive the rule's state from its lock counts (Rucio's rule state
  * transitions); SUSPENDED / WAITING_APPROVAL / INJECT are left alone. */
@@ -153,7 +77,7 @@ enum dm_status rl_rule_state_update(struct cat_db *db, const char *id, const cha
 		sqldrv_reset(st);
 		return DM_OK;
 	}
-	cur = (enum cat_rule_state)rl_code_index(rule_codes, cat_col_text(st, 0));
+	cur = (enum cat_rule_state)rl_code_index(rl_rule_codes, cat_col_text(st, 0));
 	ok = sqldrv_col_int64(st, 1);
 	repl = sqldrv_col_int64(st, 2);
 	stuck = sqldrv_col_int64(st, 3);
@@ -163,7 +87,7 @@ enum dm_status rl_rule_state_update(struct cat_db *db, const char *id, const cha
 	if (nxt == cur && (cur == CAT_RULE_SUSPENDED || cur == CAT_RULE_WAITING_APPROVAL ||
 			   cur == CAT_RULE_INJECT))
 		return DM_OK;
-	next[0] = rule_codes[nxt];
+	next[0] = rl_rule_codes[nxt];
 	next[1] = 0;
 	st = cat_stmt(db, "UPDATE rules SET state=?1, updated_at=?2,"
 			  " stuck_at=CASE WHEN ?1='S' THEN coalesce(stuck_at, ?2) ELSE NULL END,"
@@ -181,7 +105,7 @@ enum dm_status rl_rule_state_update(struct cat_db *db, const char *id, const cha
 		return db->err.code;
 	if (nxt != cur && cat_outbox_rule_state(db, id, next[0])) /* RULE_OK (outbox.c) */
 		return db->err.code;
-	if (nxt == CAT_RULE_OK && cat_rule_release_parents(db, id)) /* subscription.c */
+	if (nxt == CAT_RULE_OK && release_parents(db, id))
 		return db->err.code;
 	if (nxt == CAT_RULE_OK) {
 		st = cat_stmt(db, "UPDATE dataset_locks SET state='O', updated_at=? WHERE rule_id=? AND state!='O'");
@@ -367,7 +291,7 @@ static void rule_from_row(struct sqldrv_stmt *st, struct cat_rule *r)
 	r->name = cat_col_text(st, 2);
 	cat_did_type_from_code(cat_col_text(st, 3), &r->did_type);
 	r->account = cat_col_text(st, 4);
-	r->state = (enum cat_rule_state)rl_code_index(rule_codes, cat_col_text(st, 5));
+	r->state = (enum cat_rule_state)rl_code_index(rl_rule_codes, cat_col_text(st, 5));
 	r->error = cat_col_text(st, 6);
 	r->rse_expression = cat_col_text(st, 7);
 	r->copies = (int)sqldrv_col_int64(st, 8);

@@ -61,22 +61,25 @@ struct rule_ctx {
 	int64_t now;
 };
 
-/* rule.c: the rows' state codes, small SQL helpers, the rule's state, lock removal */
+/* rule_codes.c: the rows' state codes, small SQL helpers */
+extern const char rl_rule_codes[];
 extern const char rl_grouping_codes[];
 extern const char rl_lock_codes[];
 extern const char rl_req_codes[];
 extern const char *const rl_req_names[];
 int rl_code_index(const char *codes, const char *c);
-enum dm_status rl_delete_rule_locked(struct cat_db *db, const char *id);
 int64_t rl_now_s(void);
 enum dm_status rl_query_i64(struct cat_db *db, struct sqldrv_stmt *st, int64_t *out,
 			    int *found);
+enum dm_status rl_step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what);
+
+/* rule.c: the rule's state, lock removal, deletion */
+enum dm_status rl_delete_rule_locked(struct cat_db *db, const char *id);
 enum dm_status rl_remove_lock(struct cat_db *db, const char *rule_id, const char *account,
 			      int64_t did, int64_t rse, char state, int64_t bytes, int purge,
 			      int update_rule);
 enum dm_status rl_rule_set_stuck(struct cat_db *db, const char *id, const char *error);
 enum dm_status rl_rule_state_update(struct cat_db *db, const char *id, const char *error);
-enum dm_status rl_step_done(struct cat_db *db, struct sqldrv_stmt *st, const char *what);
 
 /* placement.c: loading a rule, RSE selection, locks and the requests they need */
 enum dm_status rl_apply_dataset(struct rule_ctx *x, int64_t ds, int only_new,

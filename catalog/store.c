@@ -23,6 +23,20 @@
 /* ------------------------------------------------------------------ */
 /* handle, errors, statements, transactions                            */
 
+/* A call a remote store does not serve (CAT_REMOTE, catalog_i.h). */
+enum dm_status cat_remote_unsupported(struct cat_db *db, const char *call)
+{
+	struct dm_buf where = DM_BUF_INIT;
+	enum dm_status rc;
+
+	db->ops->location(db, &where);
+	rc = cat_fail(db, DM_ENOTSUP, "UnsupportedOperation",
+		      "%s%s is not available over a REST catalog (%s)", call ? call : "this call",
+		      call ? "()" : "", where.s);
+	dm_buf_release(&where);
+	return rc;
+}
+
 enum dm_status cat_fail(struct cat_db *db, enum dm_status st, const char *cls,
 			const char *fmt, ...)
 {

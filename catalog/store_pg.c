@@ -129,7 +129,7 @@ enum dm_status cat_pg_open(const char *uri, unsigned flags, struct cat_db **out,
 	if (rc) {
 		if (err)
 			*err = db->err;
-		cat_close(db);
+		db->ops->close(db);
 		return rc;
 	}
 	*out = db;

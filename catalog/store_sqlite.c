@@ -444,7 +444,7 @@ enum dm_status cat_sqlite_open(const char *path, unsigned flags, struct cat_db *
 	if (rc) {
 		if (err)
 			*err = db->err;
-		cat_close(db);
+		db->ops->close(db);
 		return rc;
 	}
 	*out = db;

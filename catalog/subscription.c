@@ -1195,7 +1195,7 @@ static int count_rses(struct cat_db *db, const char *expr)
 
 /* A rule with release_after = k is Rucio's parent of a move: expired at
  * once, with child_rule_id = rule k, so the judge-cleaner removes it (and
- * the reaper its replicas) only when rule k is OK (cat_rule_release_parents);
+ * the reaper its replicas) only when rule k is OK (rule.c releases it);
  * at once when rule k is OK already. */
 static enum dm_status set_parent(struct cat_db *db, const char *parent, const char *child)
 {
@@ -1209,17 +1209,6 @@ static enum dm_status set_parent(struct cat_db *db, const char *parent, const ch
 	sqldrv_bind_text(st, 2, child, -1);
 	sqldrv_bind_text(st, 3, parent, -1);
 	return step_done(db, st, "chaining a rule to the rule it waits for");
-}
-
-enum dm_status cat_rule_release_parents(struct cat_db *db, const char *child)
-{
-	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE rules SET child_rule_id=NULL, updated_at=? WHERE child_rule_id=?");
-
-	if (!st)
-		return db->err.code;
-	sqldrv_bind_int64(st, 1, dm_now());
-	sqldrv_bind_text(st, 2, child, -1);
-	return step_done(db, st, "releasing a parent rule");
 }
 
 static enum dm_status apply_sub(struct cat_db *db, struct live_sub *s, const struct new_did *d,

@@ -188,6 +188,18 @@ enum dm_status rest_cache_open_at(const char *path, const char *url, uint64_t li
 	return DM_OK;
 }
 
+int64_t cat_rest_did_id(const char *scope, const char *name)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = scope; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ ':') * 1099511628211ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h &= INT64_MAX;
+	return h ? (int64_t)h : 1;
+}
+
 enum dm_status rest_cache_open(const char *url, struct rest_cache **out, struct dm_err *err)
 {
 	const char *e = getenv("DIDFS_REST_CACHE");

@@ -35,7 +35,7 @@ struct rest_fill;
 
 enum rest_list_kind { REST_LIST_ROOTS = 1, REST_LIST_CONTENT = 2 };
 
-/* The id of a DID over REST: 63 bits of FNV-1a of "scope:name" (store.c). */
+/* The id of a DID over REST: 63 bits of FNV-1a of "scope:name" (cache.c). */
 int64_t cat_rest_did_id(const char *scope, const char *name);
 
 /* Open (create) the cache of a server; *out NULL when it is off or cannot

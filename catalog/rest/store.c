@@ -101,18 +101,6 @@ static int64_t jt(json_t *o, const char *k)
 	return 0;
 }
 
-int64_t cat_rest_did_id(const char *scope, const char *name)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = scope; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	h = (h ^ ':') * 1099511628211ull;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	h &= INT64_MAX;
-	return h ? (int64_t)h : 1;
-}
-
 static void did_from_json(json_t *o, struct cat_did *d, const char *dflt_scope)
 {
 	const char *t = js(o, "type");

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sqldrv.c - the driver's front end: choosing the backend by URI, hiding
- * passwords in URIs, errors, nested transactions (savepoints inside the
- * outermost BEGIN), the retry loop, the bulk-load front end and the
- * `?N` -> `$N` placeholder rewrite.  The backends are sqldrv_sqlite.c and
- * sqldrv_pg.c.
+ * sqldrv.c - the driver's front end over the backends' operations table
+ * (sqldrv_i.h): hiding passwords in URIs, errors, nested transactions
+ * (savepoints inside the outermost BEGIN), the retry loop, the bulk-load
+ * front end and the `?N` -> `$N` placeholder rewrite.  The backends
+ * (sqldrv_sqlite.c, sqldrv_pg.c) use its helpers; choosing one by URI is
+ * sqldrv_open.c's, above them all.
  */
 #include "sqldrv_i.h"
 
@@ -29,11 +30,6 @@ enum dm_status sqldrv_fail(struct sqldrv *db, enum dm_status st, const char *cls
 int sqldrv_damaged(const struct sqldrv *db)
 {
 	return db->damaged;
-}
-
-static int starts_with(const char *s, const char *p)
-{
-	return strncmp(s, p, strlen(p)) == 0;
 }
 
 /* postgresql://user:secret@host/db?password=secret -> user:***@host/db?password=*** */
@@ -83,55 +79,6 @@ void sqldrv_redact_uri(const char *uri, char *out, size_t n)
 	}
 	dm_strlcpy(out, b.s, n);
 	dm_buf_release(&b);
-}
-
-int sqldrv_have_postgresql(void)
-{
-#ifdef DIDFS_HAVE_LIBPQ
-	return 1;
-#else
-	return 0;
-#endif
-}
-
-enum dm_status sqldrv_open(const char *uri, unsigned flags, struct sqldrv **out,
-			   struct dm_err *err)
-{
-	char shown[1024];
-	enum dm_status rc;
-
-	*out = NULL;
-	if (!uri || !*uri)
-		return dm_seterr(err, DM_EINVAL, "DatabaseException", "no catalog URI given");
-	sqldrv_redact_uri(uri, shown, sizeof shown);
-	if (starts_with(uri, "postgresql://") || starts_with(uri, "postgres://")) {
-#ifdef DIDFS_HAVE_LIBPQ
-		rc = sqldrv_pg_open(uri, shown, flags, out, err);
-#else
-		return dm_seterr(err, DM_ENOTSUP, "DatabaseException",
-				 "cannot open the catalog '%s': this didfs was built without"
-				 " PostgreSQL support (meson -Dpostgresql=enabled, libpq-dev)",
-				 shown);
-#endif
-	} else if (starts_with(uri, "sqlite:")) {
-		const char *path = uri + 7;
-		/* sqlite:///abs/path and sqlite://rel are accepted too */
-		if (starts_with(path, "//"))
-			path += 2;
-		if (!*path)
-			return dm_seterr(err, DM_EINVAL, "DatabaseException",
-					 "the catalog URI '%s' names no file", shown);
-		rc = sqldrv_sqlite_open(path, shown, flags, out, err);
-	} else if (strstr(uri, "://")) {
-		return dm_seterr(err, DM_ENOTSUP, "DatabaseException",
-				 "unknown catalog URI scheme in '%s' (expected a path, sqlite:PATH"
-				 " or postgresql://...)", shown);
-	} else {
-		rc = sqldrv_sqlite_open(uri, shown, flags, out, err);
-	}
-	if (rc == DM_OK && !(*out)->uri)
-		(*out)->uri = dm_xstrdup(shown);
-	return rc;
 }
 
 void sqldrv_close(struct sqldrv *db)
