@@ -1,8 +1,11 @@
 #!/bin/bash
 # Set up everything on a fresh Debian 12 machine and run every test:
-# C unit tests (meson test) and pytest integration tests against real
-# XRootD servers, FUSE mounts and SQLite files, all on the ASan/UBSan build,
-# plus a short libFuzzer run of each fuzz target.
+# C unit tests (meson test; the catalog's also on PostgreSQL) and the pytest
+# integration suite against real XRootD servers and FUSE mounts, once on
+# SQLite catalog files and once on PostgreSQL (DIDFS_TEST_STORE=postgresql:
+# a throwaway PostgreSQL 15 cluster per test process), all on the ASan/UBSan
+# build, plus a short libFuzzer run of each fuzz target.  Each pass runs in
+# $DIDFS_TEST_JOBS processes (pytest-xdist, default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -18,4 +21,11 @@ scripts/fuzz.sh "${DIDFS_FUZZ_SECONDS:-20}"
 # The integration tests run the binaries many times; leak reports of
 # third-party libraries at exit would only add noise there.
 export ASAN_OPTIONS=detect_leaks=0
-DIDFS_BUILD=$PWD/$B /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+JOBS=${DIDFS_TEST_JOBS:-2}
+rc=0
+for store in ${DIDFS_TEST_STORES:-sqlite postgresql}; do
+	echo "== integration tests on $store =="
+	DIDFS_TEST_STORE=$store DIDFS_BUILD=$PWD/$B /usr/bin/python3 -m pytest -q \
+		-p no:cacheprovider -n "$JOBS" tests/integration || rc=1
+done
+exit $rc

@@ -62,6 +62,62 @@ def is_pg(catalog):
     return str(catalog).startswith("postgresql://")
 
 
+class _PgCursor:
+    def __init__(self, cur):
+        self.cur = cur
+
+    @staticmethod
+    def _row(r):
+        return tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+
+    def fetchone(self):
+        r = self.cur.fetchone() if self.cur.description else None
+        return self._row(r) if r is not None else None
+
+    def fetchall(self):
+        return [self._row(r) for r in self.cur.fetchall()] if self.cur.description else []
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class _PgConnection:
+    """The part of sqlite3's connection the tests use, over psycopg2
+    (autocommit; `?` placeholders)."""
+
+    def __init__(self, uri):
+        import psycopg2
+        self.con = psycopg2.connect(uri)
+        self.con.autocommit = True
+
+    def execute(self, q, args=()):
+        cur = self.con.cursor()
+        cur.execute(q.replace("%", "%%").replace("?", "%s"), tuple(args))
+        return _PgCursor(cur)
+
+    def commit(self):
+        pass
+
+    def close(self):
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def connect_catalog(catalog, **kw):
+    """A connection to a catalog's tables on either store (sqlite3's, or
+    the same calls over psycopg2 for a postgresql:// URI)."""
+    if is_pg(catalog):
+        return _PgConnection(str(catalog))
+    import sqlite3
+    c = str(catalog)
+    return sqlite3.connect(c[len("sqlite:"):] if c.startswith("sqlite:") else c, **kw)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only(reason): the test is about the SQLite"
                             " file itself; skipped when DIDFS_TEST_STORE=postgresql")
@@ -151,7 +207,8 @@ class Didfs:
             con.autocommit = True
             return con
         import sqlite3
-        return sqlite3.connect(self.catalog)
+        c = self.catalog
+        return sqlite3.connect(c[len("sqlite:"):] if c.startswith("sqlite:") else c)
 
     def sql(self, q, *args):
         """Run one statement (`?` placeholders) on either store; the rows."""

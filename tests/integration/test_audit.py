@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
+from catfixture import connect_catalog
 import time
 import uuid
 import zlib
@@ -118,7 +118,7 @@ def audit_dark_and_lost(didfs, srv, prefix, root, owner, tmp_path):
     assert out["declared_bad"] == 1
     reps = didfs.json("list-file-replicas", f"{scope}:{lost}", "--all-states")
     assert [r.get("state") for r in reps if r.get("rse") == "AUDITED"] == ["BAD"], reps
-    con = sqlite3.connect(didfs.catalog)
+    con = connect_catalog(didfs.catalog)
     try:
         n = con.execute("SELECT count(*) FROM bad_replicas b JOIN dids d ON d.id=b.did_id"
                         " WHERE d.name=? AND b.state='S'", (lost,)).fetchone()[0]

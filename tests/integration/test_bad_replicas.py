@@ -5,14 +5,14 @@ storage is found by a read (`didfs download`), declared, re-copied from the
 good replica by the repairer and the conveyor, the rule back to OK, and the
 necromancer records it RECOVERED; a file whose only replica is declared bad
 is marked LOST with Rucio's LOST message.  Bad input changes nothing."""
-import sqlite3
+from catfixture import connect_catalog
 import subprocess
 
 from test_integrity import corrupt, disk_path, run_daemons_until, sha, states, two_copies
 
 
 def bad_rows(lake):
-    con = sqlite3.connect(lake.catalog)
+    con = connect_catalog(lake.catalog)
     try:
         return con.execute("SELECT d.name, r.rse, b.state, b.reason FROM bad_replicas b"
                            " JOIN dids d ON d.id=b.did_id JOIN rses r ON r.num=b.rse_num"
@@ -22,7 +22,7 @@ def bad_rows(lake):
 
 
 def q(lake, sql, *args):
-    con = sqlite3.connect(lake.catalog)
+    con = connect_catalog(lake.catalog)
     try:
         return con.execute(sql, args).fetchall()
     finally:
@@ -124,7 +124,7 @@ def test_rest_declare_bad_file_replicas_with_rucio_client(served, tmp_path):
     assert st == {"b1": "BAD"}, st
     st = {r["name"]: r["state"] for r in d.json("list-file-replicas", "user.root:b3", "--all-states")}
     assert st == {"b3": "AVAILABLE"}
-    con = sqlite3.connect(served.catalog)
+    con = connect_catalog(served.catalog)
     rows = sorted(con.execute("SELECT d.name, b.state, b.reason FROM bad_replicas b JOIN dids d"
                               " ON d.id=b.did_id").fetchall())
     con.close()

@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 import random
-import sqlite3
+from catfixture import connect_catalog
 import zlib
 
 import pytest
@@ -38,7 +38,7 @@ def check(didfs):
 
 
 def sql(didfs, q, *args):
-    con = sqlite3.connect(didfs.catalog)
+    con = connect_catalog(didfs.catalog)
     try:
         con.execute(q, args)
         con.commit()

@@ -9,13 +9,13 @@ conveyor, judge-cleaner, reaper) does the rest: both off-site copies are
 made and verified, and only then the on-site rule goes and the reaper
 deletes the on-site copies."""
 import re
-import sqlite3
+from catfixture import connect_catalog
 
 from test_engine import Engine, files_of, wait_until
 
 
 def rules_by_expr(catalog, dataset):
-    con = sqlite3.connect(catalog)
+    con = connect_catalog(catalog)
     try:
         return {e: (i, s, c) for i, e, s, c in con.execute(
             "SELECT r.id, r.rse_expression, r.state, r.child_rule_id FROM rules r"

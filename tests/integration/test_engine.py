@@ -21,6 +21,8 @@ import pwd
 import re
 import signal
 import sqlite3
+
+from catfixture import connect_catalog
 import subprocess
 import time
 import uuid
@@ -401,7 +403,7 @@ def test_conveyor_killed_and_restarted(eng, tpc, nfiles):
     for rse in ("XRD1", "XRD2"):
         assert len(eng.storage_files(rse)) == nfiles, rse
     # one replica row per (file, RSE) straight from the store
-    con = sqlite3.connect(eng.d.catalog)
+    con = connect_catalog(eng.d.catalog)
     try:
         dup = con.execute("SELECT did_id, rse_num, count(*) FROM replicas GROUP BY did_id, rse_num"
                           " HAVING count(*) > 1").fetchall()
@@ -444,7 +446,7 @@ def test_two_conveyors_share_the_work(eng):
 
 
 def _heartbeats(eng, executable):
-    con = sqlite3.connect(eng.d.catalog)
+    con = connect_catalog(eng.d.catalog)
     try:
         return con.execute("SELECT count(*) FROM heartbeats WHERE executable=?",
                            (executable,)).fetchone()[0]
@@ -514,7 +516,7 @@ def test_sigterm_stops_cleanly_and_sighup_reloads(eng):
     assert dm.alive()
     assert dm.stop(timeout=60) == 0
     assert "SIGTERM: stopping" in dm.log_text() and "daemon: stopped" in dm.log_text()
-    con = sqlite3.connect(eng.d.catalog)
+    con = connect_catalog(eng.d.catalog)
     try:
         assert con.execute("SELECT count(*) FROM heartbeats").fetchone()[0] == 0
     finally:

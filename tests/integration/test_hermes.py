@@ -11,7 +11,7 @@ before every sink has them)."""
 import http.server
 import json
 import os
-import sqlite3
+from catfixture import connect_catalog
 import threading
 import time
 
@@ -73,7 +73,7 @@ def broker(tmp_path):
 
 
 def outbox(catalog):
-    con = sqlite3.connect(catalog)
+    con = connect_catalog(catalog)
     try:
         return con.execute("SELECT count(*) FROM messages").fetchone()[0]
     finally:
@@ -81,7 +81,7 @@ def outbox(catalog):
 
 
 def done_requests(catalog, rule):
-    con = sqlite3.connect(catalog)
+    con = connect_catalog(catalog)
     try:
         return {r[0] for r in con.execute("SELECT id FROM requests_history WHERE rule_id=? AND state='D'",
                                           (rule,))}

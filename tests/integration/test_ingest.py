@@ -20,6 +20,8 @@ import zlib
 
 import pytest
 
+from catfixture import connect_catalog, is_pg
+
 
 def adler(data):
     return "%08x" % (zlib.adler32(data) & 0xFFFFFFFF)
@@ -45,7 +47,8 @@ def drop(dirpath, name, data, trigger=None):
 
 
 def catalog_rows(catalog, sql, *args):
-    con = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=60)
+    con = (connect_catalog(catalog) if is_pg(catalog)
+           else sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=60))
     try:
         return con.execute(sql, args).fetchall()
     finally:

@@ -4,14 +4,14 @@
 import hashlib
 import json
 import os
-import sqlite3
 import stat
 
 from catfixture import Didfs
+from catfixture import connect_catalog
 
 
 def root_identity(catalog):
-    con = sqlite3.connect(str(catalog))
+    con = connect_catalog(str(catalog))
     try:
         return con.execute("SELECT identity, password, salt FROM identities"
                            " WHERE identity_type='USERPASS'").fetchall()

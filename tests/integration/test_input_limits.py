@@ -11,6 +11,8 @@
 import errno
 import os
 import sqlite3
+
+from catfixture import connect_catalog
 import time
 
 import pytest
@@ -76,7 +78,7 @@ def test_longest_lifetime_is_far_future_and_survives_undertaker(cat):
     cat("set-metadata", "mock:ds", "--key", "lifetime", "--value", str(MAX))
     rid = cat("add-rule", "mock:ds", "1", "R1", "--lifetime", str(MAX)).strip()
     cat("update-rule", rid, "--lifetime", str(MAX))
-    con = sqlite3.connect(cat.catalog)
+    con = connect_catalog(cat.catalog)
     try:
         now = int(time.time())
         for (exp,) in con.execute("SELECT expired_at FROM dids WHERE name IN ('long', 'ds')"):

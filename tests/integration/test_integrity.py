@@ -12,7 +12,7 @@ import errno
 import hashlib
 import os
 import re
-import sqlite3
+from catfixture import connect_catalog
 import subprocess
 import threading
 import time
@@ -74,7 +74,7 @@ def two_copies(lake, make_file, ds, size=12 << 20):
 def test_upload_records_a_manifest_matching_the_file(lake, make_file):
     a = make_file(3 << 20 | 5)
     lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:man")
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     row = db.execute("SELECT m.chunk_size, m.bytes, length(m.sums) FROM file_manifests m JOIN dids d"
                      " ON d.id=m.did_id WHERE d.name=?", (a.name,)).fetchone()
     db.close()
@@ -93,7 +93,7 @@ def test_ranged_read_from_a_fresh_mount_gets_the_good_replica(lake, mount, make_
         assert sha(f.read()) == sha(want)
     # the corrupted replica was declared suspicious: BAD, skipped by later readers
     assert states(lake, did) == {"XRD1": "BAD", "XRD2": "AVAILABLE"}
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     n = db.execute("SELECT count(*) FROM bad_replicas WHERE state='S'").fetchone()[0]
     db.close()
     assert n == 1
@@ -189,7 +189,7 @@ def test_download_declares_a_corrupted_source_suspicious(lake, make_file, tmp_pa
 def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_file):
     a, did = two_copies(lake, make_file, "old", size=10 << 20)
     want = a.read_bytes()
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     db.execute("DELETE FROM file_manifests")
     db.commit()
     db.close()
@@ -204,7 +204,7 @@ def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_
     with open(path, "rb") as f:
         assert sha(f.read()) == sha(want)
     assert states(lake, did)["XRD1"] == "BAD"
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     assert db.execute("SELECT count(*) FROM file_manifests").fetchone()[0] == 0
     db.close()
     # a whole-file read through a fresh mount (every block fetched and
@@ -212,7 +212,7 @@ def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_
     m2 = mount(lake)
     assert sha((m2.path / "user.root" / "old" / a.name).read_bytes()) == sha(want)
     assert "recorded its manifest" in m2.log_text()
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     n = db.execute("SELECT count(*) FROM file_manifests").fetchone()[0]
     db.close()
     assert n == 1
@@ -252,7 +252,7 @@ def test_walk_records_manifests(didfs, tmp_path):
             f.write(os.urandom(size))
     p = didfs.run("add-replicas", "--rse", "R", "--walk", rse)
     assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
-    db = sqlite3.connect(didfs.catalog)
+    db = connect_catalog(didfs.catalog)
     rows = dict((r[0], r[1:]) for r in db.execute(
         "SELECT d.name, m.chunk_size, m.bytes, length(m.sums) FROM file_manifests m"
         " JOIN dids d ON d.id=m.did_id"))
@@ -267,7 +267,7 @@ def test_streamed_transfer_records_a_missing_manifest(lake, make_file, tmp_path)
     a = make_file((2 << 20) + 77)
     lake("upload", a, "--rse", "XRD1", "--dataset", "user.root:conv")
     did = f"user.root:{a.name}"
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     db.execute("DELETE FROM file_manifests")
     db.commit()
     db.close()
@@ -276,7 +276,7 @@ def test_streamed_transfer_records_a_missing_manifest(lake, make_file, tmp_path)
                             lambda: states(lake, did).get("XRD2") == "AVAILABLE")
     assert states(lake, did).get("XRD2") == "AVAILABLE", err[-3000:]
     assert lake.json("rule-info", rule)["state"] == "OK"
-    db = sqlite3.connect(lake.catalog)
+    db = connect_catalog(lake.catalog)
     row = db.execute("SELECT m.chunk_size, m.bytes, m.sums FROM file_manifests m JOIN dids d"
                      " ON d.id=m.did_id WHERE d.name=?", (a.name,)).fetchone()
     db.close()

@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-# `didfs migrate FROM TO` and `didfs info` (issue 9): a SQLite catalog moved
+# `didfs migrate FROM TO` and `didfs info` (issue 9): a SQLite catalog (a
+# sqlite: URI, so it stays a file on either test store) moved
 # into a throwaway PostgreSQL 15 cluster, and back into a new file, lists the
 # same through the catalog's own commands (not SQL); a migration into a
 # catalog that is not empty is refused; one that fails half-way leaves the
 # target empty.
 import os
 import subprocess
-
-import pytest
 
 from catfixture import Didfs
 from pgfixture import pg_cluster  # noqa: F401  (fixture)
@@ -70,7 +69,7 @@ def listing(d):
 def test_sqlite_to_postgresql_and_back_lists_the_same(tmp_path, pg_cluster):
     pg_cluster.psql("CREATE DATABASE mig1 OWNER didfs")
     pg_uri = pg_cluster.uri.rsplit("/", 1)[0] + "/mig1"
-    a = Didfs(tmp_path / "a.db", cwd=str(tmp_path))
+    a = Didfs(f"sqlite:{tmp_path}/a.db", cwd=str(tmp_path))
     a("init")
     build(a)
     before = listing(a)
@@ -94,7 +93,7 @@ def test_sqlite_to_postgresql_and_back_lists_the_same(tmp_path, pg_cluster):
     pg("add-rule", "km3net:run43", "1", "XRD3")
     assert len(pg.json("list-rules")) == 2
 
-    b = Didfs(tmp_path / "b.db", cwd=str(tmp_path))
+    b = Didfs(f"sqlite:{tmp_path}/b.db", cwd=str(tmp_path))
     p = subprocess.run([a.bin, "migrate", pg_uri, b.catalog], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr
@@ -104,10 +103,10 @@ def test_sqlite_to_postgresql_and_back_lists_the_same(tmp_path, pg_cluster):
 
 
 def test_into_a_catalog_that_is_not_empty_is_refused(tmp_path):
-    a = Didfs(tmp_path / "a.db", cwd=str(tmp_path))
+    a = Didfs(f"sqlite:{tmp_path}/a.db", cwd=str(tmp_path))
     a("init")
     a("add-scope", "km3net", "--account", "root")
-    b = Didfs(tmp_path / "b.db", cwd=str(tmp_path))
+    b = Didfs(f"sqlite:{tmp_path}/b.db", cwd=str(tmp_path))
     b("init")
     b("add-scope", "other", "--account", "root")
     before = b.dump()
@@ -120,7 +119,7 @@ def test_into_a_catalog_that_is_not_empty_is_refused(tmp_path):
 def test_failure_half_way_leaves_the_target_empty(tmp_path, pg_cluster):
     pg_cluster.psql("CREATE DATABASE mig2 OWNER didfs")
     pg_uri = pg_cluster.uri.rsplit("/", 1)[0] + "/mig2"
-    a = Didfs(tmp_path / "a.db", cwd=str(tmp_path))
+    a = Didfs(f"sqlite:{tmp_path}/a.db", cwd=str(tmp_path))
     a("init")
     build(a)
     # the target's schema, emptied, with a table that refuses rows: the

@@ -8,11 +8,15 @@ item succeeds whole."""
 import json
 import sqlite3
 
+from catfixture import Didfs, is_pg
+
 from test_serve_format import err, seed
 
 
 def snapshot(path):
-    """Every row of every table, in rowid order."""
+    """Every row of every table, in rowid order (on PostgreSQL: sorted)."""
+    if is_pg(path):
+        return Didfs(path).dump()
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = [t for (t,) in con.execute(

@@ -8,7 +8,7 @@ Rucio's own SubscriptionClient (1.31.7 and 41.0.0)."""
 import json
 import os
 import signal
-import sqlite3
+from catfixture import connect_catalog
 import subprocess
 import textwrap
 import time
@@ -32,7 +32,7 @@ def rules_of(didfs, did):
 
 
 def sub_rules(catalog):
-    con = sqlite3.connect(catalog)
+    con = connect_catalog(catalog)
     try:
         return con.execute("SELECT d.scope || ':' || d.name, r.rse_expression, r.copies, s.name"
                            " FROM rules r JOIN dids d ON d.id=r.did_id"
@@ -42,7 +42,7 @@ def sub_rules(catalog):
 
 
 def new_count(catalog):
-    con = sqlite3.connect(catalog)
+    con = connect_catalog(catalog)
     try:
         return con.execute("SELECT count(*) FROM dids WHERE is_new=1").fetchone()[0]
     finally:
@@ -98,7 +98,7 @@ def test_subscription_rules_for_matching_dids_only(didfs):
         ("ctao:dl0_2026_12_04", "type=DC", 2, "ctao-dl0"),
         ("ctao:raw_1", "DC1", 1, "raw-files"),
     ], got
-    con = sqlite3.connect(didfs.catalog)
+    con = connect_catalog(didfs.catalog)
     acct, act, exp, cmt = con.execute(
         "SELECT r.account, r.activity, r.expires_at, r.comments FROM rules r JOIN dids d"
         " ON d.id=r.did_id WHERE d.name='dl0_2026_12_01'").fetchone()
@@ -198,7 +198,7 @@ def test_rules_once_per_did_across_kills(didfs, tmp_path):
     got = sub_rules(didfs.catalog)
     assert len(got) == 2 * n, len(got)
     assert len(set(got)) == 2 * n
-    con = sqlite3.connect(didfs.catalog)
+    con = connect_catalog(didfs.catalog)
     per = con.execute("SELECT count(*) FROM rules GROUP BY did_id").fetchall()
     con.close()
     assert set(per) == {(2,)}
