@@ -182,6 +182,10 @@ enum dm_status cat_bulk_begin(struct cat_db *db, const char *rse, const char *ds
 		rc = cat_exec(db, "CREATE TEMPORARY TABLE IF NOT EXISTS bulk_in(seq BIGINT, scope TEXT,"
 				  " name TEXT, bytes BIGINT, adler32 TEXT, md5 TEXT, path TEXT, state TEXT)"
 				  " ON COMMIT DELETE ROWS");
+		/* an earlier bulk of the same transaction (ingest runs one per
+		 * dataset) leaves its rows until the commit */
+		if (rc == DM_OK)
+			rc = cat_exec(db, "DELETE FROM bulk_in");
 		if (rc)
 			goto fail;
 	}

@@ -778,8 +778,8 @@ enum dm_status cat_identity_map(struct cat_db *db, const char *account, const ch
 	}
 	/* is_default < 0: default only when it is the identity's first account */
 	st = cat_stmt(db, "INSERT INTO account_map(identity, identity_type, account, is_default)"
-			  " VALUES (?1, ?2, ?3, CASE WHEN ?4 >= 0 THEN ?4 ELSE NOT EXISTS (SELECT 1"
-			  " FROM account_map WHERE identity=?1 AND identity_type=?2) END)"
+			  " VALUES (?1, ?2, ?3, CASE WHEN ?4 >= 0 THEN ?4 WHEN EXISTS (SELECT 1"
+			  " FROM account_map WHERE identity=?1 AND identity_type=?2) THEN 0 ELSE 1 END)"
 			  " ON CONFLICT DO NOTHING");
 	if (!st) {
 		rc = db->err.code;

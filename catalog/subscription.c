@@ -825,7 +825,7 @@ enum dm_status cat_subscription_update(struct cat_db *db, const char *name, cons
 		goto end;
 	st = cat_stmt(db, "UPDATE subscriptions SET state=?1,"
 			  " filter=coalesce(?2, filter), replication_rules=coalesce(?3, replication_rules),"
-			  " comments=coalesce(?4, comments), lifetime=CASE WHEN ?5 IS NULL THEN lifetime ELSE ?5 END,"
+			  " comments=coalesce(?4, comments), lifetime=coalesce(?5, lifetime),"
 			  " policyid=coalesce(?6, policyid),"
 			  " expired_at=CASE WHEN ?1='I' THEN ?7 ELSE NULL END, updated_at=?7"
 			  " WHERE name=?8 AND account=?9");

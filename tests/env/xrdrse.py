@@ -530,7 +530,12 @@ class Rses:
                                f"{p.stderr.strip() or p.stdout.strip()}")
             return p.stdout
 
-        if not os.path.exists(catalog):
+        catalog = str(catalog)
+        if "://" in catalog:  # a database (PostgreSQL): bootstrapped unless info works
+            if subprocess.run([didfs, "--catalog", catalog, "info"],
+                              capture_output=True).returncode != 0:
+                run("init")
+        elif not os.path.exists(catalog):
             run("init")
         for s in self.servers:
             run("add-rse", s.name)

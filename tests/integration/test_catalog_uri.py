@@ -22,6 +22,7 @@ def env_with(**kw):
     return env
 
 
+@pytest.mark.sqlite_only("about SQLite paths and sqlite: URIs")
 def test_cli_takes_path_and_sqlite_uri(tmp_path):
     # created through a relative sqlite: URI ...
     rel = Didfs("sqlite:cat.db", cwd=str(tmp_path))
@@ -83,6 +84,7 @@ def test_mount_of_unreachable_postgresql_fails_clearly(tmp_path):
     assert "cannot connect to the catalog" in p.stderr and "s3cret" not in p.stderr, p.stderr
 
 
+@pytest.mark.sqlite_only("about a relative sqlite: URI")
 def test_mount_by_relative_sqlite_uri(tmp_path, mount, monkeypatch):
     """The mount daemonizes (and leaves the working directory); its threads
     reopen the catalog where the catalog says it is."""
@@ -103,6 +105,7 @@ def test_mount_by_relative_sqlite_uri(tmp_path, mount, monkeypatch):
     assert sorted(os.listdir(m.path / "mock")) == ["ds1", "ds2"]
 
 
+@pytest.mark.sqlite_only("about a relative sqlite: URI")
 def test_daemon_replicates_through_sqlite_uri(tmp_path):
     """`didfs daemon` with a relative sqlite: URI: its threads open the
     catalog by its location and a rule between two file:// RSEs is done."""

@@ -121,6 +121,7 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+@pytest.mark.sqlite_only("damages the catalog file's pages")
 def test_random_bytes_mid_file_are_found_and_nothing_is_written(didfs, tmp_path):
     big_catalog(didfs, tmp_path)
     damage(didfs.catalog, 0.3, 0.7)
@@ -140,6 +141,7 @@ def test_random_bytes_mid_file_are_found_and_nothing_is_written(didfs, tmp_path)
     assert sha(didfs.catalog) == before, "something was written to the damaged catalog"
 
 
+@pytest.mark.sqlite_only("damages the catalog file's header")
 def test_a_damaged_header_is_named(didfs, tmp_path):
     big_catalog(didfs, tmp_path, n=100)
     with open(didfs.catalog, "r+b") as f:

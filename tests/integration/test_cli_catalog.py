@@ -38,12 +38,14 @@ def test_init_twice_is_refused(didfs):
     didfs.fails("init", cls="Duplicate")
 
 
+@pytest.mark.sqlite_only("a missing file (PostgreSQL's: test_catalog_uri's unreachable server)")
 def test_missing_catalog_is_a_clear_error(tmp_path):
     from catfixture import Didfs
     err = Didfs(tmp_path / "nope.db").fails("list-scopes")
     assert "nope.db" in err and "didfs init" in err
 
 
+@pytest.mark.sqlite_only("an SQLite file that is not a catalog")
 def test_not_a_catalog(tmp_path):
     import sqlite3
     from catfixture import Didfs

@@ -544,6 +544,7 @@ def test_sigterm_while_transferring(eng):
     eng.check_copies(files, ["XRD1"], server_checksums=False, dataset="mock:ds")
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock (BEGIN IMMEDIATE) from another connection")
 def test_catalog_busy_while_transferring(eng):
     """The catalog write-locked by someone else for longer than the store's
     busy timeout (30 s) while transfers finish: the conveyor keeps what it

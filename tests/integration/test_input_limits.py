@@ -148,6 +148,7 @@ def hold_write_lock(cat):
     return con
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock")
 def test_busy_catalog_is_a_clear_error(cat, monkeypatch):
     monkeypatch.setenv("DIDFS_BUSY_TIMEOUT", "1")
     con = hold_write_lock(cat)
@@ -161,6 +162,7 @@ def test_busy_catalog_is_a_clear_error(cat, monkeypatch):
     cat("set-metadata", "mock:ds", "--key", "k", "--value", "v")
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock")
 def test_busy_timeout_flag_overrides_the_environment(cat, monkeypatch):
     """--busy-timeout bounds the wait whatever $DIDFS_BUSY_TIMEOUT says: with
     the environment at an hour, the flag's 1 s ends the wait (the run's own
@@ -179,6 +181,7 @@ def test_busy_timeout_flag_overrides_the_environment(cat, monkeypatch):
                   contains=f"--busy-timeout takes seconds from 0 to 3600, not '{bad}'")
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock")
 def test_busy_catalog_through_the_mount_is_ebusy(cat, mount, monkeypatch):
     monkeypatch.setenv("DIDFS_BUSY_TIMEOUT", "1")
     m, ds = mounted_ds(cat, mount)

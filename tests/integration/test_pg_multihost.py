@@ -24,8 +24,7 @@ import pytest
 
 from catfixture import Didfs
 from pgfixture import pg_cluster  # noqa: F401  (fixture)
-from test_engine import Daemon, Engine, files_of, wait_until
-from test_conveyor_small_files import no_uploads_left
+from test_engine import Daemon, Engine, files_of, no_uploads_left, wait_until
 
 LONG = 900.0  # bound of a wait on a big replication (not a timing assertion)
 
