@@ -4,15 +4,16 @@
  * protocols, replicas, limits and usage, behind one opaque handle.
  *
  * This header is the seam of DESIGN.md: cat_open() takes a catalog URI (a
- * path, sqlite:PATH, postgresql://...) and picks the store from a table of
- * schemes (catalog/open.c): the SQLite store (catalog/store.c), and a
- * Rucio REST server (https://host[:port], catalog/rest/: the client calls
- * it can serve, with a local catalog cache; see the end of this header).
- * A PostgreSQL back-end is to sit behind the same calls, so fs/, daemons/,
- * tools/ and server/ never know
- * which one they hold: where the catalog is comes from cat_location() and
- * cat_describe(), never from treating the URI as a file.  Names and
- * semantics follow Rucio (shared/reference/rucio.md).
+ * path, sqlite:PATH, postgresql://..., https://...) and picks the store from
+ * a table of schemes (catalog/open.c): the SQLite store (store_sqlite.c),
+ * the PostgreSQL store (store_pg.c; both run the same queries through the
+ * SQL driver, catalog/sql/, over their shared core in store.c), and a Rucio
+ * REST server (https://host[:port], catalog/rest/: the client calls it can
+ * serve, with a local catalog cache; see the end of this header).  fs/,
+ * daemons/, tools/ and server/ never know which one they hold: where the
+ * catalog is comes from cat_location() and cat_describe(), never from
+ * treating the URI as a file.  Names and semantics follow Rucio
+ * (shared/reference/rucio.md).
  *
  * Two headers: this one holds the client calls (what users, the CLI, the
  * mount and the REST server need; a REST back-end can serve them all,
@@ -54,11 +55,12 @@ enum cat_open_flags {
 	CAT_OPEN_READONLY = 1 << 1,
 };
 /* Open the catalog a URI names (catalog/open.c): a file path or
- * sqlite:PATH (the SQLite store); https://host[:port] (a Rucio REST server,
- * catalog/rest/; CAT_OPEN_CREATE is refused there); postgresql://... (a
- * libpq URI) is recognised and refused with DatabaseException naming the
- * URI while this build has no such store.  An unknown "scheme://" is
- * InputValidationError. */
+ * sqlite:PATH (the SQLite store); postgresql://... (a libpq URI: the
+ * PostgreSQL store; CAT_OPEN_CREATE creates the schema in an existing
+ * database; DatabaseException / CannotAuthenticate naming the URI without
+ * its password when it cannot connect, or when this build has no libpq);
+ * https://host[:port] (a Rucio REST server, catalog/rest/; CAT_OPEN_CREATE
+ * is refused there).  An unknown "scheme://" is InputValidationError. */
 enum dm_status cat_open(const char *uri, unsigned flags, struct cat_db **out,
 			struct dm_err *err);
 void cat_close(struct cat_db *db);

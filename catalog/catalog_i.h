@@ -2,10 +2,11 @@
 /*
  * catalog_i.h - internals shared by the files of catalog/ (not exported).
  *
- * The SQL stores (SQLite: store.c; PostgreSQL: store_pg.c) run the same
- * queries through the SQL driver (catalog/sql/sqldrv.h): the handle's `sql`
- * is the connection, cat_stmt() a cached prepared statement of it.  They keep Rucio's tables with two departures that do not show
- * through the API: DIDs and RSEs have integer surrogate keys (dids.id,
+ * The SQL stores (SQLite: store_sqlite.c; PostgreSQL: store_pg.c; their
+ * shared core: store.c) run the same queries through the SQL driver
+ * (catalog/sql/sqldrv.h): the handle's `sql` is the connection, cat_stmt()
+ * a cached prepared statement of it.  They keep Rucio's tables with two
+ * departures that do not show through the API: DIDs and RSEs have integer surrogate keys (dids.id,
  * rses.num) so that replicas and contents rows stay small and bulk inserts
  * fast, and timestamps are integer seconds since the epoch.
  *

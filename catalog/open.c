@@ -3,7 +3,7 @@
  * open.c - the catalog URI and the table of stores behind it.
  *
  * `--catalog` / $DIDFS_CATALOG take one URI:
- *   PATH, sqlite:PATH        the SQLite store (store.c); a relative path is
+ *   PATH, sqlite:PATH        the SQLite store (store_sqlite.c); a relative path is
  *                            relative to the working directory
  *   postgresql://..., postgres://...   a libpq URI: the PostgreSQL store
  *                            (store_pg.c; a build without libpq says so)
@@ -15,7 +15,8 @@
  * store's open installs its operations table (struct cat_store_ops,
  * catalog_i.h) in the handle, and cat_close(), cat_location() and
  * cat_describe() go through it, so nothing outside catalog/ needs to know
- * whether the catalog is a file.
+ * whether the catalog is a file.  cat_info() (`didfs info`) reports the
+ * store, its schema version and counts.
  */
 #include "catalog_i.h"
 

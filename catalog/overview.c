@@ -14,7 +14,7 @@
  * (per-RSE lock counts look at the first locks of a rule, at most
  * CAT_OV_LOCK_SCAN, and say so).  The transfer matrix reads requests_history, where finished
  * requests go (rule.c, req_archive), through the index on transferred_at
- * that migration 4 adds (store.c).  Rows stream through callbacks as
+ * that migration 4 adds (store_sqlite.c, schema_pg.c).  Rows stream through callbacks as
  * elsewhere in the catalog; the pointers are valid during the callback.
  */
 #include "catalog_i.h"

@@ -3,7 +3,7 @@
  * rse_expr.h - Rucio's RSE expression language, evaluated over an in-memory
  * "universe" of RSEs (their columns and attributes).  Pure code: no database,
  * no allocation that outlives a call, so it can be fuzzed and unit-tested on
- * its own.  The catalog loads the universe (catalog/store.c) and calls this.
+ * its own.  The catalog loads the universe (catalog/rse.c) and calls this.
  *
  * Grammar and semantics are Rucio's (core/rse_expression_parser.py; see
  * shared/reference/rucio.md section 3):

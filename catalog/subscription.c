@@ -4,7 +4,7 @@
  * side: standing orders "every new DID that matches this filter gets these
  * rules", applied once per DID.
  *
- * Storage (migration 6 in store.c): table subscriptions (Rucio's columns:
+ * Storage (migration 6 in store_sqlite.c and sql/schema_pg.c): table subscriptions (Rucio's columns:
  * id, name, account, filter JSON, replication_rules JSON list, policyid,
  * state A/I/N/U/B, last_processed, lifetime (an expiry time), retroactive,
  * comments, expired_at; unique (name, account)); dids.is_new (1 for every
