@@ -12,6 +12,7 @@ import time
 import pytest
 
 from catfixture import Didfs, didfs_bin
+from pgfixture import pg_cluster  # noqa: F401  (fixture)
 
 PG_URI = "postgresql://alice:s3cret@127.0.0.1:1/didfs"
 
@@ -66,6 +67,25 @@ def test_unreachable_postgresql_is_a_clear_error(tmp_path, uri):
     assert p.returncode == 1 and "cannot connect to the catalog" in p.stderr, p.stderr
     # nothing was created that looks like a file named after the URI
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_password_and_uninitialised_database_are_clear(tmp_path, pg_cluster):
+    """A real server: a wrong password is CannotAuthenticate naming the URI
+    (password hidden); a database without the schema says to run init;
+    init then info report the store and its schema version."""
+    bad = pg_cluster.bad_password_uri
+    d = Didfs(bad, cwd=str(tmp_path))
+    for args in (("whoami",), ("init",), ("daemon", "all", "--once")):
+        err = d.fails(*args, cls="CannotAuthenticate")
+        assert "didfs:***@127.0.0.1" in err and pg_cluster.password not in err, err
+    uri = pg_cluster.create_db("fresh_uri")
+    d = Didfs(uri, cwd=str(tmp_path))
+    err = d.fails("list-scopes", cls="DatabaseException", contains="not an initialised catalog")
+    assert "didfs init" in err and pg_cluster.password not in err
+    d("init")
+    info = d.json("info")
+    assert info["store"] == "postgresql" and info["schema_version"] > 0
+    assert info["accounts"] == 1 and pg_cluster.password not in info["catalog"]
 
 
 def test_unknown_scheme_is_refused(tmp_path):
