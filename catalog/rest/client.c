@@ -432,11 +432,38 @@ static const char *auth_type(const struct rest_client *c)
 	return "userpass";
 }
 
-/* The on-disk token cache: one 0600 file per host, identity and account. */
+/* Append the credential itself to key: the password, or the certificate's
+ * or proxy's bytes (not their path: a proxy renewed in place for another
+ * identity, or a changed password, must never find the old token).
+ * -1 when it cannot be read (then nothing is cached). */
+static int credential_key(const struct rest_client *c, const char *t, struct dm_buf *key)
+{
+	const char *file;
+	char buf[8192];
+	size_t got;
+	FILE *f;
+
+	if (!strcmp(t, "userpass")) {
+		dm_buf_addf(key, "|%s|%s", c->cfg.username ? c->cfg.username : "",
+			    c->cfg.password ? c->cfg.password : "");
+		return 0;
+	}
+	file = !strcmp(t, "x509") ? c->cfg.client_cert : c->cfg.client_x509_proxy;
+	if (!file || !(f = fopen(file, "r")))
+		return -1;
+	dm_buf_addf(key, "|%s|", file);
+	while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+		dm_buf_add(key, buf, got);
+	fclose(f);
+	return 0;
+}
+
+/* The on-disk token cache: one 0600 file per host, credential and account
+ * (named by a hash of them). */
 static int token_cache_path(const struct rest_client *c, char *out, size_t n)
 {
 	const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	char dir[3072], hash[33];
+	char dir[3072], hash[65];
 	struct dm_buf key = DM_BUF_INIT;
 	const char *t = auth_type(c);
 
@@ -448,12 +475,14 @@ static int token_cache_path(const struct rest_client *c, char *out, size_t n)
 		snprintf(dir, sizeof dir, "%s/.cache/didfs", home);
 	else
 		return -1;
-	dm_buf_addf(&key, "%s|%s|%s|%s|%s", c->cfg.auth_host, t,
-		    !strcmp(t, "userpass") ? (c->cfg.username ? c->cfg.username : "")
-		    : !strcmp(t, "x509") ? (c->cfg.client_cert ? c->cfg.client_cert : "")
-		    : (c->cfg.client_x509_proxy ? c->cfg.client_x509_proxy : ""),
-		    c->cfg.account ? c->cfg.account : "", c->cfg.vo ? c->cfg.vo : "");
-	dm_md5_hex(key.s, key.len, hash);
+	dm_buf_addf(&key, "%s|%s|%s|%s", c->cfg.auth_host, t, c->cfg.account ? c->cfg.account : "",
+		    c->cfg.vo ? c->cfg.vo : "");
+	if (credential_key(c, t, &key)) {
+		dm_buf_release(&key);
+		return -1;
+	}
+	dm_sha256_hex2("didfs-token-cache", 17, key.s, key.len, hash);
+	hash[32] = 0;
 	dm_buf_release(&key);
 	mkdir(dir, 0700);
 	snprintf(out, n, "%s/tokens", dir);

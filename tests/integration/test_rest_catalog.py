@@ -181,6 +181,25 @@ def test_token_renewed(tmp_path, serve_pki):
         s.stop()
 
 
+def test_token_cache_is_keyed_by_the_credential(served, tmp_path):
+    """The on-disk token cache holds a token per credential, not per name:
+    the same username with a wrong password is refused by the server, never
+    handed the cached token of the right one (a proxy or certificate is keyed
+    by its bytes the same way, not by its path)."""
+    populate(served)
+    good = rest_for(served, tmp_path / "u")
+    assert "user.root" in good("list-scopes")
+    n_auth = open(served.access_log).read().count("/auth/userpass")
+    # the same cache directory, the same username, another password
+    bad_cfg = served.rucio_cfg(tmp_path / "bad", password="not-the-password")
+    bad = Rest(served.url, tmp_path / "u", bad_cfg)
+    bad.fails("list-scopes", contains="Cannot authenticate")
+    assert open(served.access_log).read().count("/auth/userpass") == n_auth + 1
+    # the right one still uses its cached token (no new login)
+    assert "user.root" in good("list-scopes")
+    assert open(served.access_log).read().count("/auth/userpass") == n_auth + 1
+
+
 def test_cache_offline_and_reopen(tmp_path, serve_pki):
     os.makedirs(tmp_path / "srv")
     s = Served(tmp_path / "srv", serve_pki)
