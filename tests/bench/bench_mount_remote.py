@@ -28,8 +28,12 @@ listings; an open one is listed afresh after the TTL, 5 s).
       same file with Rucio's client (BENCH_RUCIO_VERSION, 1.31.7, from
       ../shared/peers/rucio-clients; skipped with the reason when missing)
                                                           aim >= 10x faster
+  (e) reading BENCH_SMALL_FILES (1000) files of BENCH_SMALL_BYTES (64K) each,
+      a whole dataset, through a fresh remote mount (every file opened and
+      read, 8 readers) vs `rucio download` of the dataset with Rucio's
+      client; the ratio of the times
 
-BENCH_ONLY=a,b,c,d runs some parts.  Must run as root (FUSE).  Run small:
+BENCH_ONLY=a,b,c,d,e runs some parts.  Must run as root (FUSE).  Run small:
 BENCH_LS_FILES=20000 BENCH_RSS_NAMES=100000 BENCH_BIG_BYTES=256M
 tests/bench/bench_mount_remote.py
 """
@@ -52,7 +56,9 @@ N_LS = int(os.environ.get("BENCH_LS_FILES", "100000"))
 N_RSS = int(os.environ.get("BENCH_RSS_NAMES", "1000000"))
 BIG = bm.size_env("BENCH_BIG_BYTES", "1G")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,d").split(","))
+ONLY = set(os.environ.get("BENCH_ONLY", "a,b,c,d,e").split(","))
+N_SMALL = int(os.environ.get("BENCH_SMALL_FILES", "1000"))
+SMALL = bm.size_env("BENCH_SMALL_BYTES", "64K")
 RUCIO = os.environ.get("BENCH_RUCIO_VERSION", "1.31.7")
 
 
@@ -159,8 +165,64 @@ def part_c(served, work):
            f"peak VmHWM {s['VmHWM'] / 2**20:.1f} MiB (aim < 64 MiB)")
 
 
-def part_d(served, work, tmp):
+def rucio_download(served, work, tag, did):
+    """Seconds `rucio download` (Rucio's own client) takes for did."""
     peers = sf.peers_dir()
+    d = os.path.join(work, f"rucio-dl-{tag}")
+    os.makedirs(d, exist_ok=True)
+    env = dict(os.environ, RUCIO_CONFIG=served.rucio_cfg(d), TMPDIR=d)
+    env.pop("RUCIO_HOME", None)
+    env.pop("X509_CERT_DIR", None)
+    t = time.perf_counter()
+    subprocess.run([os.path.join(peers, "run"), RUCIO, "rucio", "download", "--dir",
+                    os.path.join(d, "out"), did], env=env, cwd=d, check=True,
+                   capture_output=True, timeout=3600)
+    dt = time.perf_counter() - t
+    shutil.rmtree(d, ignore_errors=True)
+    return dt
+
+
+def part_e(served, work, tmp):
+    src = os.path.join(tmp, "small")
+    os.makedirs(src, exist_ok=True)
+    names = []
+    for i in range(N_SMALL):
+        p = os.path.join(src, f"s{i:05d}.dat")
+        with open(p, "wb") as f:
+            f.write(os.urandom(SMALL))
+        names.append(p)
+    for i in range(0, N_SMALL, 200):
+        bm.run([bm.DIDFS, "--catalog", served.catalog, "upload", *names[i:i + 200], "--rse",
+                "XRD1", "--dataset", "user.root:smallds"])
+    shutil.rmtree(src, ignore_errors=True)
+    bm.run([bm.DIDFS, "--catalog", served.catalog, "close", "user.root:smallds"])
+    m = Box(work, "small").mount(served.url)
+    try:
+        ds = os.path.join(m.path, "user.root", "smallds")
+        t = time.perf_counter()
+        files = sorted(os.listdir(ds))
+
+        def read_one(n):
+            with open(os.path.join(ds, n), "rb") as f:
+                return len(f.read())
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as ex:
+            got = sum(ex.map(read_one, files))
+        mt = time.perf_counter() - t
+        assert len(files) == N_SMALL and got == N_SMALL * SMALL, (len(files), got)
+    finally:
+        m.stop()
+    if not sf.peers_dir():
+        bm.say(f"(e) {N_SMALL} files of {SMALL >> 10} KiB through the remote mount: {mt:.2f} s;"
+               f" rucio download skipped: Rucio's clients not found (../shared/peers/rucio-clients)")
+        return
+    dl = rucio_download(served, work, "small", "user.root:smallds")
+    bm.say(f"(e) {N_SMALL} files of {SMALL >> 10} KiB (one dataset): remote mount {mt:.2f} s, "
+           f"rucio download ({RUCIO}) {dl:.2f} s; the mount {dl / mt:.1f}x faster")
+
+
+def with_storage(served, fn, *args):
+    """Run fn with one XRootD RSE (XRD1) registered on the server's catalog."""
     rdir = tempfile.mkdtemp(prefix="didfs-bench-remote-rses-", dir=bm.DEST)
     os.chmod(rdir, 0o755)
     rses = xrdrse.Rses.create(os.path.join(rdir, "rses"), 1)
@@ -170,41 +232,38 @@ def part_d(served, work, tmp):
         served.trust_at(rses)
         os.environ["X509_CERT_DIR"] = rses.ca_dir
         bm.run([bm.DIDFS, "--catalog", served.catalog, "set-account-limit", "root", "XRD1", "-1"])
-        f = bm.make_file(os.path.join(tmp, "big.bin"), BIG)
-        bm.run([bm.DIDFS, "--catalog", served.catalog, "upload", f, "--rse", "XRD1",
-                "--dataset", "user.root:bigds"])
-        os.unlink(f)
-        m = Box(work, "fb").mount(served.url)
-        try:
-            p = os.path.join(m.path, "user.root", "bigds", "big.bin")
-            t = time.perf_counter()
-            fd = os.open(p, os.O_RDONLY)
-            os.pread(fd, 4096, BIG // 2)
-            fb = time.perf_counter() - t
-            os.close(fd)
-        finally:
-            m.stop()
-        if not peers:
-            bm.say(f"(d) first byte of an uncached {BIG >> 20} MiB file through the remote mount: "
-                   f"{fb * 1000:.0f} ms; rucio download skipped: Rucio's clients not found "
-                   f"(../shared/peers/rucio-clients)")
-            return
-        d = os.path.join(work, "rucio-dl")
-        os.makedirs(d, exist_ok=True)
-        env = dict(os.environ, RUCIO_CONFIG=served.rucio_cfg(d), TMPDIR=d)
-        env.pop("RUCIO_HOME", None)
-        env.pop("X509_CERT_DIR", None)
-        t = time.perf_counter()
-        subprocess.run([os.path.join(peers, "run"), RUCIO, "rucio", "download", "--dir",
-                        os.path.join(d, "out"), "user.root:big.bin"], env=env, cwd=d, check=True,
-                       capture_output=True, timeout=1800)
-        dl = time.perf_counter() - t
-        bm.say(f"(d) first byte of an uncached {BIG >> 20} MiB file: remote mount "
-               f"{fb * 1000:.0f} ms, rucio download ({RUCIO}) {dl:.2f} s; {dl / fb:.1f}x faster "
-               f"(aim >= 10x)")
+        for f in fn:
+            f(*args)
     finally:
         rses.stop()
         shutil.rmtree(rdir, ignore_errors=True)
+
+
+def part_d(served, work, tmp):
+    peers = sf.peers_dir()
+    f = bm.make_file(os.path.join(tmp, "big.bin"), BIG)
+    bm.run([bm.DIDFS, "--catalog", served.catalog, "upload", f, "--rse", "XRD1",
+            "--dataset", "user.root:bigds"])
+    os.unlink(f)
+    m = Box(work, "fb").mount(served.url)
+    try:
+        p = os.path.join(m.path, "user.root", "bigds", "big.bin")
+        t = time.perf_counter()
+        fd = os.open(p, os.O_RDONLY)
+        os.pread(fd, 4096, BIG // 2)
+        fb = time.perf_counter() - t
+        os.close(fd)
+    finally:
+        m.stop()
+    if not peers:
+        bm.say(f"(d) first byte of an uncached {BIG >> 20} MiB file through the remote mount: "
+               f"{fb * 1000:.0f} ms; rucio download skipped: Rucio's clients not found "
+               f"(../shared/peers/rucio-clients)")
+        return
+    dl = rucio_download(served, work, "big", "user.root:big.bin")
+    bm.say(f"(d) first byte of an uncached {BIG >> 20} MiB file: remote mount "
+           f"{fb * 1000:.0f} ms, rucio download ({RUCIO}) {dl:.2f} s; {dl / fb:.1f}x faster "
+           f"(aim >= 10x)")
 
 
 def main():
@@ -229,8 +288,9 @@ def main():
             part_b(served, work)
         if "c" in ONLY:
             part_c(served, work)
-        if "d" in ONLY:
-            part_d(served, work, tmp)
+        parts = [f for k, f in (("d", part_d), ("e", part_e)) if k in ONLY]
+        if parts:
+            with_storage(served, parts, served, work, tmp)
     finally:
         served.stop()
         shutil.rmtree(work, ignore_errors=True)
