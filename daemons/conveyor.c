@@ -76,6 +76,8 @@
 #define CONV_MAX_SOURCES 16
 #define TMP_SUFFIX ".rucio.upload"
 #define LOCAL_PREFIX "didfs-conveyor-"
+/* the number of a streamed copy's local file: LOCAL_PREFIX<pid>-<n> */
+static unsigned long local_seq;
 #define RECORD_TRIES 30 /* cycles an outcome is kept when the catalog is busy */
 #define DELAYED_MAX 256  /* failures held back before their retry, at most */
 
@@ -166,7 +168,6 @@ struct conveyor {
 	int quit;
 	int inflight; /* claimed and not yet recorded */
 	double last_requeue;
-	unsigned long seq;
 	int pid;
 	/* claiming: requests copied out of the claim callback */
 	struct conv_job **claimed;
@@ -844,7 +845,9 @@ static int plan(struct dmn_loop *l, struct conveyor *cv, struct conv_job *j)
 	j->tpc = l->cfg.tpc;
 	j->tpc_fallback = l->cfg.tpc_fallback;
 	j->budget = (double)l->cfg.request_max_age / 2;
-	j->seq = ++cv->seq;
+	/* one numbering per process: `--threads N` runs N conveyors side by
+	 * side, and their temporary files share the directory and the pid */
+	j->seq = __atomic_add_fetch(&local_seq, 1, __ATOMIC_RELAXED);
 	if (cat_req_sources(l->db, j->id, source_cb, &sl) != DM_OK) {
 		add_error(j, NULL, "listing sources failed: %s", cat_error(l->db)->msg);
 		j->outcome = CAT_REQ_FAILED;

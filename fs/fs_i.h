@@ -186,6 +186,14 @@ struct fs_ghost {
 #define FS_NODES_CACHED 8192
 #endif
 
+/* Beyond this many ghosts a listing's DID entries go to the kernel without
+ * an inode (nodeid 0: a name only, no reference to remember until FORGET):
+ * listing millions of names keeps the ghost table bounded (~6 MiB); a
+ * stat of such an entry is an ordinary LOOKUP (ns.c). */
+#ifndef FS_GHOSTS_LISTED_MAX
+#define FS_GHOSTS_LISTED_MAX 131072
+#endif
+
 /* The "is scope:prefix a DID" cache of the name layout (ns.c). */
 #define FS_PDID_SLOTS 4096
 struct fs_pdid {

@@ -62,7 +62,11 @@
  *   them at 0.  After `ls -lR` of N files: 8192 nodes (~330 bytes each, a
  *   DID node and its strings are one allocation) and N - 8192 ghosts.  A
  *   file detached from the collection it was found in after eviction is
- *   not found again under that inode (ENOENT) until looked up anew.
+ *   not found again under that inode (ENOENT) until looked up anew.  Once
+ *   there are FS_GHOSTS_LISTED_MAX ghosts, listings hand the kernel DID
+ *   names without inodes (readdirplus entries with nodeid 0, which the
+ *   kernel lists but takes no reference for): listing a million names stays
+ *   within a bounded table, and what is then looked at is looked up.
  *
  * Listing
  *   Streamed in batches of copied rows: a collection by the catalog's child
@@ -1666,7 +1670,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					if (!hidden && plus)
 						n = node_prefix(fs, d->src == DS_CONTENT ? d->coll : 0,
 								d->closed, e->row.scope, disp.prefix);
-				} else if (!hidden && plus) {
+				} else if (!hidden && plus &&
+					   __atomic_load_n(&fs->nghost, __ATOMIC_RELAXED) <
+						   FS_GHOSTS_LISTED_MAX) {
 					n = node_did(fs, &e->row, d->src == DS_CONTENT ? d->coll : 0);
 				}
 			}
@@ -1674,8 +1680,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				resume = e->pos;
 				continue;
 			}
-			if (plus) {
+			if (plus && n) {
 				fill_entry(fs, n, ettl, &ep);
+				need = fuse_add_direntry_plus(req, buf + used, size - used, nm, &ep,
+							      (off_t)(e->pos + 2));
+			} else if (plus) {
+				/* past FS_GHOSTS_LISTED_MAX: the name without an inode */
+				memset(&ep, 0, sizeof ep);
+				ep.attr.st_ino = (uint64_t)e->row.id + FS_INO_DID_BASE;
+				ep.attr.st_mode = e->row.type == CAT_DID_FILE ? S_IFREG : S_IFDIR;
 				need = fuse_add_direntry_plus(req, buf + used, size - used, nm, &ep,
 							      (off_t)(e->pos + 2));
 			} else {

@@ -121,16 +121,19 @@ def connect_catalog(catalog, **kw):
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only(reason): the test is about the SQLite"
                             " file itself; skipped when DIDFS_TEST_STORE=postgresql")
+    config.addinivalue_line("markers", "postgresql_pass: the test starts its own PostgreSQL"
+                            " and runs in the DIDFS_TEST_STORE=postgresql pass only (once)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if STORE != "postgresql":
-        return
     for item in items:
         m = item.get_closest_marker("sqlite_only")
-        if m:
+        if m and STORE == "postgresql":
             why = m.args[0] if m.args else "about the SQLite file"
             item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+        if item.get_closest_marker("postgresql_pass") and STORE != "postgresql":
+            item.add_marker(pytest.mark.skip(
+                reason="runs in the PostgreSQL pass (DIDFS_TEST_STORE=postgresql)"))
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 

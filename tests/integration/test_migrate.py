@@ -8,8 +8,13 @@
 import os
 import subprocess
 
+import pytest
+
 from catfixture import Didfs
 from pgfixture import pg_cluster  # noqa: F401  (fixture)
+
+# PostgreSQL-specific: once, in the PostgreSQL pass of scripts/test.sh
+pytestmark = pytest.mark.postgresql_pass
 
 
 def build(d):

@@ -69,3 +69,36 @@ def test_evicted_inodes_of_a_dataset_load_again_by_id(didfs, mount, tmp_path):
 
 def test_evicted_inodes_at_the_top_of_a_scope_load_again_by_name(didfs, mount, tmp_path):
     check_evicted_inodes_reload(didfs, mount, tmp_path, False)
+
+
+GHOSTS_LISTED_MAX = 131072  # FS_GHOSTS_LISTED_MAX (fs/fs_i.h)
+
+
+def test_listing_past_the_ghost_bound_names_everything(didfs, mount, tmp_path):
+    """Past FS_GHOSTS_LISTED_MAX ghosts a listing hands the kernel names
+    without inodes: every name is still listed, the ghost table stops
+    growing (the mount's memory stays bounded however many names are
+    listed), and a name listed that way is found by an ordinary lookup with
+    its own attributes."""
+    n = GHOSTS_LISTED_MAX + 3 * 8192  # without the bound: n - 8192 ghosts, past the assert
+    didfs("add-scope", "user.root")
+    didfs("add-rse", "INO1")
+    didfs("add-protocol", "--rse", "INO1", "--scheme", "root", "--hostname", "127.0.0.1",
+          "--port", "1", "--prefix", "/rucio")
+    didfs("add-dataset", "user.root:many")
+    lst = tmp_path / "many.txt"
+    with open(lst, "w") as f:
+        for i in range(n):
+            f.write(f"user.root:m_{i:07d} {1000 + i % 5000} {(i + 1):08x}\n")
+    didfs("add-replicas", "--rse", "INO1", "--list", str(lst), "--dataset", "user.root:many")
+    m = mount(didfs)
+    top = m.path / "user.root" / "many"
+    with os.scandir(top) as it:
+        names = [e.name for e in it]
+    assert len(names) == n and len(set(names)) == n
+    st = stats(m)
+    assert GHOSTS_LISTED_MAX <= st["inodes_evicted"] <= GHOSTS_LISTED_MAX + 8192, st
+    for i in (n - 1, n - 2, GHOSTS_LISTED_MAX + 2 * 8192 + 10):
+        p = top / f"m_{i:07d}"
+        assert os.stat(p).st_size == 1000 + i % 5000
+        assert os.getxattr(p, "user.rucio.did").decode() == f"user.root:m_{i:07d}"

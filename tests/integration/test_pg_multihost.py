@@ -28,6 +28,9 @@ from test_engine import Daemon, Engine, files_of, no_uploads_left, wait_until
 
 LONG = 900.0  # bound of a wait on a big replication (not a timing assertion)
 
+# PostgreSQL-specific: once, in the PostgreSQL pass of scripts/test.sh
+pytestmark = pytest.mark.postgresql_pass
+
 
 @pytest.fixture
 def eng(pg_cluster, rses, tmp_path):
