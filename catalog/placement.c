@@ -603,12 +603,19 @@ static enum dm_status dataset_lock(struct rule_ctx *x, int64_t ds, int64_t rse)
 	return rl_step_done(x->db, st, "creating a dataset lock");
 }
 
+/* A dataset's files in pages of PLACE_PAGE after child id ?2: each page is
+ * read whole before its files are placed, so no query streams while the
+ * placement's own statements run (on PostgreSQL they would pull the rest
+ * of a million-file listing into memory), and memory stays one page. */
+#define PLACE_PAGE 512
 static const char sql_ds_files_all[] =
 	"SELECT d.id, d.bytes, d.adler32, d.md5 FROM contents c JOIN dids d ON d.id=c.child_id"
-	" WHERE c.parent_id=? AND d.did_type='F' ORDER BY c.child_id";
+	" WHERE c.parent_id=?1 AND c.child_id > ?2 AND d.did_type='F' ORDER BY c.child_id"
+	" LIMIT " DM_STR(PLACE_PAGE);
 static const char sql_ds_files_new[] =
 	"SELECT d.id, d.bytes, d.adler32, d.md5 FROM contents c JOIN dids d ON d.id=c.child_id"
-	" WHERE c.parent_id=? AND d.did_type='F' AND c.rule_evaluation=1 ORDER BY c.child_id";
+	" WHERE c.parent_id=?1 AND c.child_id > ?2 AND d.did_type='F' AND c.rule_evaluation=1"
+	" ORDER BY c.child_id LIMIT " DM_STR(PLACE_PAGE);
 
 /* Place the (new) files of one dataset.  all_chosen: the ALL grouping's
  * RSEs decided once for the whole rule (NULL otherwise). */
@@ -617,11 +624,12 @@ enum dm_status rl_apply_dataset(struct rule_ctx *x, int64_t ds, int only_new,
 {
 	struct cat_db *db = x->db;
 	const char *sql = only_new ? sql_ds_files_new : sql_ds_files_all;
-	int64_t chosen[16], pref[MAX_PREF];
-	size_t npref;
+	int64_t chosen[16], pref[MAX_PREF], after = 0;
+	size_t npref, n;
 	struct sqldrv_stmt *st;
+	struct file_row *page;
 	enum dm_status rc = DM_OK;
-	int r;
+	int r = SQLDRV_DONE;
 
 	if (x->copies > 16)
 		return cat_fail(db, DM_EINVAL, "InvalidValueForKey", "at most 16 copies per rule");
@@ -646,26 +654,36 @@ enum dm_status rl_apply_dataset(struct rule_ctx *x, int64_t ds, int only_new,
 			rc = dataset_lock(x, ds, all_chosen[k]);
 	if (rc)
 		return rc;
-	/* Iterate with a private statement: the per-file work below uses the
-	 * handle's cached statements. */
-	if (!(st = sqldrv_prepare(db->sql, sql)))
-		return cat_dberr(db, "listing files to place");
-	sqldrv_bind_int64(st, 1, ds);
-	while (rc == DM_OK && (r = sqldrv_step(st)) == SQLDRV_ROW) {
-		struct file_row f;
-		rl_file_from_row(st, &f);
-		if (all_chosen) {
-			rc = place_file(x, &f, all_chosen);
-		} else {
-			npref = preferred_rses(x, 0, f.id, pref, MAX_PREF);
-			rc = select_rses(x, f.bytes, pref, npref, chosen);
-			if (rc == DM_OK)
-				rc = place_file(x, &f, chosen);
+	page = dm_xmalloc(PLACE_PAGE * sizeof *page);
+	do {
+		n = 0;
+		if (!(st = cat_stmt(db, sql))) {
+			rc = db->err.code;
+			break;
 		}
-	}
-	if (rc == DM_OK && r != SQLDRV_DONE)
-		rc = cat_dberr(db, "listing files to place");
-	sqldrv_reset(st);
+		sqldrv_bind_int64(st, 1, ds);
+		sqldrv_bind_int64(st, 2, after);
+		while (n < PLACE_PAGE && (r = sqldrv_step(st)) == SQLDRV_ROW)
+			rl_file_from_row(st, &page[n++]);
+		sqldrv_reset(st);
+		if (n < PLACE_PAGE && r != SQLDRV_DONE) {
+			rc = cat_dberr(db, "listing files to place");
+			break;
+		}
+		for (size_t i = 0; i < n && rc == DM_OK; i++) {
+			if (all_chosen) {
+				rc = place_file(x, &page[i], all_chosen);
+			} else {
+				npref = preferred_rses(x, 0, page[i].id, pref, MAX_PREF);
+				rc = select_rses(x, page[i].bytes, pref, npref, chosen);
+				if (rc == DM_OK)
+					rc = place_file(x, &page[i], chosen);
+			}
+		}
+		if (n)
+			after = page[n - 1].id;
+	} while (rc == DM_OK && n == PLACE_PAGE);
+	free(page);
 	return rc;
 }
 

@@ -56,6 +56,9 @@ struct cat_bulk {
 	int64_t seq;
 };
 
+/* PostgreSQL: ANALYZE the tables after a registration of this many files */
+#define BULK_ANALYZE_ROWS 50000
+
 static const char *const bulk_in_cols[] = { "seq", "scope", "name", "bytes", "adler32", "md5",
 					     "path", "state" };
 
@@ -572,6 +575,12 @@ enum dm_status cat_bulk_commit(struct cat_bulk *b, uint64_t *files_added)
 		b->st[i] = NULL;
 	}
 	rc = cat_tx_end(db, rc);
+	/* PostgreSQL plans by its statistics: after a big registration a
+	 * dataset's listing would scan every DID until autovacuum got to it */
+	if (rc == DM_OK && b->pg && db->tx_depth == 0 && b->replicas_added >= BULK_ANALYZE_ROWS &&
+	    cat_exec(db, "ANALYZE dids; ANALYZE contents; ANALYZE replicas") != DM_OK)
+		dm_log(DM_LOG_WARN, "catalog", "ANALYZE after a bulk registration failed: %s",
+		       cat_error(db)->msg);
 	bulk_restore_fk(b);
 	bulk_free(b);
 	return rc;

@@ -75,8 +75,12 @@ struct pg_stmt {
 	int readonly;          /* a SELECT: safe to run again after any loss */
 	int state;
 	int rows;              /* rows returned by this execution */
-	PGresult *row;         /* the current row (single-row result) */
-	PGresult **queue;      /* drained results not yet stepped to */
+	PGresult *row;         /* the current row: a single-row result, or row rowi of buf */
+	int rowi;
+	int row_owned;         /* row is a single-row result of its own (PQclear it) */
+	PGresult *buf;         /* drained rows, copied into one result (compact) */
+	int bufpos;            /* the next of them to step to */
+	PGresult **queue;      /* drained results after those rows (the end, an error) */
 	size_t qhead, qlen, qcap;
 	unsigned char **blobs; /* decoded bytea columns of the current row */
 	size_t *bloblens;
@@ -360,10 +364,10 @@ static void stmt_clear_results(struct pg_stmt *s)
 		PQfreemem(s->blobs[i]);
 		s->blobs[i] = NULL;
 	}
-	if (s->row) {
+	if (s->row && s->row_owned)
 		PQclear(s->row);
-		s->row = NULL;
-	}
+	s->row = NULL;
+	s->rowi = 0;
 }
 
 static void queue_push(struct pg_stmt *s, PGresult *r)
@@ -380,10 +384,42 @@ static void queue_clear(struct pg_stmt *s)
 	while (s->qhead < s->qlen)
 		PQclear(s->queue[s->qhead++]);
 	s->qhead = s->qlen = 0;
+	if (s->row && !s->row_owned)
+		s->row = NULL; /* a row of buf */
+	PQclear(s->buf);
+	s->buf = NULL;
+	s->bufpos = 0;
+}
+
+/* Keep a single-row result's row in the statement's buffer of drained rows
+ * (a few dozen bytes a row, where a result of its own costs kilobytes);
+ * 0, or -1 when it must be queued as it is. */
+static int buffer_row(struct pg_stmt *s, PGresult *r)
+{
+	int t, nf = PQnfields(r);
+
+	if (s->qlen || nf == 0)
+		return -1; /* keep the order: rows after a queued result stay queued */
+	if (!s->buf && !(s->buf = PQcopyResult(r, PG_COPYRES_ATTRS)))
+		return -1;
+	t = PQntuples(s->buf);
+	for (int c = 0; c < nf; c++) {
+		int null = PQgetisnull(r, 0, c);
+		if (!PQsetvalue(s->buf, t, c, null ? NULL : PQgetvalue(r, 0, c),
+				null ? -1 : PQgetlength(r, 0, c))) {
+			/* out of memory, as dm_xmalloc() treats it (a partial row
+			 * cannot be taken back) */
+			fputs("didfs: out of memory\n", stderr);
+			abort();
+		}
+	}
+	PQclear(r);
+	return 0;
 }
 
 /* Read what is left of the statement streaming on the connection into its
- * queue, so the connection is free for another command. */
+ * buffer of rows (then its queue), so the connection is free for another
+ * command. */
 static void drain_active(struct pg_db *d)
 {
 	struct pg_stmt *s = d->active;
@@ -392,7 +428,8 @@ static void drain_active(struct pg_db *d)
 	if (!s)
 		return;
 	while ((r = PQgetResult(d->conn)))
-		queue_push(s, r);
+		if (PQresultStatus(r) != PGRES_SINGLE_TUPLE || buffer_row(s, r))
+			queue_push(s, r);
 	s->state = ST_BUFFERED;
 	d->active = NULL;
 }
@@ -832,8 +869,8 @@ static int pg_step(struct sqldrv_stmt *st)
 
 	stmt_clear_results(s);
 	for (;;) {
-		PGresult *r;
-		ExecStatusType t;
+		PGresult *r = NULL;
+		ExecStatusType t = PGRES_COMMAND_OK;
 
 		if (s->state == ST_IDLE) {
 			int lost;
@@ -851,13 +888,24 @@ static int pg_step(struct sqldrv_stmt *st)
 				return SQLDRV_ERROR;
 			}
 		}
-		r = next_result(d, s);
-		t = r ? PQresultStatus(r) : PGRES_COMMAND_OK;
-		if (t == PGRES_SINGLE_TUPLE) {
-			s->row = r;
+		if (s->state == ST_BUFFERED && s->buf && s->bufpos < PQntuples(s->buf)) {
+			s->row = s->buf;
+			s->rowi = s->bufpos++;
+			s->row_owned = 0;
+		} else {
+			r = next_result(d, s);
+			t = r ? PQresultStatus(r) : PGRES_COMMAND_OK;
+			if (t == PGRES_SINGLE_TUPLE) {
+				s->row = r;
+				s->rowi = 0;
+				s->row_owned = 1;
+			}
+		}
+		if (s->row) {
 			s->rows++;
-			if (s->returning && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0)) {
-				d->last_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+			if (s->returning && PQnfields(s->row) > 0 &&
+			    !PQgetisnull(s->row, s->rowi, 0)) {
+				d->last_id = strtoll(PQgetvalue(s->row, s->rowi, 0), NULL, 10);
 				d->last_id_valid = 1;
 			}
 			return SQLDRV_ROW;
@@ -908,14 +956,14 @@ static int pg_col_is_null(struct sqldrv_stmt *st, int col)
 {
 	PGresult *r = PGS(st)->row;
 
-	return !r || col < 0 || col >= PQnfields(r) || PQgetisnull(r, 0, col);
+	return !r || col < 0 || col >= PQnfields(r) || PQgetisnull(r, PGS(st)->rowi, col);
 }
 
 static const char *pg_col_text(struct sqldrv_stmt *st, int col)
 {
 	if (pg_col_is_null(st, col))
 		return NULL;
-	return PQgetvalue(PGS(st)->row, 0, col);
+	return PQgetvalue(PGS(st)->row, PGS(st)->rowi, col);
 }
 
 static int64_t pg_col_int64(struct sqldrv_stmt *st, int col)
@@ -955,7 +1003,7 @@ static const void *pg_col_blob(struct sqldrv_stmt *st, int col, size_t *n)
 	if (!v)
 		return NULL;
 	if (PQftype(s->row, col) != BYTEAOID) {
-		*n = (size_t)PQgetlength(s->row, 0, col);
+		*n = (size_t)PQgetlength(s->row, s->rowi, col);
 		return *n ? v : NULL;
 	}
 	if (s->nblobs < PQnfields(s->row)) {

@@ -150,19 +150,21 @@ def test_postgresql_restarted_mid_replication(eng):
     transactions redone), the rule reaches OK, one replica row per copy,
     each request DONE once."""
     n = 150
-    files = files_of("r", n, lambda i: 100000 + i)
+    files = files_of("r", n, lambda i: (1 << 20) + i)
     eng.d("add-dataset", "mock:ds")
     eng.register("XRD3", files, dataset="mock:ds")
-    dm = eng.start("all", extra={"conveyor.tpc": False, "conveyor.parallel": 4,
+    # slow streams, so that the restart lands mid-replication
+    dm = eng.start("all", extra={"conveyor.tpc": False, "conveyor.parallel": 2,
                                  "conveyor.stream_below": 0, "transfer.chunk_bytes": "16K",
                                  "transfer.chunks_in_flight": 1})
     rule = eng.d("add-rule", "mock:ds", "2", "tier=1").strip()
 
-    def done():
-        return eng.d.sql("SELECT count(*) FROM requests WHERE rule_id = ? AND state = 'D'",
-                         rule)[0][0]
+    def done():  # finished requests move to requests_history
+        return eng.d.sql("SELECT count(*) FROM requests_history WHERE rule_id = ?"
+                         " AND state = 'D'", rule)[0][0]
     wait_until(lambda: done() >= 10, "some transfers done", timeout=LONG)
     eng.pg.restart()
+    at_restart = done()
     eng.wait_rule(rule, timeout=LONG)
     assert dm.alive(), dm.log_text()[-3000:]
     assert dm.stop() == 0
@@ -171,8 +173,8 @@ def test_postgresql_restarted_mid_replication(eng):
     assert len(reqs) == 2 * n and all(r["state"] == "DONE" for r in reqs)
     for rse in ("XRD1", "XRD2"):
         assert len(eng.storage_files(rse)) == n, rse
-    log = dm.log_text()
-    assert "reconnect" in log.lower() or "connection" in log.lower(), log[-3000:]
+    assert at_restart < 2 * n, "everything was done before the restart"
+    print(f"PostgreSQL restarted after {at_restart} of {2 * n} transfers")
 
 
 def test_postgresql_restarted_mid_bulk_registration(eng, tmp_path):
