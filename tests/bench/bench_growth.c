@@ -18,8 +18,9 @@
  *            (locks, replicas and transfer requests for 1,000 files).
  * On PostgreSQL this is done twice at each size: as the bulk path leaves
  * the catalog (the planner's statistics are whatever autovacuum has got
- * to), then after an explicit ANALYZE (with new probe datasets), with a
- * ratio for each.
+ * to), then after an explicit ANALYZE (with new probe datasets).  The
+ * MAX/BASE ratio is the analysed one's; the ratio as registered/analysed
+ * at each size is what stale statistics cost.
  *
  *   bench_growth [--max N] [--base N] [--lookups N] [--probes N] [DIR|URI]
  *
