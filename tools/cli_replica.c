@@ -125,67 +125,148 @@ static int spool_split(char *line, struct spooled *x)
 }
 
 /* Register everything spooled: in one transaction (batch 0) or in
- * transactions of batch records.  Returns 0 or the CLI's failure. */
+ * transactions of batch records.  A transaction the catalog asks to redo
+ * (DM_AGAIN: PostgreSQL restarted or a connection lost mid-transaction, a
+ * serialization failure) is redone from its first record, a few times
+ * with a back-off; what earlier batches committed stays.  Returns 0 or the
+ * CLI's failure. */
+#define REDO_ATTEMPTS 6
 static int register_spool(struct reg *r, const char *ds_scope, const char *ds_name, unsigned flags,
 			  size_t batch, uint64_t *added)
 {
 	struct cat_bulk *bulk = NULL;
 	char *line = NULL;
 	size_t cap = 0, in_batch = 0;
-	int rc = 0;
+	long batch_at = 0;
+	uint64_t seen_at = 0, bytes_at = 0;
+	int rc = 0, attempt = 1;
+	enum { OK, FAILED, REDO } st = OK;
 
 	*added = 0;
 	if (fflush(r->spool) || fseek(r->spool, 0, SEEK_SET))
 		return cli_failf(r->c, "RucioException", "cannot read the temporary spool: %s",
 				 strerror(errno));
 	dm_progress_reset(r->prog, "registering", r->spooled, 0);
-	while (!rc && getline(&line, &cap, r->spool) > 0) {
+	for (;;) {
+		ssize_t got = getline(&line, &cap, r->spool);
 		struct spooled x;
 		struct cat_file_in f;
 
+		st = OK;
+		if (got <= 0)
+			break;
 		if (spool_split(line, &x)) {
 			rc = cli_failf(r->c, "RucioException", "the temporary spool is damaged");
 			break;
 		}
 		if (!bulk && cat_bulk_begin(r->c->db, r->rse, ds_scope, ds_name, flags, &bulk)) {
-			rc = cli_fail(r->c, NULL);
-			break;
+			bulk = NULL;
+			st = FAILED;
 		}
 		f = (struct cat_file_in){ x.scope, x.name, x.bytes, x.adler, x.md5, x.pfn, r->state };
-		if (cat_bulk_add(bulk, &f)) {
+		if (st == OK && cat_bulk_add(bulk, &f))
+			st = FAILED;
+		if (st == OK) {
+			r->seen++;
+			r->registered_bytes += x.bytes;
+			dm_progress_add(r->prog, 1, 0);
+		}
+		if (st == OK && batch && ++in_batch == batch) {
+			uint64_t n = 0;
+			int failed = cat_bulk_commit(bulk, &n) != DM_OK;
+			bulk = NULL;
+			if (failed) {
+				st = FAILED;
+			} else {
+				in_batch = 0;
+				*added += n;
+				batch_at = ftell(r->spool);
+				seen_at = r->seen;
+				bytes_at = r->registered_bytes;
+				attempt = 1;
+			}
+		}
+		if (st == FAILED && cat_error(r->c->db)->code == DM_AGAIN && attempt < REDO_ATTEMPTS)
+			st = REDO;
+		if (st == FAILED) {
 			const struct dm_err *ce = cat_error(r->c->db);
-			rc = cli_failf(r->c, ce->cls, "%s: %s", x.where, ce->msg);
+			rc = bulk ? cli_failf(r->c, ce->cls, "%s: %s", x.where, ce->msg)
+				  : cli_fail(r->c, NULL);
 			break;
 		}
-		r->seen++;
-		r->registered_bytes += x.bytes;
-		dm_progress_add(r->prog, 1, 0);
-		if (batch && ++in_batch == batch) {
-			uint64_t n = 0;
+		if (st == REDO) {
+			dm_log(DM_LOG_WARN, "add-replicas", "%s; redoing the transaction (attempt %d of %d)",
+			       cat_error(r->c->db)->msg, attempt + 1, REDO_ATTEMPTS);
+			cat_bulk_abort(bulk);
+			bulk = NULL;
+			usleep(200000u << (attempt - 1));
+			attempt++;
 			in_batch = 0;
-			if (cat_bulk_commit(bulk, &n)) {
-				bulk = NULL;
-				rc = cli_fail(r->c, NULL);
+			r->seen = seen_at;
+			r->registered_bytes = bytes_at;
+			if (fseek(r->spool, batch_at, SEEK_SET)) {
+				rc = cli_failf(r->c, "RucioException", "cannot read the temporary spool: %s",
+					       strerror(errno));
 				break;
 			}
-			bulk = NULL;
-			*added += n;
 		}
 	}
 	free(line);
+	line = NULL;
+	cap = 0;
 	if (rc) {
 		cat_bulk_abort(bulk);
 		return rc;
 	}
-	if (!bulk && r->seen == 0 && cat_bulk_begin(r->c->db, r->rse, ds_scope, ds_name, flags, &bulk))
-		return cli_fail(r->c, NULL); /* nothing to add: still check the RSE and dataset */
-	if (bulk) {
+	for (;;) {
 		uint64_t n = 0;
-		if (cat_bulk_commit(bulk, &n))
+
+		if (!bulk && r->seen == 0 && cat_bulk_begin(r->c->db, r->rse, ds_scope, ds_name, flags, &bulk))
+			return cli_fail(r->c, NULL); /* nothing to add: still check the RSE and dataset */
+		if (!bulk)
+			return 0;
+		if (cat_bulk_commit(bulk, &n) == DM_OK) {
+			*added += n;
+			return 0;
+		}
+		bulk = NULL;
+		if (cat_error(r->c->db)->code != DM_AGAIN || attempt >= REDO_ATTEMPTS)
 			return cli_fail(r->c, NULL);
-		*added += n;
+		/* the last transaction again, from its first record */
+		dm_log(DM_LOG_WARN, "add-replicas", "%s; redoing the transaction (attempt %d of %d)",
+		       cat_error(r->c->db)->msg, attempt + 1, REDO_ATTEMPTS);
+		usleep(200000u << (attempt - 1));
+		attempt++;
+		r->seen = seen_at;
+		r->registered_bytes = bytes_at;
+		if (fseek(r->spool, batch_at, SEEK_SET))
+			return cli_failf(r->c, "RucioException", "cannot read the temporary spool: %s",
+					 strerror(errno));
+		{
+			struct spooled x;
+			struct cat_file_in f;
+			ssize_t got;
+
+			if (cat_bulk_begin(r->c->db, r->rse, ds_scope, ds_name, flags, &bulk))
+				return cli_fail(r->c, NULL);
+			while ((got = getline(&line, &cap, r->spool)) > 0) {
+				if (spool_split(line, &x)) {
+					free(line);
+					cat_bulk_abort(bulk);
+					return cli_failf(r->c, "RucioException", "the temporary spool is damaged");
+				}
+				f = (struct cat_file_in){ x.scope, x.name, x.bytes, x.adler, x.md5, x.pfn,
+							  r->state };
+				if (cat_bulk_add(bulk, &f))
+					break;
+				r->seen++;
+				r->registered_bytes += x.bytes;
+			}
+			free(line);
+			line = NULL;
+			cap = 0;
+		}
 	}
-	return 0;
 }
 
 /* A walk saw every byte of its files: record their per-block manifests

@@ -247,7 +247,9 @@ try:
         why = available()
         if why:
             pytest.skip(why)
-        with PgCluster() as pg:
+        # room for several `didfs daemon all --threads N` (a connection per
+        # daemon thread) and mounts at once
+        with PgCluster(max_connections=300) as pg:
             yield pg
 except ImportError:  # used as a script without pytest
     pass
