@@ -57,6 +57,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "env"))
 
 from pgfixture import PgCluster, available  # noqa: E402
 
+sys.path.insert(0, HERE)
+from bench_engine import stop, vm_status  # noqa: E402  (shared with the engine bench)
+
 BUILD = os.environ.get("DIDFS_BUILD", os.path.join(ROOT, "build"))
 DIDFS = os.path.join(BUILD, "tools", "didfs")
 BENCH_REGISTER = os.path.join(BUILD, "tests", "bench", "bench_register")
@@ -163,30 +166,6 @@ def fake_list(path, n, prefix, start=0):
         for i in range(start, start + n):
             f.write(f"mock:{prefix}{i:07d} {1000000 + i % 4096} "
                     f"{(i * 2654435761) & 0xffffffff:08x}\n")
-
-
-def vm_status(pid):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmHWM", "VmRSS"):
-                    out[k] = int(v.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    return p.returncode
 
 
 # ---- (r) ----------------------------------------------------------------------------
