@@ -181,6 +181,13 @@ enum dm_status cat_exec(struct cat_db *db, const char *sql);
 
 enum dm_status cat_tx_begin(struct cat_db *db);
 enum dm_status cat_tx_end(struct cat_db *db, enum dm_status rc);
+/* Whether to run a whole public call again: it failed with DM_AGAIN as the
+ * outermost transaction on PostgreSQL (a deadlock with a daemon, a
+ * serialization failure, a connection lost mid-transaction: all rolled
+ * back).  Sleeps a back-off first; at most CAT_REDO_MAX runs.  SQLite's
+ * DM_AGAIN (busy past the busy timeout) is not redone: it waited already. */
+#define CAT_REDO_MAX 6
+int cat_redo(struct cat_db *db, enum dm_status rc, int *attempt);
 
 /* Look-ups of surrogate keys; DM_ENOENT recorded with Rucio's class names
  * (ScopeNotFound, DataIdentifierNotFound, RSENotFound, AccountNotFound). */

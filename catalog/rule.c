@@ -154,10 +154,9 @@ static int valid_notification(const char *n, char *code)
 	return 0;
 }
 
-enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *name,
-			    const struct cat_rule_opts *o, char *id_out)
+static enum dm_status rule_add_once(struct cat_db *db, const char *scope, const char *name,
+				    const struct cat_rule_opts *o, char *id_out)
 {
-	CAT_REMOTE(db, rule_add, scope, name, o, id_out);
 	struct rule_ctx x;
 	enum dm_status rc;
 	struct sqldrv_stmt *st;
@@ -272,6 +271,19 @@ enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *na
 out:
 	rl_ctx_free(&x);
 	return cat_tx_end(db, rc);
+}
+
+enum dm_status cat_rule_add(struct cat_db *db, const char *scope, const char *name,
+			    const struct cat_rule_opts *o, char *id_out)
+{
+	CAT_REMOTE(db, rule_add, scope, name, o, id_out);
+	enum dm_status rc;
+	int attempt = 0;
+
+	do
+		rc = rule_add_once(db, scope, name, o, id_out);
+	while (cat_redo(db, rc, &attempt));
+	return rc;
 }
 
 #define RULE_COLS "r.id, d.scope, d.name, d.did_type, r.account, r.state, r.error, r.rse_expression," \
@@ -548,15 +560,26 @@ out:
 	return rc;
 }
 
-enum dm_status cat_rule_delete_now(struct cat_db *db, const char *id)
+static enum dm_status rule_delete_now_once(struct cat_db *db, const char *id)
 {
-	CAT_REMOTE(db, rule_delete_now, id);
 	enum dm_status rc = cat_tx_begin(db);
 
 	if (rc)
 		return rc;
 	rc = rl_delete_rule_locked(db, id);
 	return cat_tx_end(db, rc);
+}
+
+enum dm_status cat_rule_delete_now(struct cat_db *db, const char *id)
+{
+	CAT_REMOTE(db, rule_delete_now, id);
+	enum dm_status rc;
+	int attempt = 0;
+
+	do
+		rc = rule_delete_now_once(db, id);
+	while (cat_redo(db, rc, &attempt));
+	return rc;
 }
 
 static enum dm_status rule_owner_check(struct cat_db *db, const char *id, int *locked)
@@ -582,9 +605,8 @@ static enum dm_status rule_owner_check(struct cat_db *db, const char *id, int *l
 	return DM_OK;
 }
 
-enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int64_t delay)
+static enum dm_status rule_delete_once(struct cat_db *db, const char *id, int purge, int64_t delay)
 {
-	CAT_REMOTE(db, rule_delete, id, purge, delay);
 	enum dm_status rc = cat_tx_begin(db);
 	struct sqldrv_stmt *st;
 	int locked = 0;
@@ -624,9 +646,21 @@ out:
 	return cat_tx_end(db, rc);
 }
 
-enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *key, const char *value)
+enum dm_status cat_rule_delete(struct cat_db *db, const char *id, int purge, int64_t delay)
 {
-	CAT_REMOTE(db, rule_update, id, key, value);
+	CAT_REMOTE(db, rule_delete, id, purge, delay);
+	enum dm_status rc;
+	int attempt = 0;
+
+	do
+		rc = rule_delete_once(db, id, purge, delay);
+	while (cat_redo(db, rc, &attempt));
+	return rc;
+}
+
+static enum dm_status rule_update_once(struct cat_db *db, const char *id, const char *key,
+				       const char *value)
+{
 	enum dm_status rc;
 	struct sqldrv_stmt *st = NULL;
 	int64_t v = 0;
@@ -727,6 +761,18 @@ enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *ke
 		rc = rl_step_done(db, st, "updating a rule");
 out:
 	return cat_tx_end(db, rc);
+}
+
+enum dm_status cat_rule_update(struct cat_db *db, const char *id, const char *key, const char *value)
+{
+	CAT_REMOTE(db, rule_update, id, key, value);
+	enum dm_status rc;
+	int attempt = 0;
+
+	do
+		rc = rule_update_once(db, id, key, value);
+	while (cat_redo(db, rc, &attempt));
+	return rc;
 }
 
 struct count_acc {

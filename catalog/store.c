@@ -171,6 +171,16 @@ enum dm_status cat_tx_end(struct cat_db *db, enum dm_status rc)
 	return rc;
 }
 
+int cat_redo(struct cat_db *db, enum dm_status rc, int *attempt)
+{
+	if (rc != DM_AGAIN || db->tx_depth > 0 || !cat_is_pg(db) || ++*attempt >= CAT_REDO_MAX)
+		return 0;
+	dm_log(DM_LOG_DEBUG, "catalog", "%s: redoing the call (attempt %d of %d)", db->err.msg,
+	       *attempt + 1, CAT_REDO_MAX);
+	usleep(20000u << *attempt);
+	return 1;
+}
+
 /* ---- who may act as whom (the embedded mode's door) ----
  * The catalog file's owner and root may act as any account (they can write
  * the file anyway).  Any other OS user acts only as the accounts mapped to

@@ -778,7 +778,8 @@ static int cmd_ok(struct pg_db *d, const char *sql)
 
 /* PREPARE, letting the server infer the parameters' types from the query;
  * where it cannot, again with the types of the values bound now (int8,
- * float8, text, bytea; NULL as text), which the statement then keeps.
+ * float8, text, bytea; NULL left to the server, then as text), which the
+ * statement then keeps.
  * Inside a transaction the first attempt runs under a savepoint, so its
  * failure does not abort the caller's transaction. */
 static PGresult *prepare_stmt(struct pg_db *d, struct pg_stmt *s)
@@ -801,9 +802,28 @@ static PGresult *prepare_stmt(struct pg_db *d, struct pg_stmt *s)
 	if (s->typed || !typing_error(r))
 		return r;
 	PQclear(r);
+	/* the values' types, NULLs left for the server to infer from the query
+	 * (`coalesce(?5, lifetime)`: bigint); where it cannot, NULLs as text */
+	for (int j = 0; j < s->nparams; j++)
+		s->types[j] = s->btypes[j];
+	s->typed = 1;
+	if (sp && !cmd_ok(d, "SAVEPOINT sqldrv_prepare"))
+		sp = 0;
+	r = PQprepare(d->conn, s->name, s->pgsql, s->nparams, s->types);
+	if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+		if (sp)
+			cmd_ok(d, "RELEASE SAVEPOINT sqldrv_prepare");
+		return r;
+	}
+	if (conn_lost(d, r))
+		return r;
+	if (sp)
+		cmd_ok(d, "ROLLBACK TO SAVEPOINT sqldrv_prepare; RELEASE SAVEPOINT sqldrv_prepare");
+	if (!typing_error(r))
+		return r;
+	PQclear(r);
 	for (int j = 0; j < s->nparams; j++)
 		s->types[j] = s->btypes[j] ? s->btypes[j] : TEXTOID;
-	s->typed = 1;
 	return PQprepare(d->conn, s->name, s->pgsql, s->nparams, s->types);
 }
 
