@@ -304,8 +304,43 @@ static void test_expressions_over_catalog(void)
 	cat_close(db);
 }
 
+/* Subscription filter patterns glibc's regcomp cannot compile in bounded
+ * memory are refused with a reason (fuzz_subscription found "t" and 78
+ * '+' taking more than 2 GiB); ordinary and lazy patterns pass. */
+static void test_subscription_patterns(void)
+{
+	static const char *const good[] = { "raw_.*", "run[0-9]+_x?", ".*?[.]root", "a+?b",
+					    "(ab|cd){1,10}x{2}", "[+*]+", "[]+]+" };
+	static const char *const bad[] = { "t++", "t*+", "a{2}{3}", "t?+", "((t{1,100}){1,100})",
+					   "a{1,300}", "[abc" };
+	char f[256];
+	struct dm_err e;
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		snprintf(f, sizeof f, "{\"pattern\": \"%s\"}", good[i]);
+		memset(&e, 0, sizeof e);
+		CHECK(cat_subscription_check(f, NULL, NULL, NULL, &e) == DM_OK);
+		if (e.code)
+			fprintf(stderr, "refused %s: %s\n", good[i], e.msg);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(f, sizeof f, "{\"pattern\": \"%s\"}", bad[i]);
+		memset(&e, 0, sizeof e);
+		CHECK(cat_subscription_check(f, NULL, NULL, NULL, &e) == DM_EINVAL);
+		CHECK(strstr(e.msg, "not a regular expression") != NULL);
+	}
+	/* the fuzzer's input: refused at once */
+	memset(f, '+', 80);
+	memcpy(f, "{\"pattern\": \"t", 14);
+	memcpy(f + 80, "\"}", 3);
+	memset(&e, 0, sizeof e);
+	CHECK(cat_subscription_check(f, NULL, NULL, NULL, &e) == DM_EINVAL);
+	CHECK(strstr(e.msg, "multiple repeat") != NULL);
+}
+
 int main(void)
 {
+	test_subscription_patterns();
 	snprintf(path, sizeof path, "/tmp/didfs_unit_%d.db", (int)getpid());
 	test_validation();
 	test_lfn2pfn();
