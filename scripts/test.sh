@@ -5,7 +5,8 @@
 # SQLite catalog files and once on PostgreSQL (DIDFS_TEST_STORE=postgresql:
 # a throwaway PostgreSQL 15 cluster per test process), all on the ASan/UBSan
 # build, plus a short libFuzzer run of each fuzz target.  Each pass runs in
-# $DIDFS_TEST_JOBS processes (pytest-xdist, default 2).
+# $DIDFS_TEST_JOBS processes (pytest-xdist, default 2), a test file's tests
+# together and in order in one of them (--dist loadfile), as in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -26,6 +27,6 @@ rc=0
 for store in ${DIDFS_TEST_STORES:-sqlite postgresql}; do
 	echo "== integration tests on $store =="
 	DIDFS_TEST_STORE=$store DIDFS_BUILD=$PWD/$B /usr/bin/python3 -m pytest -q \
-		-p no:cacheprovider -n "$JOBS" tests/integration || rc=1
+		-p no:cacheprovider -n "$JOBS" --dist loadfile tests/integration || rc=1
 done
 exit $rc

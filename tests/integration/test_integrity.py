@@ -194,10 +194,15 @@ def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_
     db.commit()
     db.close()
     corrupt(lake, "XRD1", did)
-    m = mount(lake)
+    # about falling over, not deadlines: room for the whole file twice under
+    # a loaded ASan run (EIO was seen there with the default 10 s)
+    m = mount(lake, timeout=60)
     path = m.path / "user.root" / "old" / a.name
-    with open(path, "rb") as f:
-        f.read()  # whole-file check fails, the read goes on from XRD2
+    try:
+        with open(path, "rb") as f:
+            f.read()  # whole-file check fails, the read goes on from XRD2
+    except OSError as e:
+        raise AssertionError(f"{e}\n--- mount log ---\n{m.log_text()[-6000:]}") from e
     # reopened once the mount has dropped the kernel's pages of the file
     # (its background thread does that within a second): every byte is good
     time.sleep(2)
