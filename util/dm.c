@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dm.c - errors, string buffer, parsers, time, logging, checksums.
- * See dm.h for the conventions.  Checksums use zlib (adler32) and OpenSSL
- * (md5, sha256, random bytes), both of which every didfs binary links anyway.
+ * See dm.h for the conventions.  Checksums use libdeflate (adler32: SIMD,
+ * ~15x zlib's rate, and every byte the mount serves goes through it), zlib
+ * (adler32_combine) and OpenSSL (md5, sha256, random bytes).
  */
 #include "dm.h"
 #include "dmcheck.h"
@@ -18,6 +19,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libdeflate.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -394,15 +397,7 @@ int dm_wildcard_match(const char *p, const char *s)
 
 uint32_t dm_adler32_update(uint32_t a, const void *p, size_t n)
 {
-	const unsigned char *c = p;
-
-	while (n) {
-		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-		a = (uint32_t)adler32(a, c, chunk);
-		c += chunk;
-		n -= chunk;
-	}
-	return a;
+	return libdeflate_adler32(a, p, n);
 }
 
 void dm_adler32_hex(uint32_t a, char out[9])
