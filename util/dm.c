@@ -2,8 +2,8 @@
 /*
  * dm.c - errors, string buffer, parsers, time, logging, checksums.
  * See dm.h for the conventions.  Checksums use libdeflate (adler32: SIMD,
- * ~15x zlib's rate, and every byte the mount serves goes through it), zlib
- * (adler32_combine) and OpenSSL (md5, sha256, random bytes).
+ * ~15x zlib's rate, and every byte the mount serves goes through it) and
+ * OpenSSL (md5, sha256, random bytes).
  */
 #include "dm.h"
 #include "dmcheck.h"
@@ -24,7 +24,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <zlib.h>
 
 char dm_buf_empty[1];
 

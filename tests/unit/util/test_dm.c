@@ -100,7 +100,7 @@ static void test_checksums(void)
 static void test_adler32_against_zlib(void)
 {
 	size_t n = (5u << 20) + 77;
-	unsigned char *b = malloc(n);
+	unsigned char *b = dm_xmalloc(n);
 	uint32_t seed = 12345;
 	int bad = 0;
 
