@@ -214,8 +214,12 @@ def test_file_without_manifest_is_reserved_from_the_good_copy(lake, mount, make_
     db.close()
     # a whole-file read through a fresh mount (every block fetched and
     # verified by the file's adler32) records the manifest
-    m2 = mount(lake)
-    assert sha((m2.path / "user.root" / "old" / a.name).read_bytes()) == sha(want)
+    m2 = mount(lake, timeout=60)
+    try:
+        got = (m2.path / "user.root" / "old" / a.name).read_bytes()
+    except OSError as e:
+        raise AssertionError(f"{e}\n--- mount log ---\n{m2.log_text()[-6000:]}") from e
+    assert sha(got) == sha(want)
     assert "recorded its manifest" in m2.log_text()
     db = connect_catalog(lake.catalog)
     n = db.execute("SELECT count(*) FROM file_manifests").fetchone()[0]
