@@ -52,6 +52,12 @@
  * nobody has read yet (it gives up instead), so a fast prefetcher cannot
  * thrash its own stream.
  *
+ * Page cache: a block a sequential stream has read to its end is dropped
+ * from the kernel's page cache (drop_behind; its writeback was started when
+ * it was stored), because the FUSE file above holds the same bytes in its
+ * own page cache: without this a cold read keeps two copies in memory and
+ * pays twice for allocating them.  Random reads keep their pages.
+ *
  * Eviction is LRU by block, not by file: DIDs are often huge and read
  * partially (a ROOT file's footer and a few baskets, an HDF5 chunk index), so
  * whole-file eviction would throw away the hot blocks of a file along with
@@ -190,6 +196,7 @@ struct fs_bc {
 	uint64_t seq_tol;
 	unsigned wait_ms;
 	int sync;
+	int drop_pages; /* drop data-file pages behind sequential streams */
 
 	pthread_mutex_t lock;
 	pthread_condattr_t condattr;
@@ -1154,6 +1161,10 @@ static enum dm_status fill_block(struct fs_bc *bc, struct fs_bc_file *f, struct 
 		goto publish;
 	}
 	stored = 1;
+	/* start writing the block out now, so that its pages are clean (and
+	 * can be dropped) by the time a sequential reader is past them */
+	if (bc->drop_pages && !bc->sync)
+		(void)sync_file_range(e->dfd, (off64_t)boff, len, SYNC_FILE_RANGE_WRITE);
 publish:
 	pthread_mutex_lock(&bc->lock);
 	bc->reserved -= len;
@@ -1344,6 +1355,29 @@ static int block_intact(struct entry *e, uint64_t idx, uint32_t blen)
 	return ok && a == s.adler;
 }
 
+/*
+ * A sequential stream has read block idx to its end.  The reader's kernel
+ * keeps those bytes in the FUSE file's page cache, so the data file's copy
+ * of them in the page cache is a second one: drop it (a data file is read
+ * again from the disk only if the FUSE pages go first).  Pages still dirty
+ * or under writeback are skipped by the kernel; the block two behind, clean
+ * by now, is dropped again to catch them.  No lock; the handle keeps the
+ * entry's descriptors open.
+ */
+static void drop_behind(struct fs_bc *bc, struct entry *e, uint64_t idx)
+{
+	if (e->dfd < 0)
+		return;
+	(void)posix_fadvise(e->dfd, (off_t)(idx * e->bsize), block_len(e, idx),
+			    POSIX_FADV_DONTNEED);
+	if (idx >= 2)
+		(void)posix_fadvise(e->dfd, (off_t)((idx - 2) * e->bsize),
+				    block_len(e, idx - 2), POSIX_FADV_DONTNEED);
+	pthread_mutex_lock(&bc->lock);
+	bc->st.pages_dropped++;
+	pthread_mutex_unlock(&bc->lock);
+}
+
 /* Read n bytes at inoff of block idx into dst.  Called with bc->lock held
  * (so a hit costs one more lock round trip, to unpin); returns without it. */
 static enum dm_status read_block(struct fs_bc *bc, struct fs_bc_file *f, uint64_t idx,
@@ -1454,6 +1488,7 @@ enum dm_status fs_bc_read(struct fs_bc *bc, struct fs_bc_file *f, void *buf, siz
 	enum dm_status rc = DM_OK;
 	struct dm_err local;
 	uint64_t pos, end, gen;
+	int seq;
 
 	if (!err) /* inner functions always report into a record */
 		err = &local;
@@ -1473,6 +1508,7 @@ enum dm_status fs_bc_read(struct fs_bc *bc, struct fs_bc_file *f, void *buf, siz
 	}
 	gen = e->bad_gen;
 	pf_observe(bc, f, off, len);
+	seq = bc->drop_pages && bc->pf_max && f->streak >= PF_TRIGGER;
 
 	for (pos = off; pos < end;) {
 		uint64_t idx = pos / e->bsize, bstart = idx * e->bsize;
@@ -1486,6 +1522,8 @@ enum dm_status fs_bc_read(struct fs_bc *bc, struct fs_bc_file *f, void *buf, siz
 		if (rc != DM_OK)
 			return rc;
 		pos += n;
+		if (seq && pos == bend)
+			drop_behind(bc, e, idx);
 	}
 	/* A mismatch found meanwhile (say by a prefetch finishing the file)
 	 * concerns the bytes just read: report it now, not on the next read. */
@@ -2070,6 +2108,7 @@ enum dm_status fs_bc_open(const struct fs_bc_config *cfg, struct fs_bc **out,
 	bc->seq_tol = cfg->seq_tolerance ? cfg->seq_tolerance : 16u << 20;
 	bc->wait_ms = cfg->wait_timeout_ms ? cfg->wait_timeout_ms : 600000;
 	bc->sync = !cfg->no_sync;
+	bc->drop_pages = !cfg->keep_pages;
 	bc->pf_max = cfg->prefetch_max_blocks ? cfg->prefetch_max_blocks : 8;
 	/* a handle's window may use at most a quarter of the cache */
 	if ((uint64_t)bc->pf_max > bc->max_bytes / bsize / 4)

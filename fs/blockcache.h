@@ -83,6 +83,11 @@ struct fs_bc_config {
 				       * and after unmarking them (the mount does:
 				       * blocks found at open are verified against
 				       * their adler32 before first use anyway) */
+	int keep_pages;               /* keep the data files' pages in the kernel's
+				       * page cache after sequential reads (by
+				       * default they are dropped behind the
+				       * stream: the reader's own page cache, the
+				       * FUSE file's, already holds those bytes) */
 };
 
 struct fs_bc_stats {
@@ -106,6 +111,8 @@ struct fs_bc_stats {
 	uint64_t passthrough;       /* block reads served without caching */
 	uint64_t checksum_ok;       /* whole-file adler32 verifications passed */
 	uint64_t checksum_failures; /* whole-file or per-block mismatches */
+	uint64_t pages_dropped;     /* blocks whose page-cache pages were dropped
+				     * behind a sequential stream */
 };
 
 struct fs_bc;

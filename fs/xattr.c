@@ -571,6 +571,7 @@ static void root_stats(struct fs *fs, struct dm_buf *out)
 	S(max_bytes); S(bytes_cached); S(bytes_reserved); S(files); S(hits); S(misses);
 	S(fetches); S(fetch_errors); S(prefetches); S(prefetch_wasted); S(prefetch_resets);
 	S(evictions); S(passthrough); S(checksum_ok); S(checksum_failures);
+	S(pages_dropped);
 #undef S
 #define M(x) dm_buf_addf(out, #x " %llu\n", (unsigned long long)__atomic_load_n(&fs->x, __ATOMIC_RELAXED))
 	M(n_lookup); M(n_readdir); M(n_read); M(n_read_async); M(n_read_err); M(n_getxattr);
