@@ -16,8 +16,9 @@ for t in $targets; do
 	echo "fuzzing $t for ${secs}s"
 	"$B/tests/fuzz/$t" -max_total_time="$secs" -print_final_stats=1 "$work" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
 	rm -rf "$work"
-	# libFuzzer exits non-zero and writes crash-* files when it finds a bug
-	if ls crash-* leak-* timeout-* >/dev/null 2>&1; then
-		echo "fuzzer $t found a failure:"; ls crash-* leak-* timeout-* 2>/dev/null; exit 1
+	# libFuzzer exits non-zero and writes crash-, leak-, timeout- or oom- files
+	# (memory over -rss_limit_mb) when it finds a bug
+	if ls crash-* leak-* timeout-* oom-* >/dev/null 2>&1; then
+		echo "fuzzer $t found a failure:"; ls crash-* leak-* timeout-* oom-* 2>/dev/null; exit 1
 	fi
 done

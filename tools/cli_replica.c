@@ -473,7 +473,7 @@ static int walk_file(struct reg *r, const char *path, const char *rel)
 {
 	char scope[CAT_SCOPE_MAX + 1], name[CAT_NAME_MAX + 1], adler[9], md5[33];
 	const char *why;
-	uint64_t bytes;
+	uint64_t bytes = 0;
 	struct dm_err err = { 0 };
 	struct dm_buf pfn = DM_BUF_INIT;
 	size_t rl = strlen(rel);
