@@ -232,6 +232,11 @@ enum dm_status cat_rse_expr_match(struct cat_db *db, const char *expression, int
 /* Remove one replica row, queue the RSE counter, and delete the file DID
  * when its last replica is gone (Rucio). */
 enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t num, int64_t bytes);
+/* Set a replica BAD and record it in bad_replicas (state B, reason, the
+ * issuer, at now), in the caller's transaction.  DM_ENOENT, with nothing
+ * recorded in db->err, when there is no such replica (the caller names it). */
+enum dm_status cat_replica_mark_bad(struct cat_db *db, int64_t did, int64_t num,
+				    const char *reason, int64_t now);
 /* Rucio's update_replicas_states: AVAILABLE turns the replica's locks OK,
  * UNAVAILABLE turns them STUCK (rule.c; the decision: policy.h). */
 enum dm_status cat_locks_on_replica_state(struct cat_db *db, int64_t did, int64_t rse,

@@ -45,7 +45,6 @@ enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, cons
 					const char *name, const char *reason)
 {
 	int64_t did, num;
-	struct sqldrv_stmt *st;
 	enum dm_status rc;
 
 	if (!reason || !*reason)
@@ -57,33 +56,11 @@ enum dm_status cat_replicas_declare_bad(struct cat_db *db, const char *rse, cons
 	if ((rc = cat_require_admin(db, "declare bad replicas")) ||
 	    (rc = cat_rse_num(db, rse, &num)) || (rc = cat_did_id(db, scope, name, &did, NULL)))
 		goto out;
-	st = cat_stmt(db, "UPDATE replicas SET state='D', updated_at=? WHERE did_id=? AND rse_num=?");
-	if (!st) {
-		rc = db->err.code;
-		goto out;
-	}
-	sqldrv_bind_int64(st, 1, dm_now());
-	sqldrv_bind_int64(st, 2, did);
-	sqldrv_bind_int64(st, 3, num);
-	if ((rc = step_done(db, st, "declaring a bad replica")))
-		goto out;
-	if (sqldrv_changes(db->sql) == 0) {
+	rc = cat_replica_mark_bad(db, did, num, reason, dm_now());
+	if (rc == DM_ENOENT)
 		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'",
 			      scope, name, rse);
-		goto out;
-	}
-	st = cat_stmt(db, "INSERT INTO bad_replicas(did_id, rse_num, reason, state, account, created_at)"
-			  " VALUES (?,?,?,'B',?,?)");
-	if (!st) {
-		rc = db->err.code;
-		goto out;
-	}
-	sqldrv_bind_int64(st, 1, did);
-	sqldrv_bind_int64(st, 2, num);
-	sqldrv_bind_text(st, 3, reason, -1);
-	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
-	sqldrv_bind_int64(st, 5, dm_now());
-	if ((rc = step_done(db, st, "declaring a bad replica")))
+	if (rc)
 		goto out;
 	rc = cat_locks_on_replica_state(db, did, num, CAT_REPLICA_UNAVAILABLE);
 out:

@@ -3,9 +3,9 @@
  * replica_rows.c - the rows under replicas that the rule engine and the
  * replica calls both write (catalog_i.h): the replica states' names and
  * one-letter codes, the queued usage deltas (updated_rse_counters,
- * updated_account_counters, folded by cat_usage_refresh()) and removing
+ * updated_account_counters, folded by cat_usage_refresh()), removing
  * one replica row (with its counter, and the file DID when its last
- * replica is gone).  Kept apart from replica.c so that placement, requests
+ * replica is gone) and declaring one BAD (its bad_replicas row).  Kept apart from replica.c so that placement, requests
  * and the reaper (rule_i.h's files) use them without a cycle through
  * replica.c, which calls the rule engine on state changes.
  */
@@ -135,5 +135,34 @@ enum dm_status cat_replica_remove_row(struct cat_db *db, int64_t did, int64_t nu
 				return cat_dberr(db, "deleting a file without replicas");
 		}
 	}
+	return DM_OK;
+}
+
+enum dm_status cat_replica_mark_bad(struct cat_db *db, int64_t did, int64_t num,
+				    const char *reason, int64_t now)
+{
+	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE replicas SET state='D', updated_at=?"
+					      " WHERE did_id=? AND rse_num=?");
+
+	if (!st)
+		return db->err.code;
+	sqldrv_bind_int64(st, 1, now);
+	sqldrv_bind_int64(st, 2, did);
+	sqldrv_bind_int64(st, 3, num);
+	if (sqldrv_step(st) != SQLDRV_DONE)
+		return cat_dberr(db, "declaring a bad replica");
+	if (sqldrv_changes(db->sql) == 0)
+		return DM_ENOENT;
+	st = cat_stmt(db, "INSERT INTO bad_replicas(did_id, rse_num, reason, state, account,"
+			  " created_at) VALUES (?,?,?,'B',?,?)");
+	if (!st)
+		return db->err.code;
+	sqldrv_bind_int64(st, 1, did);
+	sqldrv_bind_int64(st, 2, num);
+	sqldrv_bind_text(st, 3, reason, -1);
+	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
+	sqldrv_bind_int64(st, 5, now);
+	if (sqldrv_step(st) != SQLDRV_DONE)
+		return cat_dberr(db, "declaring a bad replica");
 	return DM_OK;
 }

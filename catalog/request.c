@@ -515,7 +515,6 @@ enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const
 {
 	int64_t did, num;
 	enum dm_status rc = cat_tx_begin(db);
-	struct sqldrv_stmt *st;
 
 	if (rc)
 		return rc;
@@ -524,32 +523,10 @@ enum dm_status cat_replica_declare_bad(struct cat_db *db, const char *rse, const
 		rc = cat_did_id(db, scope, name, &did, NULL);
 	if (rc)
 		goto out;
-	st = cat_stmt(db, "UPDATE replicas SET state='D', updated_at=? WHERE did_id=? AND rse_num=?");
-	if (!st) {
-		rc = db->err.code;
-		goto out;
-	}
-	sqldrv_bind_int64(st, 1, rl_now_s());
-	sqldrv_bind_int64(st, 2, did);
-	sqldrv_bind_int64(st, 3, num);
-	if ((rc = rl_step_done(db, st, "declaring a bad replica")))
-		goto out;
-	if (sqldrv_changes(db->sql) == 0) {
-		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'", scope, name, rse);
-		goto out;
-	}
-	st = cat_stmt(db, "INSERT INTO bad_replicas(did_id, rse_num, reason, state, account, created_at)"
-			  " VALUES (?,?,?,'B',?,?)");
-	if (!st) {
-		rc = db->err.code;
-		goto out;
-	}
-	sqldrv_bind_int64(st, 1, did);
-	sqldrv_bind_int64(st, 2, num);
-	sqldrv_bind_text(st, 3, reason, -1);
-	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
-	sqldrv_bind_int64(st, 5, rl_now_s());
-	rc = rl_step_done(db, st, "declaring a bad replica");
+	rc = cat_replica_mark_bad(db, did, num, reason, rl_now_s());
+	if (rc == DM_ENOENT)
+		rc = cat_fail(db, DM_ENOENT, "ReplicaNotFound", "No replica of '%s:%s' on RSE '%s'",
+			      scope, name, rse);
 out:
 	return cat_tx_end(db, rc);
 }
