@@ -5,9 +5,10 @@
  * one-letter codes, the queued usage deltas (updated_rse_counters,
  * updated_account_counters, folded by cat_usage_refresh()), removing
  * one replica row (with its counter, and the file DID when its last
- * replica is gone) and declaring one BAD (its bad_replicas row).  Kept apart from replica.c so that placement, requests
- * and the reaper (rule_i.h's files) use them without a cycle through
- * replica.c, which calls the rule engine on state changes.
+ * replica is gone) and declaring one BAD (its bad_replicas row).  Kept
+ * apart from replica.c so that placement, requests and the reaper
+ * (rule_i.h's files) use them without a cycle through replica.c, which
+ * calls the rule engine on state changes.
  */
 #include "catalog_i.h"
 
@@ -143,13 +144,16 @@ enum dm_status cat_replica_mark_bad(struct cat_db *db, int64_t did, int64_t num,
 {
 	struct sqldrv_stmt *st = cat_stmt(db, "UPDATE replicas SET state='D', updated_at=?"
 					      " WHERE did_id=? AND rse_num=?");
+	int r;
 
 	if (!st)
 		return db->err.code;
 	sqldrv_bind_int64(st, 1, now);
 	sqldrv_bind_int64(st, 2, did);
 	sqldrv_bind_int64(st, 3, num);
-	if (sqldrv_step(st) != SQLDRV_DONE)
+	r = sqldrv_step(st);
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "declaring a bad replica");
 	if (sqldrv_changes(db->sql) == 0)
 		return DM_ENOENT;
@@ -162,7 +166,9 @@ enum dm_status cat_replica_mark_bad(struct cat_db *db, int64_t did, int64_t num,
 	sqldrv_bind_text(st, 3, reason, -1);
 	sqldrv_bind_text(st, 4, cat_issuer(db), -1);
 	sqldrv_bind_int64(st, 5, now);
-	if (sqldrv_step(st) != SQLDRV_DONE)
+	r = sqldrv_step(st);
+	sqldrv_reset(st);
+	if (r != SQLDRV_DONE)
 		return cat_dberr(db, "declaring a bad replica");
 	return DM_OK;
 }
